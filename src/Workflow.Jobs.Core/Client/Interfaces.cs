@@ -1,0 +1,63 @@
+using Newtonsoft.Json.Linq;
+
+namespace Workflow.Jobs;
+
+/// <summary>Starts, reads, retries and cancels runs. Implemented by the job-scheduler adapter (Hangfire).</summary>
+public interface IWorkflowClient
+{
+    /// <summary>
+    /// Validates the input, creates the run and enqueues its job atomically, and returns the run id.
+    /// With an idempotency key already used, returns the existing run's id.
+    /// </summary>
+    /// <exception cref="WorkflowDataValidationException">The input is invalid; nothing was persisted or enqueued.</exception>
+    Task<Guid> EnqueueAsync<TWorkflow>(WorkflowInput input, EnqueueOptions? options = null, CancellationToken cancellationToken = default)
+        where TWorkflow : WorkflowDefinition;
+
+    /// <summary>As <see cref="EnqueueAsync{TWorkflow}"/>, by the workflow's persisted name and a composite JSON input.</summary>
+    /// <exception cref="UnitOfWorkException">Code <c>unknown_workflow</c> for an unknown name.</exception>
+    /// <exception cref="WorkflowDataValidationException">The input is invalid; nothing was persisted or enqueued.</exception>
+    Task<Guid> EnqueueAsync(string workflowName, JObject input, EnqueueOptions? options = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The run with its steps, or <c>null</c> if there is none (or it was removed).</summary>
+    Task<WorkflowRun?> GetAsync(Guid workflowId, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs matching the query, newest first.</summary>
+    Task<IReadOnlyList<WorkflowRun>> ListAsync(WorkflowQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>Enqueues a failed (or cancelled) run again; it resumes at the failed step.</summary>
+    /// <exception cref="InvalidOperationException">The run is not failed or cancelled.</exception>
+    Task RetryAsync(Guid workflowId, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks the run cancelled and deletes its job; a step in flight is cancelled through its token.</summary>
+    /// <exception cref="InvalidOperationException">The run has already succeeded.</exception>
+    Task CancelAsync(Guid workflowId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Creates and executes runs in-process, without a job scheduler.</summary>
+public interface IWorkflowRunner
+{
+    /// <summary>Validates the input and persists a pending run; returns its id.</summary>
+    /// <exception cref="WorkflowDataValidationException">The input is invalid; nothing was persisted.</exception>
+    Task<Guid> CreateAsync<TWorkflow>(WorkflowInput input, CancellationToken cancellationToken = default) where TWorkflow : WorkflowDefinition;
+
+    /// <summary>
+    /// Executes the run: skips succeeded steps, runs the rest and checkpoints each. A succeeded run
+    /// returns its stored output. A second concurrent execution of the same run waits for the first.
+    /// </summary>
+    /// <exception cref="UnitOfWorkException">A step failed (original message, original exception inner), or the run cannot execute.</exception>
+    Task<WorkflowOutput> ExecuteAsync(Guid workflowId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Recurring workflows.</summary>
+public interface IWorkflowScheduler
+{
+    /// <summary>
+    /// Creates or updates a schedule; each firing starts a new run with a snapshot of <paramref name="input"/>.
+    /// <paramref name="recurringId"/> is also the Hangfire recurring job id.
+    /// </summary>
+    Task AddOrUpdateRecurringAsync<TWorkflow>(string recurringId, string cron, WorkflowInput input,
+        RecurringWorkflowOptions? options = null, CancellationToken cancellationToken = default) where TWorkflow : WorkflowDefinition;
+
+    /// <summary>Removes a schedule; runs it started are kept.</summary>
+    Task RemoveRecurringAsync(string recurringId, CancellationToken cancellationToken = default);
+}

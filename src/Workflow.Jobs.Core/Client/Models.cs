@@ -1,0 +1,181 @@
+using Newtonsoft.Json.Linq;
+
+namespace Workflow.Jobs;
+
+/// <summary>The state of a run or a step.</summary>
+public enum WorkflowStatus
+{
+    /// <summary>Created (or waiting for a retry) and not running.</summary>
+    Pending = 0,
+
+    /// <summary>Executing now.</summary>
+    Running = 1,
+
+    /// <summary>Finished successfully; its output is stored.</summary>
+    Succeeded = 2,
+
+    /// <summary>Failed; the error is stored. A retry resumes at the failed step.</summary>
+    Failed = 3,
+
+    /// <summary>Cancelled by an operator; never starts another step.</summary>
+    Cancelled = 4,
+}
+
+/// <summary>A persisted run of a workflow.</summary>
+public sealed record WorkflowRun
+{
+    /// <summary>The run's id.</summary>
+    public required Guid Id { get; init; }
+
+    /// <summary>The workflow's persisted name.</summary>
+    public required string WorkflowName { get; init; }
+
+    /// <summary>The run's status.</summary>
+    public required WorkflowStatus Status { get; init; }
+
+    /// <summary>The composite input.</summary>
+    public required JObject Input { get; init; }
+
+    /// <summary>The composite output, once any step has succeeded.</summary>
+    public JObject? Output { get; init; }
+
+    /// <summary>When the run was created (UTC).</summary>
+    public required DateTimeOffset Created { get; init; }
+
+    /// <summary>When the run last changed (UTC).</summary>
+    public required DateTimeOffset Modified { get; init; }
+
+    /// <summary>When the run succeeded (UTC).</summary>
+    public DateTimeOffset? SucceededAt { get; init; }
+
+    /// <summary>When the run last failed (UTC).</summary>
+    public DateTimeOffset? FailedAt { get; init; }
+
+    /// <summary>The original message of the last failure.</summary>
+    public string? ExceptionMessage { get; init; }
+
+    /// <summary>The id of the Hangfire job that executes the run, when run as a job.</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>The names of the definition's steps when the run was created.</summary>
+    public IReadOnlyList<string> StepNames { get; init; } = [];
+
+    /// <summary>How many of the steps have succeeded.</summary>
+    public int CompletedSteps { get; init; }
+
+    /// <summary>How many times the run has been executed.</summary>
+    public int Attempts { get; init; }
+
+    /// <summary>The recurring schedule that started the run, if any.</summary>
+    public string? RecurringId { get; init; }
+
+    /// <summary>The idempotency key given at enqueue, if any.</summary>
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>The step records, in execution order (empty when a listing did not ask for them).</summary>
+    public IReadOnlyList<WorkflowStepRun> Steps { get; init; } = [];
+}
+
+/// <summary>A persisted step of a run.</summary>
+public sealed record WorkflowStepRun
+{
+    /// <summary>The step record's id (the <see cref="StepContext.StepId"/>).</summary>
+    public required Guid Id { get; init; }
+
+    /// <summary>The step's persisted name.</summary>
+    public required string StepName { get; init; }
+
+    /// <summary>The step's status.</summary>
+    public required WorkflowStatus Status { get; init; }
+
+    /// <summary>The record of the step before this one.</summary>
+    public Guid? PrecedingStepId { get; init; }
+
+    /// <summary>The step's input.</summary>
+    public required JObject Input { get; init; }
+
+    /// <summary>The step's output, once it succeeded.</summary>
+    public JObject? Output { get; init; }
+
+    /// <summary>When the record was created (UTC): the first attempt's start.</summary>
+    public required DateTimeOffset Created { get; init; }
+
+    /// <summary>When the record last changed (UTC).</summary>
+    public required DateTimeOffset Modified { get; init; }
+
+    /// <summary>When the latest attempt started (UTC).</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>When the step succeeded (UTC).</summary>
+    public DateTimeOffset? SucceededAt { get; init; }
+
+    /// <summary>When the step last failed (UTC).</summary>
+    public DateTimeOffset? FailedAt { get; init; }
+
+    /// <summary>The original message of the last failure.</summary>
+    public string? ExceptionMessage { get; init; }
+
+    /// <summary>How many times the step body has been started.</summary>
+    public int Attempts { get; init; }
+}
+
+/// <summary>Filters and paging for <see cref="IWorkflowClient.ListAsync"/>. Results are newest first.</summary>
+public sealed record WorkflowQuery
+{
+    /// <summary>Only runs of this workflow.</summary>
+    public string? WorkflowName { get; init; }
+
+    /// <summary>Only runs in this status.</summary>
+    public WorkflowStatus? Status { get; init; }
+
+    /// <summary>Only runs started by this recurring schedule.</summary>
+    public string? RecurringId { get; init; }
+
+    /// <summary>Page size, 1 to 1000. Default 50.</summary>
+    public int Limit { get; init; } = 50;
+
+    /// <summary>Runs to skip (paging). Default 0.</summary>
+    public int Offset { get; init; }
+
+    /// <summary>Whether to load each run's steps too. Default false.</summary>
+    public bool IncludeSteps { get; init; }
+}
+
+/// <summary>Options of <see cref="IWorkflowClient.EnqueueAsync{TWorkflow}"/>.</summary>
+public sealed record EnqueueOptions
+{
+    /// <summary>A repeated key returns the run created by the first call instead of a new one (enforced by a unique index).</summary>
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>The Hangfire queue; default <c>"default"</c>.</summary>
+    public string? Queue { get; init; }
+
+    /// <summary>Start the run after this delay instead of at once.</summary>
+    public TimeSpan? Delay { get; init; }
+}
+
+/// <summary>Options of a recurring workflow.</summary>
+public sealed record RecurringWorkflowOptions
+{
+    /// <summary>The time zone the cron expression is read in; default UTC.</summary>
+    public TimeZoneInfo? TimeZone { get; init; }
+
+    /// <summary>The Hangfire queue of the runs; default <c>"default"</c>.</summary>
+    public string? Queue { get; init; }
+
+    /// <summary>What to do with firings missed while no server ran. Default: run once.</summary>
+    public RecurringMisfireHandling MisfireHandling { get; init; } = RecurringMisfireHandling.Relaxed;
+}
+
+/// <summary>What a recurring workflow does with firings missed while no server was running.</summary>
+public enum RecurringMisfireHandling
+{
+    /// <summary>Run once for all the missed firings.</summary>
+    Relaxed = 0,
+
+    /// <summary>Run once for each missed firing.</summary>
+    Strict = 1,
+
+    /// <summary>Skip missed firings and wait for the next one.</summary>
+    Ignorable = 2,
+}

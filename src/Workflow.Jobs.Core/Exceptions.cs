@@ -1,0 +1,103 @@
+namespace Workflow.Jobs;
+
+/// <summary>
+/// The error a unit of work (a run or a step) surfaces when it fails. The message is the original
+/// failure's message, unchanged; the original exception is the <see cref="Exception.InnerException"/>.
+/// </summary>
+public class UnitOfWorkException : Exception
+{
+    /// <summary>Code for a step that threw.</summary>
+    public const string StepFailedCode = "step_failed";
+
+    /// <summary>Creates the exception.</summary>
+    public UnitOfWorkException() : this("The unit of work failed.") { }
+
+    /// <summary>Creates the exception.</summary>
+    public UnitOfWorkException(string message) : this(message, StepFailedCode, null) { }
+
+    /// <summary>Creates the exception.</summary>
+    public UnitOfWorkException(string message, Exception? innerException) : this(message, StepFailedCode, innerException) { }
+
+    /// <summary>Creates the exception with a machine-readable code.</summary>
+    public UnitOfWorkException(string message, string code, Exception? innerException = null) : base(message, innerException)
+    {
+        Code = code;
+    }
+
+    /// <summary>A machine-readable code: <c>step_failed</c>, <c>validation_failed</c>, <c>definition_mismatch</c>, <c>not_found</c>, <c>cancelled</c>, <c>unknown_workflow</c>.</summary>
+    public string Code { get; }
+
+    /// <summary>The run the failure belongs to, when known.</summary>
+    public Guid? WorkflowId { get; init; }
+
+    /// <summary>The step that failed, when known.</summary>
+    public string? StepName { get; init; }
+}
+
+/// <summary>
+/// Workflow data that does not fit its class: wrong JSON types, missing required fields, failed
+/// validation attributes. <see cref="Errors"/> lists every problem with its JSON path.
+/// </summary>
+public class WorkflowDataValidationException : UnitOfWorkException
+{
+    /// <summary>Code of validation failures.</summary>
+    public const string ValidationFailedCode = "validation_failed";
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowDataValidationException() : this([]) { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowDataValidationException(string message) : this([new WorkflowDataError("", message)]) { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowDataValidationException(string message, Exception? innerException)
+        : base(message, ValidationFailedCode, innerException)
+    {
+        Errors = [new WorkflowDataError("", message)];
+    }
+
+    /// <summary>Creates the exception from the errors found.</summary>
+    public WorkflowDataValidationException(IReadOnlyList<WorkflowDataError> errors)
+        : base(BuildMessage(errors), ValidationFailedCode)
+    {
+        Errors = errors;
+    }
+
+    /// <summary>Every problem found, with its JSON path.</summary>
+    public IReadOnlyList<WorkflowDataError> Errors { get; }
+
+    private static string BuildMessage(IReadOnlyList<WorkflowDataError> errors) => errors.Count switch
+    {
+        0 => "Workflow data is invalid.",
+        1 => "Workflow data is invalid: " + errors[0],
+        _ => $"Workflow data is invalid ({errors.Count} errors): " + string.Join("; ", errors),
+    };
+}
+
+/// <summary>
+/// Thrown by a step (directly or as a subclass) to fail its run at once, without retries.
+/// </summary>
+public class NonRetryableException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public NonRetryableException() { }
+
+    /// <summary>Creates the exception.</summary>
+    public NonRetryableException(string message) : base(message) { }
+
+    /// <summary>Creates the exception.</summary>
+    public NonRetryableException(string message, Exception? innerException) : base(message, innerException) { }
+}
+
+/// <summary>A workflow definition is not valid (found when the host starts).</summary>
+public sealed class WorkflowDefinitionException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public WorkflowDefinitionException() { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowDefinitionException(string message) : base(message) { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowDefinitionException(string message, Exception? innerException) : base(message, innerException) { }
+}

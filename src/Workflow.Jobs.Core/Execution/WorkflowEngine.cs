@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json.Linq;
+
+namespace Workflow.Jobs;
+
+/// <summary>
+/// Executes runs: the seed's <c>execute()</c> with checkpoints, resume, the execution guard and the
+/// definition check. Knows nothing of EF Core or Hangfire.
+/// </summary>
+internal sealed partial class WorkflowEngine : IWorkflowRunner
+{
+    private readonly IWorkflowStore _store;
+    private readonly WorkflowRegistry _registry;
+    private readonly IServiceScopeFactory _scopeFactory;
+    private readonly TimeProvider _time;
+    private readonly ILogger<WorkflowEngine> _logger;
+    private readonly WorkflowMetrics _metrics;
+
+    public WorkflowEngine(IWorkflowStore store, WorkflowRegistry registry, IServiceScopeFactory scopeFactory, TimeProvider time,
+        WorkflowMetrics metrics, ILogger<WorkflowEngine> logger)
+    {
+        _metrics = metrics;
+        _store = store;
+        _registry = registry;
+        _scopeFactory = scopeFactory;
+        _time = time;
+        _logger = logger;
+    }
+
+    public Task<Guid> CreateAsync<TWorkflow>(WorkflowInput input, CancellationToken cancellationToken = default)
+        where TWorkflow : WorkflowDefinition
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return CreateAsync(_registry.Get(typeof(TWorkflow)), input.ToJson(), options: null, recurringId: null, dispatch: null, cancellationToken)
+            .ContinueWith(t => t.Result.Id, cancellationToken, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <summary>Validates and persists a run; with <paramref name="dispatch"/>, creates its job atomically.</summary>
+    internal async Task<CreateRunResult> CreateAsync(WorkflowDescriptor workflow, JObject input, EnqueueOptions? options, string? recurringId,
+        Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
+    {
+        var validated = WorkflowInputValidator.Validate(workflow, input);
+        if (options?.IdempotencyKey is { Length: > 200 })
+        {
+            throw new WorkflowDataValidationException([new WorkflowDataError("idempotency_key", "At most 200 characters.")]);
+        }
+
+        var record = new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, _time.GetUtcNow(),
+            options?.IdempotencyKey, recurringId, options?.Queue);
+        var result = await _store.CreateRunAsync(record, dispatch, cancellationToken).ConfigureAwait(false);
+        if (result.Created)
+        {
+            _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+            LogCreated(result.Id, workflow.Name, result.JobId);
+        }
+
+        return result;
+    }
+
+    public async Task<WorkflowOutput> ExecuteAsync(Guid workflowId, CancellationToken cancellationToken = default)
+    {
+        await using var execution = await _store.BeginExecutionAsync(workflowId, cancellationToken).ConfigureAwait(false);
+        var run = execution.Run
+            ?? throw new UnitOfWorkException($"Workflow run {workflowId} does not exist.", "not_found") { WorkflowId = workflowId };
+
+        if (run.Status == WorkflowStatus.Succeeded)
+        {
+            return WorkflowOutput.FromJson(run.Output ?? new JObject());
+        }
+
+        if (run.Status == WorkflowStatus.Cancelled)
+        {
+            throw Cancelled(run);
+        }
+
+        var workflow = _registry.Find(run.WorkflowName);
+        if (workflow is null)
+        {
+            var message = $"Workflow '{run.WorkflowName}' is not registered in this host.";
+            await execution.FailRunAsync(message, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            throw new UnitOfWorkException(message, "unknown_workflow", new NonRetryableException(message)) { WorkflowId = run.Id };
+        }
+
+        if (!run.StepNames.SequenceEqual(workflow.StepNames, StringComparer.Ordinal))
+        {
+            var message = $"Workflow '{run.WorkflowName}' changed since run {run.Id} started: the run has steps [{string.Join(", ", run.StepNames)}] " +
+                          $"but the deployed definition has [{string.Join(", ", workflow.StepNames)}]. Finish it with the old definition or start a new run.";
+            await execution.FailRunAsync(message, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            throw new UnitOfWorkException(message, "definition_mismatch", new NonRetryableException(message)) { WorkflowId = run.Id };
+        }
+
+        using var activity = WorkflowTelemetry.Source.StartActivity("workflow.run " + workflow.Name);
+        activity?.SetTag("workflow.name", workflow.Name);
+        activity?.SetTag("workflow.run_id", run.Id.ToString());
+        _metrics.RunsInFlight.Add(1);
+        try
+        {
+            return await ExecuteStepsAsync(execution, run, workflow, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _metrics.RunsInFlight.Add(-1);
+        }
+    }
+
+    private async Task<WorkflowOutput> ExecuteStepsAsync(IRunExecution execution, RunRecord run, WorkflowDescriptor workflow, CancellationToken cancellationToken)
+    {
+        var records = execution.Steps.ToDictionary(s => s.StepName, StringComparer.Ordinal);
+        var accumulated = new WorkflowOutput();
+        Guid? preceding = null;
+        var first = 0;
+        for (; first < workflow.Steps.Count; first++)
+        {
+            var step = workflow.Steps[first];
+            if (!records.TryGetValue(step.Name, out var record) || record.Status != WorkflowStatus.Succeeded)
+            {
+                break;
+            }
+
+            accumulated.SetJson(step.OutputKey, record.Output ?? new JObject());
+            preceding = record.Id;
+        }
+
+        if (first == workflow.Steps.Count)
+        {
+            // Every step was already checkpointed (the run was only left unfinished).
+            await execution.SucceedRunAsync(accumulated.ToJson(), first, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            return accumulated;
+        }
+
+        var start = PlanStart(workflow.Steps[first], run, records, preceding);
+        if (!await execution.StartAsync(start, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
+        {
+            throw Cancelled(run);
+        }
+
+        LogStarted(run.Id, workflow.Name, first, workflow.Steps.Count, run.Attempts + 1);
+        await using var scope = _scopeFactory.CreateAsyncScope();
+        for (var index = first; index < workflow.Steps.Count; index++)
+        {
+            var step = workflow.Steps[index];
+            var output = await RunStepAsync(execution, run, workflow, step, start, accumulated, scope.ServiceProvider, cancellationToken).ConfigureAwait(false);
+            var outputJson = output.ToJson();
+            accumulated.SetJson(step.OutputKey, outputJson, output);
+            var last = index == workflow.Steps.Count - 1;
+            var next = last ? null : PlanStart(workflow.Steps[index + 1], run, records, start.StepId);
+            var started = await execution.CompleteStepAsync(start.StepId, outputJson, next, last ? accumulated.ToJson() : null, index + 1,
+                _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            if (!last && !started)
+            {
+                throw Cancelled(run);
+            }
+
+            start = next!;
+        }
+
+        _metrics.RunsSucceeded.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+        LogSucceeded(run.Id, workflow.Name);
+        return accumulated;
+    }
+
+    private async Task<WorkflowData> RunStepAsync(IRunExecution execution, RunRecord run, WorkflowDescriptor workflow, StepDescriptor step, StepStart start,
+        WorkflowOutput accumulated, IServiceProvider services, CancellationToken cancellationToken)
+    {
+        using var activity = WorkflowTelemetry.Source.StartActivity("workflow.step " + step.Name);
+        activity?.SetTag("workflow.name", workflow.Name);
+        activity?.SetTag("workflow.run_id", run.Id.ToString());
+        activity?.SetTag("workflow.step.name", step.Name);
+        activity?.SetTag("workflow.step.id", start.StepId.ToString());
+        activity?.SetTag("workflow.step.attempt", start.Attempt);
+        var startedAt = Stopwatch.GetTimestamp();
+        var tags = new TagList { { "workflow.name", workflow.Name }, { "workflow.step.name", step.Name } };
+        try
+        {
+            var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
+            var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
+            var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated) { WorkflowName = workflow.Name, StepName = step.Name };
+            var output = await instance.ExecuteAsync(input, context, cancellationToken).ConfigureAwait(false);
+            if (output.GetType() != step.OutputType && !step.OutputType.IsInstanceOfType(output))
+            {
+                throw new NonRetryableException($"Step '{step.Name}' returned {output.GetType().Name} instead of {step.OutputType.Name}.");
+            }
+
+            tags.Add("workflow.step.outcome", "succeeded");
+            return output;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            tags.Add("workflow.step.outcome", "interrupted");
+            LogInterrupted(run.Id, step.Name, start.StepId);
+            await execution.InterruptAsync(start.StepId, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception ex)
+        {
+            tags.Add("workflow.step.outcome", "failed");
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            LogStepFailed(ex, run.Id, workflow.Name, step.Name, start.StepId, start.Attempt);
+            await execution.FailStepAsync(start.StepId, ex.Message, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            _metrics.RunsFailed.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+            throw new UnitOfWorkException(ex.Message, ex is WorkflowDataValidationException v ? v.Code : UnitOfWorkException.StepFailedCode, ex)
+            {
+                WorkflowId = run.Id,
+                StepName = step.Name,
+            };
+        }
+        finally
+        {
+            _metrics.StepDuration.Record(Stopwatch.GetElapsedTime(startedAt).TotalSeconds, tags);
+        }
+    }
+
+    private static StepStart PlanStart(StepDescriptor step, RunRecord run, Dictionary<string, StepRecord> records, Guid? preceding)
+    {
+        records.TryGetValue(step.Name, out var existing);
+        var input = run.Input[step.InputKey] as JObject ?? new JObject();
+        return new StepStart(existing?.Id ?? Guid.CreateVersion7(), step.Name, preceding, input, (existing?.Attempts ?? 0) + 1, existing is not null);
+    }
+
+    private static UnitOfWorkException Cancelled(RunRecord run)
+        => new($"Workflow run {run.Id} was cancelled.", "cancelled", new NonRetryableException($"Workflow run {run.Id} was cancelled.")) { WorkflowId = run.Id };
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Created workflow run {WorkflowId} of {WorkflowName} (job {JobId})")]
+    private partial void LogCreated(Guid workflowId, string workflowName, string? jobId);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Executing workflow run {WorkflowId} of {WorkflowName} from step {StepIndex}/{StepCount}, attempt {Attempt}")]
+    private partial void LogStarted(Guid workflowId, string workflowName, int stepIndex, int stepCount, int attempt);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} succeeded")]
+    private partial void LogSucceeded(Guid workflowId, string workflowName);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} of {WorkflowName} failed on attempt {Attempt}")]
+    private partial void LogStepFailed(Exception exception, Guid workflowId, string workflowName, string stepName, Guid stepId, int attempt);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
+    private partial void LogInterrupted(Guid workflowId, string stepName, Guid stepId);
+}

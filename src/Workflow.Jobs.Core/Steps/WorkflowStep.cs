@@ -1,0 +1,94 @@
+namespace Workflow.Jobs;
+
+/// <summary>What the engine needs of a step, whatever its input and output types.</summary>
+public interface IWorkflowStep
+{
+    /// <summary>Runs the step on an input of its input type and returns an output of its output type.</summary>
+    Task<WorkflowData> ExecuteAsync(WorkflowData input, StepContext context, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// One step of a workflow. Subclasses are resolved from dependency injection (constructor injection
+/// works) and implement <see cref="ProcessInputAsync"/>.
+/// </summary>
+/// <remarks>
+/// A step body runs at least once: a crash after its side effect but before its checkpoint runs it
+/// again. Use <see cref="StepContext.StepId"/> as the idempotency key of external calls. A step whose
+/// result was checkpointed never runs again.
+/// </remarks>
+/// <typeparam name="TInput">The step's input; read from the run input under its key.</typeparam>
+/// <typeparam name="TOutput">The step's output; stored on the step and under its key in the run output.</typeparam>
+public abstract class WorkflowStep<TInput, TOutput> : IWorkflowStep
+    where TInput : WorkflowData
+    where TOutput : WorkflowData
+{
+    /// <summary>The step's logic.</summary>
+    /// <param name="input">The validated input.</param>
+    /// <param name="context">The run, the step, the attempt and the outputs of earlier steps.</param>
+    /// <param name="cancellationToken">Cancelled when the host shuts down or the run is cancelled.</param>
+    protected abstract Task<TOutput> ProcessInputAsync(TInput input, StepContext context, CancellationToken cancellationToken);
+
+    async Task<WorkflowData> IWorkflowStep.ExecuteAsync(WorkflowData input, StepContext context, CancellationToken cancellationToken)
+    {
+        var output = await ProcessInputAsync((TInput)input, context, cancellationToken).ConfigureAwait(false);
+        return output ?? throw new InvalidOperationException($"Step '{GetType().FullName}' returned null instead of a {typeof(TOutput).Name}.");
+    }
+}
+
+/// <summary>What a step knows about the run it is part of.</summary>
+public sealed class StepContext
+{
+    /// <summary>Creates a context (the engine does; tests of a step may too).</summary>
+    public StepContext(Guid workflowId, Guid stepId, int attempt, WorkflowOutput accumulatedOutput)
+    {
+        ArgumentNullException.ThrowIfNull(accumulatedOutput);
+        WorkflowId = workflowId;
+        StepId = stepId;
+        Attempt = attempt;
+        AccumulatedOutput = accumulatedOutput;
+    }
+
+    /// <summary>The run's id.</summary>
+    public Guid WorkflowId { get; }
+
+    /// <summary>The step record's id: stable across retries, so use it as the idempotency key for external calls.</summary>
+    public Guid StepId { get; }
+
+    /// <summary>1 on the first try of this step, 2 on the second, and so on.</summary>
+    public int Attempt { get; }
+
+    /// <summary>The outputs of the steps before this one, by their keys.</summary>
+    public WorkflowOutput AccumulatedOutput { get; }
+
+    /// <summary>The workflow's persisted name.</summary>
+    public string WorkflowName { get; init; } = "";
+
+    /// <summary>The step's persisted name.</summary>
+    public string StepName { get; init; } = "";
+}
+
+/// <summary>
+/// A workflow: the ordered list of its step types. Subclasses are registered with
+/// <c>AddWorkflow&lt;T&gt;()</c>; the optional <see cref="WorkflowNameAttribute"/> gives the persisted name.
+/// </summary>
+public abstract class WorkflowDefinition
+{
+    /// <summary>The step types, in execution order. Each derives from <see cref="WorkflowStep{TInput, TOutput}"/>.</summary>
+    public abstract IReadOnlyList<Type> Steps { get; }
+
+    /// <summary>
+    /// How failed runs are retried when run as jobs; <c>null</c> for the host's default
+    /// (<see cref="WorkflowJobsOptions.DefaultRetry"/>).
+    /// </summary>
+    public virtual WorkflowRetryPolicy? Retry => null;
+}
+
+/// <summary>How a failed run is retried by the job scheduler.</summary>
+public sealed record WorkflowRetryPolicy
+{
+    /// <summary>Retries after the first failure (0 = fail at once). Default 3.</summary>
+    public int Attempts { get; init; } = 3;
+
+    /// <summary>Delays between retries, in seconds; the last one repeats. Default 2, 10, 60.</summary>
+    public IReadOnlyList<int> DelaysInSeconds { get; init; } = [2, 10, 60];
+}

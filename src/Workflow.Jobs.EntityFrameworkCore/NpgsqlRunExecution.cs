@@ -1,0 +1,257 @@
+using Newtonsoft.Json.Linq;
+using Npgsql;
+
+namespace Workflow.Jobs.EntityFrameworkCore;
+
+/// <summary>
+/// One execution of a run on one dedicated connection. The guard is a session-level advisory lock on
+/// that connection: it is released when the execution ends, or by PostgreSQL when the process or the
+/// connection dies. Every checkpoint runs on the same connection, so a lost guard (connection gone)
+/// also means no further checkpoint of this execution can be written.
+/// </summary>
+internal sealed class NpgsqlRunExecution : IRunExecution
+{
+    private const string RunsTable = NpgsqlWorkflowStore.RunsTable;
+    private const string StepsTable = NpgsqlWorkflowStore.StepsTable;
+
+    private static readonly string StartSql =
+        $"""
+        UPDATE {RunsTable} SET status = 'Running', attempts = attempts + 1, modified = @now
+        WHERE uuid = @run AND NOT is_removed AND status NOT IN ('Cancelled', 'Succeeded');
+        """;
+
+    private static readonly string InsertStepSql =
+        $"""
+        INSERT INTO {StepsTable} (uuid, workflow_record_uuid, preceding_step_uuid, step_name, status, input_data, created, modified, started_at, is_removed, attempts)
+        SELECT @step, @run, @preceding, @name, 'Running', @input, @now, @now, @now, false, @attempt
+        WHERE EXISTS (SELECT 1 FROM {RunsTable} WHERE uuid = @run AND status = 'Running');
+        """;
+
+    private static readonly string RestartStepSql =
+        $"""
+        UPDATE {StepsTable} SET status = 'Running', attempts = @attempt, started_at = @now, modified = @now
+        WHERE uuid = @step AND EXISTS (SELECT 1 FROM {RunsTable} WHERE uuid = @run AND status = 'Running');
+        """;
+
+    private static readonly string StepSucceededSql =
+        $"""
+        UPDATE {StepsTable} SET status = 'Succeeded', output_data = @output, succeeded_at = @now, modified = @now WHERE uuid = @done;
+        """;
+
+    private static readonly string RunProgressSql =
+        $"""
+        UPDATE {RunsTable} SET completed_steps = @completed, modified = @now WHERE uuid = @run AND status = 'Running';
+        """;
+
+    private static readonly string RunSucceededSql =
+        $"""
+        UPDATE {RunsTable} SET status = 'Succeeded', output_data = @run_output, succeeded_at = @now, modified = @now, completed_steps = @completed
+        WHERE uuid = @run AND status <> 'Cancelled';
+        """;
+
+    private readonly NpgsqlConnection _connection;
+    private readonly Guid _runId;
+    private readonly long _lockKey;
+    private readonly int _timeout;
+    private bool _locked;
+
+    public NpgsqlRunExecution(NpgsqlConnection connection, Guid runId, int commandTimeoutSeconds)
+    {
+        _connection = connection;
+        _runId = runId;
+        _lockKey = LockKey(runId);
+        _timeout = commandTimeoutSeconds;
+    }
+
+    public RunRecord? Run { get; private set; }
+
+    public IReadOnlyList<StepRecord> Steps { get; private set; } = [];
+
+    /// <summary>The advisory-lock key of a run: 64 bits of its uuid (a collision only serialises two runs).</summary>
+    internal static long LockKey(Guid runId)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        runId.TryWriteBytes(bytes);
+        return BitConverter.ToInt64(bytes[..8]) ^ BitConverter.ToInt64(bytes[8..]);
+    }
+
+    /// <summary>Tries the guard and, in the same round trip, loads the run and its live steps.</summary>
+    public async Task<bool> TryAcquireAndLoadAsync(CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(_connection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SELECT pg_try_advisory_lock(@key)") { Parameters = { new("key", _lockKey) } },
+                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
+                {
+                    Parameters = { new("run", _runId) },
+                },
+                new NpgsqlBatchCommand($"SELECT uuid, step_name, status, output_data::text, attempts FROM {StepsTable} WHERE workflow_record_uuid = @run AND NOT is_removed")
+                {
+                    Parameters = { new("run", _runId) },
+                },
+            },
+            Timeout = _timeout,
+        };
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        if (!reader.GetBoolean(0))
+        {
+            return false;
+        }
+
+        _locked = true;
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            Run = new RunRecord(
+                _runId,
+                reader.GetString(0),
+                Enum.Parse<WorkflowStatus>(reader.GetString(1)),
+                NpgsqlWorkflowStore.ParseJson(reader.GetString(2)),
+                reader.IsDBNull(3) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
+                reader.GetFieldValue<string[]>(4),
+                reader.GetInt32(5));
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var steps = new List<StepRecord>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            steps.Add(new StepRecord(
+                reader.GetGuid(0),
+                reader.GetString(1),
+                Enum.Parse<WorkflowStatus>(reader.GetString(2)),
+                reader.IsDBNull(3) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
+                reader.GetInt32(4)));
+        }
+
+        Steps = steps;
+        return true;
+    }
+
+    public async Task<bool> StartAsync(StepStart firstStep, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command(StartSql, RunParameter(), Now(now)));
+        batch.BatchCommands.Add(StepStartCommand(firstStep, now));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return batch.BatchCommands[1].RecordsAffected == 1;
+    }
+
+    public async Task SucceedRunAsync(JObject output, int completedSteps, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command(RunSucceededSql, RunParameter(), Now(now), NpgsqlWorkflowStore.Jsonb("run_output", output), new NpgsqlParameter("completed", completedSteps)));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> CompleteStepAsync(Guid stepId, JObject output, StepStart? next, JObject? runOutput, int completedSteps, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        // One round trip, one transaction: the step's checkpoint, the run's progress, and the next
+        // step's start (or the run's success).
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command(StepSucceededSql, new NpgsqlParameter("done", stepId), NpgsqlWorkflowStore.Jsonb("output", output), Now(now)));
+        if (next is null)
+        {
+            batch.BatchCommands.Add(Command(RunSucceededSql, RunParameter(), Now(now), NpgsqlWorkflowStore.Jsonb("run_output", runOutput), new NpgsqlParameter("completed", completedSteps)));
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+
+        batch.BatchCommands.Add(Command(RunProgressSql, RunParameter(), Now(now), new NpgsqlParameter("completed", completedSteps)));
+        batch.BatchCommands.Add(StepStartCommand(next, now));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return batch.BatchCommands[2].RecordsAffected == 1;
+    }
+
+    public async Task FailStepAsync(Guid stepId, string message, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command(
+            $"UPDATE {StepsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @step",
+            new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message)));
+        batch.BatchCommands.Add(FailRunCommand(message, now));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(FailRunCommand(message, now));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task InterruptAsync(Guid? stepId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (_connection.State != System.Data.ConnectionState.Open)
+        {
+            return;
+        }
+
+        await using var batch = NewBatch();
+        if (stepId is { } step)
+        {
+            batch.BatchCommands.Add(Command($"UPDATE {StepsTable} SET status = 'Pending', modified = @now WHERE uuid = @step AND status = 'Running'",
+                new NpgsqlParameter("step", step), Now(now)));
+        }
+
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = 'Pending', modified = @now WHERE uuid = @run AND status = 'Running'", RunParameter(), Now(now)));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (_locked && _connection.State == System.Data.ConnectionState.Open)
+            {
+                // Released after every write has committed, so the next holder sees them.
+                await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(@key)", _connection);
+                unlock.Parameters.AddWithValue("key", _lockKey);
+                await unlock.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        catch (NpgsqlException)
+        {
+            // The connection is broken: PostgreSQL has released the lock with the session.
+        }
+        finally
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now)
+        => Command($"UPDATE {RunsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN ('Running', 'Pending')",
+            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message));
+
+    private NpgsqlBatchCommand StepStartCommand(StepStart step, DateTimeOffset now)
+    {
+        var command = Command(step.Exists ? RestartStepSql : InsertStepSql,
+            new NpgsqlParameter("step", step.StepId), RunParameter(), Now(now), new NpgsqlParameter("attempt", step.Attempt));
+        if (!step.Exists)
+        {
+            command.Parameters.Add(new NpgsqlParameter("preceding", NpgsqlTypes.NpgsqlDbType.Uuid) { Value = (object?)step.PrecedingStepId ?? DBNull.Value });
+            command.Parameters.Add(NpgsqlWorkflowStore.Text("name", step.StepName));
+            command.Parameters.Add(NpgsqlWorkflowStore.Jsonb("input", step.Input));
+        }
+
+        return command;
+    }
+
+    private NpgsqlBatch NewBatch() => new(_connection) { Timeout = _timeout };
+
+    private NpgsqlParameter RunParameter() => new("run", _runId);
+
+    private static NpgsqlParameter Now(DateTimeOffset now) => new("now", now);
+
+    private static NpgsqlBatchCommand Command(string sql, params NpgsqlParameter[] parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        command.Parameters.AddRange(parameters);
+        return command;
+    }
+}

@@ -1,0 +1,83 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Npgsql;
+using Workflow.Jobs.EntityFrameworkCore;
+
+namespace Workflow.Jobs;
+
+/// <summary>Options of the PostgreSQL storage.</summary>
+public sealed class WorkflowNpgsqlOptions
+{
+    /// <summary>Timeout of one storage command, in seconds. Default 30.</summary>
+    public int CommandTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Statements Npgsql prepares automatically per connection (the checkpoint statements). Default 32; 0 turns it off.</summary>
+    public int MaxAutoPrepare { get; set; } = 32;
+}
+
+/// <summary>Selects PostgreSQL (EF Core + Npgsql) as the storage of Workflow.Jobs.</summary>
+public static class NpgsqlWorkflowJobsOptionsExtensions
+{
+    /// <summary>
+    /// Stores runs and steps in PostgreSQL. Registers one <see cref="NpgsqlDataSource"/> (shared with the
+    /// Hangfire storage when the Hangfire package is used, so a run and its job commit in one transaction).
+    /// </summary>
+    public static WorkflowJobsOptions UseNpgsql(this WorkflowJobsOptions options, string connectionString, Action<WorkflowNpgsqlOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        var npgsql = new WorkflowNpgsqlOptions();
+        configure?.Invoke(npgsql);
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException ex)
+        {
+            // Never echo the connection string: it may hold a password.
+            throw new ArgumentException("The Workflow.Jobs connection string is not a valid Npgsql connection string: " + ex.Message, nameof(connectionString));
+        }
+
+        if (npgsql.MaxAutoPrepare > 0 && builder.MaxAutoPrepare == 0)
+        {
+            builder.MaxAutoPrepare = npgsql.MaxAutoPrepare;
+        }
+
+        builder.Enlist = true;
+        var finalConnectionString = builder.ConnectionString;
+        options.AddExtension(services =>
+        {
+            services.TryAddSingleton(npgsql);
+            services.TryAddKeyedSingleton(WorkflowStorageKeys.DataSource, (_, _) => new NpgsqlDataSourceBuilder(finalConnectionString).Build());
+            services.AddDbContextFactory<WorkflowDbContext>((sp, db) =>
+                db.UseNpgsql(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource), o =>
+                {
+                    o.MigrationsHistoryTable("__workflow_migrations", WorkflowDbContext.Schema);
+                    o.CommandTimeout(npgsql.CommandTimeoutSeconds);
+                }));
+            services.TryAddSingleton<NpgsqlWorkflowStore>();
+            services.TryAddSingleton<IWorkflowStore>(sp => sp.GetRequiredService<NpgsqlWorkflowStore>());
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowStorageInitializer, NpgsqlWorkflowStorageInitializer>());
+        });
+        return options;
+    }
+}
+
+/// <summary>Keys of keyed services registered by the storage.</summary>
+public static class WorkflowStorageKeys
+{
+    /// <summary>The <see cref="NpgsqlDataSource"/> of the workflow tables (keyed service).</summary>
+    public const string DataSource = "Workflow.Jobs";
+}
+
+/// <summary>Applies the EF Core migrations of the workflow tables.</summary>
+internal sealed class NpgsqlWorkflowStorageInitializer(IDbContextFactory<WorkflowDbContext> factory) : IWorkflowStorageInitializer
+{
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await factory.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        await db.Database.MigrateAsync(cancellationToken).ConfigureAwait(false);
+    }
+}

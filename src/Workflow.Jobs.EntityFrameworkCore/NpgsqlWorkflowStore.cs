@@ -1,0 +1,267 @@
+using System.Transactions;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Workflow.Jobs.EntityFrameworkCore;
+
+/// <summary>
+/// PostgreSQL storage. Queries go through EF Core; the execution path (guard, start, checkpoints) is
+/// hand-written SQL batches so that each checkpoint is exactly one transaction and one round trip.
+/// </summary>
+internal sealed class NpgsqlWorkflowStore : IWorkflowStore
+{
+    internal const string RunsTable = "workflow.workflow_runs";
+    internal const string StepsTable = "workflow.workflow_steps";
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly IDbContextFactory<WorkflowDbContext> _contexts;
+    private readonly WorkflowJobsOptions _options;
+    private readonly WorkflowNpgsqlOptions _npgsql;
+
+    public NpgsqlWorkflowStore([FromKeyedServices(WorkflowStorageKeys.DataSource)] NpgsqlDataSource dataSource,
+        IDbContextFactory<WorkflowDbContext> contexts, WorkflowJobsOptions options, WorkflowNpgsqlOptions npgsql)
+    {
+        _dataSource = dataSource;
+        _contexts = contexts;
+        _options = options;
+        _npgsql = npgsql;
+    }
+
+    internal NpgsqlDataSource DataSource => _dataSource;
+
+    public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
+    {
+        // The run row and its job commit together: the job storage enlists in this scope and, sharing
+        // the data source, gets the same physical connection (no two-phase commit). A caller's own
+        // TransactionScope is joined, so rolling it back leaves neither run nor job.
+        using var scope = dispatch is null && Transaction.Current is null
+            ? null
+            : new TransactionScope(TransactionScopeOption.Required,
+                new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = TransactionManager.DefaultTimeout },
+                TransactionScopeAsyncFlowOption.Enabled);
+
+        Guid id;
+        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await using var insert = new NpgsqlCommand(
+                $"""
+                INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, 0, 0, @key, @recurring, @queue)
+                ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING uuid
+                """, connection);
+            insert.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+            insert.Parameters.AddWithValue("id", run.Id);
+            insert.Parameters.AddWithValue("name", run.WorkflowName);
+            insert.Parameters.Add(Jsonb("input", run.Input));
+            insert.Parameters.AddWithValue("now", run.Created);
+            insert.Parameters.AddWithValue("steps", run.StepNames.ToArray());
+            insert.Parameters.Add(Text("key", run.IdempotencyKey));
+            insert.Parameters.Add(Text("recurring", run.RecurringId));
+            insert.Parameters.Add(Text("queue", run.Queue));
+            var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            if (inserted is null)
+            {
+                await using var existing = new NpgsqlCommand($"SELECT uuid, job_id FROM {RunsTable} WHERE idempotency_key = @key", connection);
+                existing.Parameters.AddWithValue("key", run.IdempotencyKey!);
+                await using var reader = await existing.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    throw new InvalidOperationException($"Idempotency key '{run.IdempotencyKey}' conflicted but its run was not found.");
+                }
+
+                var result = new CreateRunResult(reader.GetGuid(0), Created: false, reader.IsDBNull(1) ? null : reader.GetString(1));
+                await reader.DisposeAsync().ConfigureAwait(false);
+                scope?.Complete();
+                return result;
+            }
+
+            id = (Guid)inserted;
+        }
+
+        string? jobId = null;
+        if (dispatch is not null)
+        {
+            jobId = dispatch(id);
+            if (jobId is not null)
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var update = new NpgsqlCommand($"UPDATE {RunsTable} SET job_id = @job WHERE uuid = @id", connection);
+                update.Parameters.AddWithValue("job", jobId);
+                update.Parameters.AddWithValue("id", id);
+                await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        scope?.Complete();
+        return new CreateRunResult(id, Created: true, jobId);
+    }
+
+    public async Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken)
+    {
+        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, cancellationToken).ConfigureAwait(false);
+        if (run is null)
+        {
+            return null;
+        }
+
+        var steps = includeSteps || run.Status != WorkflowStatus.Succeeded
+            ? await db.Steps.AsNoTracking().Where(s => s.WorkflowRecordId == id).ToListAsync(cancellationToken).ConfigureAwait(false)
+            : [];
+        return Map(run, steps, includeSteps);
+    }
+
+    public async Task<IReadOnlyList<WorkflowRun>> ListRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)
+    {
+        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        var runs = db.Runs.AsNoTracking();
+        if (query.WorkflowName is not null)
+        {
+            runs = runs.Where(r => r.WorkflowName == query.WorkflowName);
+        }
+
+        if (query.Status is { } status)
+        {
+            runs = runs.Where(r => r.Status == status);
+        }
+
+        if (query.RecurringId is not null)
+        {
+            runs = runs.Where(r => r.RecurringId == query.RecurringId);
+        }
+
+        var page = await runs.OrderByDescending(r => r.Created).ThenByDescending(r => r.Id)
+            .Skip(query.Offset).Take(query.Limit)
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        ILookup<Guid, WorkflowStepEntity> steps = Array.Empty<WorkflowStepEntity>().ToLookup(s => s.WorkflowRecordId);
+        if (query.IncludeSteps && page.Count > 0)
+        {
+            var ids = page.Select(r => r.Id).ToList();
+            steps = (await db.Steps.AsNoTracking().Where(s => ids.Contains(s.WorkflowRecordId)).ToListAsync(cancellationToken).ConfigureAwait(false))
+                .ToLookup(s => s.WorkflowRecordId);
+        }
+
+        return page.Select(r => Map(r, steps[r.Id].ToList(), query.IncludeSteps)).ToList();
+    }
+
+    public async Task<bool> TransitionAsync(Guid runId, IReadOnlyCollection<WorkflowStatus> from, WorkflowStatus to, DateTimeOffset now, string? message,
+        CancellationToken cancellationToken)
+    {
+        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        var fromList = from.ToList();
+        var matching = db.Runs.Where(r => r.Id == runId && fromList.Contains(r.Status));
+        var changed = to == WorkflowStatus.Failed
+            ? await matching.ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.Status, to)
+                .SetProperty(r => r.Modified, now)
+                .SetProperty(r => r.FailedAt, now)
+                .SetProperty(r => r.ExceptionMessage, r => message ?? r.ExceptionMessage), cancellationToken).ConfigureAwait(false)
+            : await matching.ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.Status, to)
+                .SetProperty(r => r.Modified, now), cancellationToken).ConfigureAwait(false);
+        return changed > 0;
+    }
+
+    public async Task SetJobIdAsync(Guid runId, string jobId, CancellationToken cancellationToken)
+    {
+        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s.SetProperty(r => r.JobId, jobId), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IRunExecution> BeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
+    {
+        NpgsqlConnection connection;
+        using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
+        {
+            // The guard lives on this connection: it must not join a caller's transaction.
+            connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            var execution = new NpgsqlRunExecution(connection, runId, _npgsql.CommandTimeoutSeconds);
+            while (!await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await Task.Delay(_options.ExecutionLockPollInterval, cancellationToken).ConfigureAwait(false);
+            }
+
+            return execution;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    internal static NpgsqlParameter Jsonb(string name, JToken? value)
+        => new(name, NpgsqlDbType.Jsonb) { Value = value is null ? DBNull.Value : value.ToString(Formatting.None) };
+
+    internal static NpgsqlParameter Text(string name, string? value)
+        => new(name, NpgsqlDbType.Text) { Value = (object?)value ?? DBNull.Value };
+
+    internal static JObject ParseJson(string json) => WorkflowJson.ParseObject(json);
+
+    private static WorkflowRun Map(WorkflowRunEntity run, IReadOnlyList<WorkflowStepEntity> steps, bool includeSteps)
+    {
+        var order = run.StepNames.Select((name, index) => (name, index)).ToDictionary(x => x.name, x => x.index, StringComparer.Ordinal);
+        var ordered = steps.OrderBy(s => order.GetValueOrDefault(s.StepName, int.MaxValue)).ThenBy(s => s.Created).ToList();
+        JObject? output = run.OutputData is null ? null : ParseJson(run.OutputData);
+        if (output is null && ordered.Any(s => s.Status == WorkflowStatus.Succeeded && s.OutputData is not null))
+        {
+            // A run in progress or failed: its output so far is the outputs of its succeeded steps.
+            output = [];
+            foreach (var step in ordered.Where(s => s.Status == WorkflowStatus.Succeeded && s.OutputData is not null))
+            {
+                foreach (var property in ParseJson(step.OutputData!).Properties())
+                {
+                    output[property.Name] = property.Value;
+                }
+            }
+        }
+
+        return new WorkflowRun
+        {
+            Id = run.Id,
+            WorkflowName = run.WorkflowName,
+            Status = run.Status,
+            Input = ParseJson(run.InputData),
+            Output = output,
+            Created = run.Created,
+            Modified = run.Modified,
+            SucceededAt = run.SucceededAt,
+            FailedAt = run.FailedAt,
+            ExceptionMessage = run.ExceptionMessage,
+            JobId = run.JobId,
+            StepNames = run.StepNames,
+            CompletedSteps = run.CompletedSteps,
+            Attempts = run.Attempts,
+            RecurringId = run.RecurringId,
+            IdempotencyKey = run.IdempotencyKey,
+            Steps = includeSteps ? ordered.Select(MapStep).ToList() : [],
+        };
+    }
+
+    private static WorkflowStepRun MapStep(WorkflowStepEntity step) => new()
+    {
+        Id = step.Id,
+        StepName = step.StepName,
+        Status = step.Status,
+        PrecedingStepId = step.PrecedingStepId,
+        Input = ParseJson(step.InputData),
+        Output = step.OutputData is null ? null : ParseJson(step.OutputData),
+        Created = step.Created,
+        Modified = step.Modified,
+        StartedAt = step.StartedAt,
+        SucceededAt = step.SucceededAt,
+        FailedAt = step.FailedAt,
+        ExceptionMessage = step.ExceptionMessage,
+        Attempts = step.Attempts,
+    };
+}

@@ -1,0 +1,160 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace Workflow.Jobs.EntityFrameworkCore;
+
+/// <summary>A persisted run (the seed's unit-of-work fields plus status, attempts and the definition's steps).</summary>
+public sealed class WorkflowRunEntity
+{
+    /// <summary>Primary key (<c>uuid</c>).</summary>
+    public Guid Id { get; set; }
+    /// <summary>Persisted workflow name.</summary>
+    public string WorkflowName { get; set; } = "";
+    /// <summary>Status.</summary>
+    public WorkflowStatus Status { get; set; }
+    /// <summary>Composite input (<c>jsonb</c>).</summary>
+    public string InputData { get; set; } = "{}";
+    /// <summary>Composite output once succeeded (<c>jsonb</c>).</summary>
+    public string? OutputData { get; set; }
+    /// <summary>Creation time (UTC).</summary>
+    public DateTimeOffset Created { get; set; }
+    /// <summary>Last change (UTC).</summary>
+    public DateTimeOffset Modified { get; set; }
+    /// <summary>Soft delete.</summary>
+    public bool IsRemoved { get; set; }
+    /// <summary>Success time (UTC).</summary>
+    public DateTimeOffset? SucceededAt { get; set; }
+    /// <summary>Last failure time (UTC).</summary>
+    public DateTimeOffset? FailedAt { get; set; }
+    /// <summary>Original message of the last failure.</summary>
+    public string? ExceptionMessage { get; set; }
+    /// <summary>The definition's step names when the run was created.</summary>
+    public string[] StepNames { get; set; } = [];
+    /// <summary>Succeeded steps.</summary>
+    public int CompletedSteps { get; set; }
+    /// <summary>Executions started.</summary>
+    public int Attempts { get; set; }
+    /// <summary>Hangfire job id.</summary>
+    public string? JobId { get; set; }
+    /// <summary>Idempotency key (unique).</summary>
+    public string? IdempotencyKey { get; set; }
+    /// <summary>Recurring schedule id.</summary>
+    public string? RecurringId { get; set; }
+    /// <summary>Hangfire queue.</summary>
+    public string? Queue { get; set; }
+}
+
+/// <summary>A persisted step of a run.</summary>
+public sealed class WorkflowStepEntity
+{
+    /// <summary>Primary key (<c>uuid</c>), the step's idempotency key.</summary>
+    public Guid Id { get; set; }
+    /// <summary>The run (<c>workflow_record_uuid</c>).</summary>
+    public Guid WorkflowRecordId { get; set; }
+    /// <summary>The preceding step record (<c>preceding_step_uuid</c>).</summary>
+    public Guid? PrecedingStepId { get; set; }
+    /// <summary>Persisted step name.</summary>
+    public string StepName { get; set; } = "";
+    /// <summary>Status.</summary>
+    public WorkflowStatus Status { get; set; }
+    /// <summary>Step input (<c>jsonb</c>).</summary>
+    public string InputData { get; set; } = "{}";
+    /// <summary>Step output (<c>jsonb</c>).</summary>
+    public string? OutputData { get; set; }
+    /// <summary>Creation time (UTC).</summary>
+    public DateTimeOffset Created { get; set; }
+    /// <summary>Last change (UTC).</summary>
+    public DateTimeOffset Modified { get; set; }
+    /// <summary>Start of the latest attempt (UTC).</summary>
+    public DateTimeOffset? StartedAt { get; set; }
+    /// <summary>Soft delete.</summary>
+    public bool IsRemoved { get; set; }
+    /// <summary>Success time (UTC).</summary>
+    public DateTimeOffset? SucceededAt { get; set; }
+    /// <summary>Last failure time (UTC).</summary>
+    public DateTimeOffset? FailedAt { get; set; }
+    /// <summary>Original message of the last failure.</summary>
+    public string? ExceptionMessage { get; set; }
+    /// <summary>Attempts started.</summary>
+    public int Attempts { get; set; }
+}
+
+/// <summary>The workflow tables, in schema <c>workflow</c>.</summary>
+public sealed class WorkflowDbContext : DbContext
+{
+    /// <summary>The schema of the workflow tables.</summary>
+    public const string Schema = "workflow";
+
+    /// <summary>Creates the context.</summary>
+    public WorkflowDbContext(DbContextOptions<WorkflowDbContext> options) : base(options) { }
+
+    /// <summary>Runs (soft-deleted ones are filtered out).</summary>
+    public DbSet<WorkflowRunEntity> Runs => Set<WorkflowRunEntity>();
+
+    /// <summary>Steps (soft-deleted ones are filtered out).</summary>
+    public DbSet<WorkflowStepEntity> Steps => Set<WorkflowStepEntity>();
+
+    /// <inheritdoc />
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        ArgumentNullException.ThrowIfNull(modelBuilder);
+        modelBuilder.HasDefaultSchema(Schema);
+        ConfigureRuns(modelBuilder.Entity<WorkflowRunEntity>());
+        ConfigureSteps(modelBuilder.Entity<WorkflowStepEntity>());
+    }
+
+    private static void ConfigureRuns(EntityTypeBuilder<WorkflowRunEntity> run)
+    {
+        run.ToTable("workflow_runs");
+        run.HasKey(r => r.Id);
+        run.Property(r => r.Id).HasColumnName("uuid").ValueGeneratedNever();
+        run.Property(r => r.WorkflowName).HasColumnName("workflow_name").HasMaxLength(200).IsRequired();
+        run.Property(r => r.Status).HasColumnName("status").HasConversion<string>().HasMaxLength(16).IsRequired();
+        run.Property(r => r.InputData).HasColumnName("input_data").HasColumnType("jsonb").IsRequired();
+        run.Property(r => r.OutputData).HasColumnName("output_data").HasColumnType("jsonb");
+        run.Property(r => r.Created).HasColumnName("created");
+        run.Property(r => r.Modified).HasColumnName("modified");
+        run.Property(r => r.IsRemoved).HasColumnName("is_removed");
+        run.Property(r => r.SucceededAt).HasColumnName("succeeded_at");
+        run.Property(r => r.FailedAt).HasColumnName("failed_at");
+        run.Property(r => r.ExceptionMessage).HasColumnName("exception_message");
+        run.Property(r => r.StepNames).HasColumnName("step_names").IsRequired();
+        run.Property(r => r.CompletedSteps).HasColumnName("completed_steps");
+        run.Property(r => r.Attempts).HasColumnName("attempts");
+        run.Property(r => r.JobId).HasColumnName("job_id").HasMaxLength(100);
+        run.Property(r => r.IdempotencyKey).HasColumnName("idempotency_key").HasMaxLength(200);
+        run.Property(r => r.RecurringId).HasColumnName("recurring_id").HasMaxLength(200);
+        run.Property(r => r.Queue).HasColumnName("queue").HasMaxLength(50);
+        run.HasQueryFilter(r => !r.IsRemoved);
+        run.HasIndex(r => r.Created).HasDatabaseName("ix_workflow_runs_created");
+        run.HasIndex(r => new { r.Status, r.Created }).HasDatabaseName("ix_workflow_runs_status_created");
+        run.HasIndex(r => new { r.WorkflowName, r.Created }).HasDatabaseName("ix_workflow_runs_name_created");
+        run.HasIndex(r => new { r.RecurringId, r.Created }).HasDatabaseName("ix_workflow_runs_recurring_created").HasFilter("recurring_id IS NOT NULL");
+        run.HasIndex(r => r.IdempotencyKey).HasDatabaseName("ux_workflow_runs_idempotency_key").IsUnique().HasFilter("idempotency_key IS NOT NULL");
+    }
+
+    private static void ConfigureSteps(EntityTypeBuilder<WorkflowStepEntity> step)
+    {
+        step.ToTable("workflow_steps");
+        step.HasKey(s => s.Id);
+        step.Property(s => s.Id).HasColumnName("uuid").ValueGeneratedNever();
+        step.Property(s => s.WorkflowRecordId).HasColumnName("workflow_record_uuid");
+        step.Property(s => s.PrecedingStepId).HasColumnName("preceding_step_uuid");
+        step.Property(s => s.StepName).HasColumnName("step_name").HasMaxLength(200).IsRequired();
+        step.Property(s => s.Status).HasColumnName("status").HasConversion<string>().HasMaxLength(16).IsRequired();
+        step.Property(s => s.InputData).HasColumnName("input_data").HasColumnType("jsonb").IsRequired();
+        step.Property(s => s.OutputData).HasColumnName("output_data").HasColumnType("jsonb");
+        step.Property(s => s.Created).HasColumnName("created");
+        step.Property(s => s.Modified).HasColumnName("modified");
+        step.Property(s => s.StartedAt).HasColumnName("started_at");
+        step.Property(s => s.IsRemoved).HasColumnName("is_removed");
+        step.Property(s => s.SucceededAt).HasColumnName("succeeded_at");
+        step.Property(s => s.FailedAt).HasColumnName("failed_at");
+        step.Property(s => s.ExceptionMessage).HasColumnName("exception_message");
+        step.Property(s => s.Attempts).HasColumnName("attempts");
+        step.HasQueryFilter(s => !s.IsRemoved);
+        step.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(s => s.WorkflowRecordId).OnDelete(DeleteBehavior.Cascade);
+        // One live record per (run, step), enforced by the database.
+        step.HasIndex(s => new { s.WorkflowRecordId, s.StepName }).HasDatabaseName("ux_workflow_steps_run_step").IsUnique().HasFilter("NOT is_removed");
+    }
+}
