@@ -21,10 +21,12 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
     private readonly IDbContextFactory<WorkflowDbContext> _contexts;
     private readonly WorkflowJobsOptions _options;
     private readonly WorkflowNpgsqlOptions _npgsql;
+    private readonly WorkflowRegistry _registry;
 
     public NpgsqlWorkflowStore([FromKeyedServices(WorkflowStorageKeys.DataSource)] NpgsqlDataSource dataSource,
-        IDbContextFactory<WorkflowDbContext> contexts, WorkflowJobsOptions options, WorkflowNpgsqlOptions npgsql)
+        IDbContextFactory<WorkflowDbContext> contexts, WorkflowJobsOptions options, WorkflowNpgsqlOptions npgsql, WorkflowRegistry registry)
     {
+        _registry = registry;
         _dataSource = dataSource;
         _contexts = contexts;
         _options = options;
@@ -208,21 +210,19 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
     internal static JObject ParseJson(string json) => WorkflowJson.ParseObject(json);
 
-    private static WorkflowRun Map(WorkflowRunEntity run, IReadOnlyList<WorkflowStepEntity> steps, bool includeSteps)
+    private WorkflowRun Map(WorkflowRunEntity run, IReadOnlyList<WorkflowStepEntity> steps, bool includeSteps)
     {
         var order = run.StepNames.Select((name, index) => (name, index)).ToDictionary(x => x.name, x => x.index, StringComparer.Ordinal);
         var ordered = steps.OrderBy(s => order.GetValueOrDefault(s.StepName, int.MaxValue)).ThenBy(s => s.Created).ToList();
         JObject? output = run.OutputData is null ? null : ParseJson(run.OutputData);
         if (output is null && ordered.Any(s => s.Status == WorkflowStatus.Succeeded && s.OutputData is not null))
         {
-            // A run in progress or failed: its output so far is the outputs of its succeeded steps.
+            // A run in progress or failed: its output so far is the outputs of its succeeded steps, by output key.
+            var keys = _registry.Find(run.WorkflowName)?.Steps.ToDictionary(s => s.Name, s => s.OutputKey, StringComparer.Ordinal);
             output = [];
             foreach (var step in ordered.Where(s => s.Status == WorkflowStatus.Succeeded && s.OutputData is not null))
             {
-                foreach (var property in ParseJson(step.OutputData!).Properties())
-                {
-                    output[property.Name] = property.Value;
-                }
+                output[keys?.GetValueOrDefault(step.StepName) ?? step.StepName] = ParseJson(step.OutputData!);
             }
         }
 

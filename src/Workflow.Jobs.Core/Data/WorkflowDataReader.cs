@@ -56,6 +56,12 @@ internal static partial class WorkflowDataReader
             return null;
         }
 
+        if (json.Parent is not null)
+        {
+            // Error paths are reported relative to this object, prefixed by the key.
+            json = json.DeepClone();
+        }
+
         var before = errors.Count;
         var serializer = JsonSerializer.Create(mode == WorkflowDataReadMode.Strict ? StrictSettings : LenientSettings);
         serializer.Error += (_, args) =>

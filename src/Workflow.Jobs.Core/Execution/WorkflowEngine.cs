@@ -29,12 +29,13 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
         _logger = logger;
     }
 
-    public Task<Guid> CreateAsync<TWorkflow>(WorkflowInput input, CancellationToken cancellationToken = default)
+    public async Task<Guid> CreateAsync<TWorkflow>(WorkflowInput input, CancellationToken cancellationToken = default)
         where TWorkflow : WorkflowDefinition
     {
         ArgumentNullException.ThrowIfNull(input);
-        return CreateAsync(_registry.Get(typeof(TWorkflow)), input.ToJson(), options: null, recurringId: null, dispatch: null, cancellationToken)
-            .ContinueWith(t => t.Result.Id, cancellationToken, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        var result = await CreateAsync(_registry.Get(typeof(TWorkflow)), input.ToJson(), options: null, recurringId: null, dispatch: null, cancellationToken)
+            .ConfigureAwait(false);
+        return result.Id;
     }
 
     /// <summary>Validates and persists a run; with <paramref name="dispatch"/>, creates its job atomically.</summary>

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The one command that runs every test on a fresh machine:
+#   deploy/test.sh [extra dotnet test arguments]
+# Starts the project's local PostgreSQL (deploy/local-postgres.sh), points the tests at it through
+# WORKFLOW_JOBS_TEST_CONNECTION, builds with warnings as errors, runs the whole solution's tests and
+# ends with the line "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1
+export DOTNET_NOLOGO=1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+if [ -z "${WORKFLOW_JOBS_TEST_CONNECTION:-}" ]; then
+  if ! connection="$(deploy/local-postgres.sh start | tail -n 1)"; then
+    echo "could not start the local PostgreSQL" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+  export WORKFLOW_JOBS_TEST_CONNECTION="$connection"
+fi
+
+results="artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+
+status=0
+if ! dotnet build Workflow.Jobs.sln -c Release -warnaserror -nologo -v quiet; then
+  echo "build failed" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+dotnet test Workflow.Jobs.sln -c Release --no-build --nologo \
+  --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@" || status=$?
+
+passed=0; failed=0; skipped=0; found=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  found=1
+  counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)"
+  get() { echo "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  total=$(get total); executed=$(get executed); p=$(get passed); f=$(get failed); e=$(get error); t=$(get timeout); a=$(get aborted)
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${e:-0} + ${t:-0} + ${a:-0}))
+  skipped=$((skipped + ${total:-0} - ${executed:-0}))
+done
+if [ "$found" = 0 ] || { [ "$status" != 0 ] && [ "$failed" = 0 ]; }; then
+  # The runner failed without reporting a failed test (crash, no tests found): count it as one.
+  failed=$((failed + 1))
+  [ "$status" != 0 ] || status=1
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ] || [ "$status" != 0 ] || status=1
+exit "$status"

@@ -1,0 +1,157 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Moq;
+using Newtonsoft.Json.Linq;
+
+namespace Workflow.Jobs.Core.Tests;
+
+public class WorkflowEngineTests
+{
+    private static readonly Guid RunId = Guid.NewGuid();
+    private Mock<IWorkflowStore> _store = null!;
+    private Mock<IRunExecution> _execution = null!;
+    private WorkflowEngine _engine = null!;
+    private ServiceProvider _services = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _store = new Mock<IWorkflowStore>(MockBehavior.Strict);
+        _execution = new Mock<IRunExecution>();
+        _execution.Setup(e => e.DisposeAsync()).Returns(ValueTask.CompletedTask);
+        _store.Setup(s => s.BeginExecutionAsync(RunId, It.IsAny<CancellationToken>())).ReturnsAsync(_execution.Object);
+        _services = new ServiceCollection().AddTransient<AddStep>().AddTransient<SquareStep>().AddTransient<ThrowingStep>().BuildServiceProvider();
+        var registry = new WorkflowRegistry([new WorkflowRegistration(typeof(AddThenSquareWorkflow)), new WorkflowRegistration(typeof(ThrowingWorkflow))]);
+        _engine = new WorkflowEngine(_store.Object, registry, _services.GetRequiredService<IServiceScopeFactory>(), TimeProvider.System,
+            new WorkflowMetrics(), NullLogger<WorkflowEngine>.Instance);
+    }
+
+    [TearDown]
+    public void TearDown() => _services.Dispose();
+
+    private void GivenRun(WorkflowStatus status, string name = "add-then-square", string[]? steps = null, JObject? input = null, JObject? output = null,
+        params StepRecord[] records)
+    {
+        _execution.SetupGet(e => e.Run).Returns(new RunRecord(RunId, name, status, input ?? [], output, steps ?? ["AddStep", "SquareStep"], 0));
+        _execution.SetupGet(e => e.Steps).Returns(records);
+        _execution.Setup(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>())).ReturnsAsync(true);
+        _execution.Setup(e => e.CompleteStepAsync(It.IsAny<Guid>(), It.IsAny<JObject>(), It.IsAny<StepStart?>(), It.IsAny<JObject?>(), It.IsAny<int>(),
+            It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>())).ReturnsAsync(true);
+    }
+
+    [Test]
+    public async Task ExecuteAsync_SkipsSucceededSteps_AndFeedsTheirStoredOutputForward()
+    {
+        var addId = Guid.NewGuid();
+        GivenRun(WorkflowStatus.Failed, records:
+        [
+            new StepRecord(addId, "AddStep", WorkflowStatus.Succeeded, JObject.Parse("{\"result\":7}"), 1),
+            new StepRecord(Guid.NewGuid(), "SquareStep", WorkflowStatus.Failed, null, 1),
+        ]);
+
+        var output = await _engine.ExecuteAsync(RunId);
+
+        Assert.That(output.Get<SquareOutput>()!.Result, Is.EqualTo(49));
+        Assert.That(output.Get<AddOutput>()!.Result, Is.EqualTo(7));
+        _execution.Verify(e => e.StartAsync(It.Is<StepStart>(s => s.StepName == "SquareStep" && s.Attempt == 2 && s.Exists && s.PrecedingStepId == addId),
+            It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.CompleteStepAsync(It.IsAny<Guid>(), It.IsAny<JObject>(), null, It.Is<JObject?>(o => o!["square_output"]!["result"]!.Value<int>() == 49),
+            2, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+    }
+
+    [Test]
+    public async Task ExecuteAsync_ChecksPointsEachStep_AndStartsTheNextInTheSameCall()
+    {
+        GivenRun(WorkflowStatus.Pending, input: JObject.Parse("{\"test_step_input\":{\"argument_1\":2,\"argument_2\":3}}"));
+
+        var output = await _engine.ExecuteAsync(RunId);
+
+        Assert.That(output.Get<SquareOutput>()!.Result, Is.EqualTo(25));
+        _execution.Verify(e => e.CompleteStepAsync(It.IsAny<Guid>(), It.Is<JObject>(o => o["result"]!.Value<int>() == 5),
+            It.Is<StepStart?>(n => n!.StepName == "SquareStep" && n.Attempt == 1), null, 1, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+    }
+
+    [Test]
+    public async Task ExecuteAsync_ReturnsStoredOutput_WhenRunAlreadySucceeded()
+    {
+        GivenRun(WorkflowStatus.Succeeded, output: JObject.Parse("{\"test_step_output\":{\"result\":5}}"));
+
+        var output = await _engine.ExecuteAsync(RunId);
+
+        Assert.That(output.Get<AddOutput>()!.Result, Is.EqualTo(5));
+        _execution.Verify(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public void ExecuteAsync_RecordsOriginalMessage_AndThrowsUnitOfWorkException_WithInner()
+    {
+        GivenRun(WorkflowStatus.Pending, name: nameof(ThrowingWorkflow), steps: [nameof(ThrowingStep)]);
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        Assert.That(ex!.Message, Is.EqualTo("this step failed"));
+        Assert.That(ex.InnerException, Is.TypeOf<InvalidOperationException>());
+        Assert.That(ex.StepName, Is.EqualTo(nameof(ThrowingStep)));
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+    }
+
+    [Test]
+    public void ExecuteAsync_FailsRun_WhenDefinitionChanged()
+    {
+        GivenRun(WorkflowStatus.Pending, steps: ["AddStep", "RemovedStep"]);
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        Assert.That(ex!.Code, Is.EqualTo("definition_mismatch"));
+        Assert.That(ex.Message, Does.Contain("RemovedStep").And.Contain("SquareStep"));
+        _execution.Verify(e => e.FailRunAsync(ex.Message, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public void ExecuteAsync_NeverStartsAStep_OfACancelledRun()
+    {
+        GivenRun(WorkflowStatus.Cancelled);
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        Assert.That(ex!.Code, Is.EqualTo("cancelled"));
+        _execution.Verify(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public void ExecuteAsync_StopsBeforeNextStep_WhenRunCancelledDuringAStep()
+    {
+        GivenRun(WorkflowStatus.Pending);
+        _execution.Setup(e => e.CompleteStepAsync(It.IsAny<Guid>(), It.IsAny<JObject>(), It.IsAny<StepStart?>(), It.IsAny<JObject?>(), It.IsAny<int>(),
+            It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>())).ReturnsAsync(false);
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        Assert.That(ex!.Code, Is.EqualTo("cancelled"));
+        _execution.Verify(e => e.CompleteStepAsync(It.IsAny<Guid>(), It.IsAny<JObject>(), It.IsAny<StepStart?>(), It.IsAny<JObject?>(), It.IsAny<int>(),
+            It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+    }
+
+    [Test]
+    public void CreateAsync_PersistsNothing_WhenInputInvalid()
+    {
+        var input = WorkflowInput.FromJson(JObject.Parse("{\"test_step_input\":{\"argument_1\":-5}}"));
+
+        var ex = Assert.ThrowsAsync<WorkflowDataValidationException>(() => _engine.CreateAsync<AddThenSquareWorkflow>(input));
+
+        Assert.That(ex!.Errors.Single().Path, Is.EqualTo("test_step_input.argument_1"));
+        _store.Verify(s => s.CreateRunAsync(It.IsAny<NewRunRecord>(), It.IsAny<Func<Guid, string?>?>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+}
+
+public sealed class ThrowingStep : WorkflowStep<AddInput, AddOutput>
+{
+    protected override Task<AddOutput> ProcessInputAsync(AddInput input, StepContext context, CancellationToken cancellationToken)
+        => throw new InvalidOperationException("this step failed");
+}
+
+public sealed class ThrowingWorkflow : WorkflowDefinition
+{
+    public override IReadOnlyList<Type> Steps { get; } = [typeof(ThrowingStep)];
+}

@@ -1,0 +1,41 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Workflow.Jobs.IntegrationTests;
+
+public static class TestHosts
+{
+    /// <summary>A host with the engine and PostgreSQL storage (no job scheduler), started (so migrated).</summary>
+    public static async Task<IHost> StartEngineHostAsync(string connectionString, Action<IServiceCollection>? configure = null)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<ExecutionLog>();
+        builder.Services.AddSingleton<Gates>();
+        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
+            .AddWorkflow<AddWorkflow>()
+            .AddWorkflow<AddThenSquareWorkflow>()
+            .AddWorkflow<AddFailSquareWorkflow>()
+            .AddWorkflow<AddWaitSquareWorkflow>();
+        configure?.Invoke(builder.Services);
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+
+    /// <summary>Polls until the condition holds or the deadline passes.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Timed out after {timeout.TotalSeconds:0.#} s waiting for: {what}");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+}
