@@ -14,6 +14,12 @@ public sealed class WorkflowNpgsqlOptions
 
     /// <summary>Statements Npgsql prepares automatically per connection (the checkpoint statements). Default 32; 0 turns it off.</summary>
     public int MaxAutoPrepare { get; set; } = 32;
+
+    /// <summary>
+    /// Run creations (each one transaction holding a pooled connection) in flight at once per host;
+    /// more wait their turn. Capped at half the connection pool. Default 16.
+    /// </summary>
+    public int MaxConcurrentEnqueues { get; set; } = 16;
 }
 
 /// <summary>Selects PostgreSQL (EF Core + Npgsql) as the storage of Workflow.Jobs.</summary>

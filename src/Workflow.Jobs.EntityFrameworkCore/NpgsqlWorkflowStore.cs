@@ -23,10 +23,16 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
     private readonly WorkflowNpgsqlOptions _npgsql;
     private readonly WorkflowRegistry _registry;
 
+    // Enqueues hold a pooled connection in a transaction while the (synchronous) Hangfire client runs;
+    // bounding them keeps a burst of callers from exhausting the pool and starving each other.
+    private readonly SemaphoreSlim _enqueueSlots;
+
     public NpgsqlWorkflowStore([FromKeyedServices(WorkflowStorageKeys.DataSource)] NpgsqlDataSource dataSource,
         IDbContextFactory<WorkflowDbContext> contexts, WorkflowJobsOptions options, WorkflowNpgsqlOptions npgsql, WorkflowRegistry registry)
     {
         _registry = registry;
+        var poolSize = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).MaxPoolSize;
+        _enqueueSlots = new SemaphoreSlim(Math.Max(1, Math.Min(npgsql.MaxConcurrentEnqueues, poolSize / 2)));
         _dataSource = dataSource;
         _contexts = contexts;
         _options = options;
@@ -36,6 +42,19 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
     internal NpgsqlDataSource DataSource => _dataSource;
 
     public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
+    {
+        await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await CreateRunCoreAsync(run, dispatch, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _enqueueSlots.Release();
+        }
+    }
+
+    private async Task<CreateRunResult> CreateRunCoreAsync(NewRunRecord run, Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
     {
         // The run row and its job commit together: the job storage enlists in this scope and, sharing
         // the data source, gets the same physical connection (no two-phase commit). A caller's own

@@ -24,6 +24,33 @@ public static class TestHosts
         return host;
     }
 
+    /// <summary>A host with the engine, PostgreSQL storage and a real Hangfire server, started.</summary>
+    public static async Task<IHost> StartHangfireHostAsync(string connectionString, Action<WorkflowHangfireOptions>? hangfire = null,
+        Action<IServiceCollection>? configure = null)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<ExecutionLog>();
+        builder.Services.AddSingleton<Gates>();
+        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
+            .AddWorkflow<AddWorkflow>()
+            .AddWorkflow<AddThenSquareWorkflow>()
+            .AddWorkflow<AddFailSquareWorkflow>()
+            .AddWorkflow<AddWaitSquareWorkflow>()
+            .AddWorkflow<NoRetryWorkflow>()
+            .AddHangfireJobs(o =>
+            {
+                o.WorkerCount = 4;
+                o.QueuePollInterval = TimeSpan.FromMilliseconds(50);
+                o.ShutdownTimeout = TimeSpan.FromSeconds(2);
+                hangfire?.Invoke(o);
+            });
+        configure?.Invoke(builder.Services);
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+
     /// <summary>Polls until the condition holds or the deadline passes.</summary>
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {

@@ -153,3 +153,11 @@ public sealed class AddWaitSquareWorkflow : WorkflowDefinition
 {
     public override IReadOnlyList<Type> Steps { get; } = [typeof(AddStep), typeof(WaitStep), typeof(SquareStep)];
 }
+
+[WorkflowName("no-retry")]
+public sealed class NoRetryWorkflow : WorkflowDefinition
+{
+    public override IReadOnlyList<Type> Steps { get; } = [typeof(AddStep), typeof(FailStep)];
+
+    public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 1, DelaysInSeconds = [0] };
+}

@@ -1,0 +1,63 @@
+namespace Workflow.Jobs;
+
+/// <summary>Options of the Hangfire integration (<c>AddHangfireWorkflowJobs</c>).</summary>
+public sealed class WorkflowHangfireOptions
+{
+    /// <summary>
+    /// Also register a Hangfire server in this host (<c>AddHangfireServer</c>). Default <c>true</c>;
+    /// turn it off for web-only hosts.
+    /// </summary>
+    public bool RunServer { get; set; } = true;
+
+    /// <summary>Hangfire workers of the server. Default: Hangfire's (processors × 5, at most 20).</summary>
+    public int? WorkerCount { get; set; }
+
+    /// <summary>Queues the server listens to. Default <c>["default"]</c>.</summary>
+    public IReadOnlyList<string> Queues { get; set; } = ["default"];
+
+    /// <summary>
+    /// How often idle workers look for new jobs. Default 100 ms: Hangfire.PostgreSql's default of 15 s is
+    /// far too slow for workflows, and its long polling can strand a fetched job (see docs), so a short
+    /// poll is used instead. Each idle server costs about 10 small read-only queries per second per worker group.
+    /// </summary>
+    public TimeSpan QueuePollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// How long a fetched job may go without a heartbeat before another server takes it again (the
+    /// recovery bound after a worker process dies). Default 1 minute. Processing jobs renew it
+    /// (sliding invisibility timeout), so long steps are not taken twice.
+    /// </summary>
+    public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Schema of Hangfire's tables. Default <c>hangfire</c>.</summary>
+    public string SchemaName { get; set; } = "hangfire";
+
+    /// <summary>Name of this server in the dashboard (default: Hangfire's machine-based name).</summary>
+    public string? ServerName { get; set; }
+
+    /// <summary>How long graceful shutdown waits for running steps before cancelling them. Default 15 s.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    internal void Validate()
+    {
+        if (QueuePollInterval <= TimeSpan.Zero)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(QueuePollInterval)} must be positive.");
+        }
+
+        if (InvisibilityTimeout < TimeSpan.FromSeconds(10))
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(InvisibilityTimeout)} must be at least 10 seconds.");
+        }
+
+        if (WorkerCount is < 1)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(WorkerCount)} must be at least 1.");
+        }
+
+        if (Queues is null || Queues.Count == 0)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(Queues)} must name at least one queue.");
+        }
+    }
+}

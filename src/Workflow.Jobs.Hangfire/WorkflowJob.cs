@@ -1,0 +1,47 @@
+using System.ComponentModel;
+using Hangfire;
+using Microsoft.Extensions.Logging;
+
+namespace Workflow.Jobs.Hangfire;
+
+/// <summary>
+/// The Hangfire job of a run. Its only argument is the run id; it loads the run, takes the run's
+/// execution guard, skips succeeded steps and executes the rest.
+/// </summary>
+/// <remarks>
+/// Retries are decided by <see cref="WorkflowRetryFilter"/> (per-workflow policy), so Hangfire's global
+/// <see cref="AutomaticRetryAttribute"/> is switched off for this method.
+/// </remarks>
+public sealed partial class WorkflowJob
+{
+    private readonly WorkflowEngine _engine;
+    private readonly ILogger<WorkflowJob> _logger;
+
+    internal WorkflowJob(WorkflowEngine engine, ILogger<WorkflowJob> logger)
+    {
+        _engine = engine;
+        _logger = logger;
+    }
+
+    /// <summary>Executes (or resumes) the run.</summary>
+    /// <param name="workflowId">The run id.</param>
+    /// <param name="cancellationToken">Filled in by Hangfire: server shutdown or job deletion.</param>
+    [AutomaticRetry(Attempts = 0)]
+    [WorkflowJobDisplayName]
+    [DisplayName("Workflow run {0}")]
+    public async Task ExecuteAsync(Guid workflowId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _engine.ExecuteAsync(workflowId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (UnitOfWorkException ex) when (ex.Code == "cancelled")
+        {
+            // The run was cancelled (its job is normally deleted too): nothing to run, nothing to retry.
+            LogCancelled(workflowId);
+        }
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} is cancelled; its job ends without running a step")]
+    private partial void LogCancelled(Guid workflowId);
+}
