@@ -1,0 +1,1 @@
+Console.WriteLine("reliability worker: not written yet");
