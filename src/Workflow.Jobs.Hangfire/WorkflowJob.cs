@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using Hangfire;
 using Microsoft.Extensions.Logging;
 
@@ -28,7 +27,6 @@ public sealed partial class WorkflowJob
     /// <param name="cancellationToken">Filled in by Hangfire: server shutdown or job deletion.</param>
     [AutomaticRetry(Attempts = 0)]
     [WorkflowJobDisplayName]
-    [DisplayName("Workflow run {0}")]
     public async Task ExecuteAsync(Guid workflowId, CancellationToken cancellationToken)
     {
         try

@@ -81,6 +81,22 @@ public class HangfireWorkflowTests
     }
 
     [Test]
+    public async Task DashboardDisplayName_ShowsWorkflowNameAndRunId()
+    {
+        var id = await _client.EnqueueAsync<AddWorkflow>(new WorkflowInput(new AddInput()), new EnqueueOptions { Delay = TimeSpan.FromDays(1) });
+        var jobId = (await _client.GetAsync(id))!.JobId!;
+        using var connection = _storage.GetConnection();
+        var job = connection.GetJobData(jobId)!.Job;
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext { RequestServices = _host.Services };
+        var context = new global::Hangfire.Dashboard.AspNetCoreDashboardContext(_storage, new DashboardOptions(), http);
+        var attribute = typeof(Workflow.Jobs.Hangfire.WorkflowJob).GetMethod(nameof(Workflow.Jobs.Hangfire.WorkflowJob.ExecuteAsync))!
+            .GetCustomAttributes(typeof(JobDisplayNameAttribute), true).Cast<JobDisplayNameAttribute>().Single();
+
+        Assert.That(attribute.Format(context, job), Is.EqualTo($"add run {id}"));
+        await _client.CancelAsync(id);
+    }
+
+    [Test]
     public async Task EnqueueAsync_ByName_WithJObject_Works_AndUnknownNameIsRefused()
     {
         var id = await _client.EnqueueAsync("add", JObject.Parse("{\"test_step_input\":{\"argument_1\":20,\"argument_2\":22}}"));
