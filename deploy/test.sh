@@ -20,6 +20,13 @@ if [ -z "${WORKFLOW_JOBS_TEST_CONNECTION:-}" ]; then
   export WORKFLOW_JOBS_TEST_CONNECTION="$connection"
 fi
 
+# The dashboard's browser test drives Debian's Chromium (Playwright never downloads a browser here).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ]; then
+  echo "installing chromium for the browser test" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 \
+    || echo "could not install chromium: the browser test will fail" >&2
+fi
+
 results="artifacts/test-results"
 rm -rf "$results"
 mkdir -p "$results"

@@ -70,7 +70,9 @@ public class WorkflowDataValidationException : UnitOfWorkException
     {
         0 => "Workflow data is invalid.",
         1 => "Workflow data is invalid: " + errors[0],
-        _ => $"Workflow data is invalid ({errors.Count} errors): " + string.Join("; ", errors),
+        // The message names the first errors; Errors has them all.
+        <= 10 => $"Workflow data is invalid ({errors.Count} errors): " + string.Join("; ", errors),
+        _ => $"Workflow data is invalid ({errors.Count} errors): " + string.Join("; ", errors.Take(10)) + $"; and {errors.Count - 10} more",
     };
 }
 

@@ -9,6 +9,12 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// connection dies. Every checkpoint runs on the same connection, so a lost guard (connection gone)
 /// also means no further checkpoint of this execution can be written.
 /// </summary>
+/// <remarks>
+/// Pooled connections are not reset when returned (no <c>DISCARD ALL</c>; see
+/// <see cref="WorkflowNpgsqlOptions.ResetSessionOnClose"/>), so the lock must never go back to the pool:
+/// it is unlocked explicitly, and when that cannot be confirmed the pool is cleared, which closes this
+/// connection (ending its session, and the lock with it) instead of reusing it.
+/// </remarks>
 internal sealed class NpgsqlRunExecution : IRunExecution
 {
     private const string RunsTable = NpgsqlWorkflowStore.RunsTable;
@@ -50,14 +56,18 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         """;
 
     private readonly NpgsqlConnection _connection;
+    private readonly NpgsqlDataSource _dataSource;
     private readonly Guid _runId;
     private readonly long _lockKey;
     private readonly int _timeout;
-    private bool _locked;
 
-    public NpgsqlRunExecution(NpgsqlConnection connection, Guid runId, int commandTimeoutSeconds)
+    // Whether this session may hold the guard: set before asking for it, cleared only on a clear "no".
+    private bool _mayHoldLock;
+
+    public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds)
     {
         _connection = connection;
+        _dataSource = dataSource;
         _runId = runId;
         _lockKey = LockKey(runId);
         _timeout = commandTimeoutSeconds;
@@ -94,14 +104,15 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             },
             Timeout = _timeout,
         };
+        _mayHoldLock = true;
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         if (!reader.GetBoolean(0))
         {
+            _mayHoldLock = false;
             return false;
         }
 
-        _locked = true;
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -167,20 +178,20 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         return batch.BatchCommands[2].RecordsAffected == 1;
     }
 
-    public async Task FailStepAsync(Guid stepId, string message, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task FailStepAsync(Guid stepId, string message, WorkflowStatus runStatus, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(
             $"UPDATE {StepsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @step",
             new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message)));
-        batch.BatchCommands.Add(FailRunCommand(message, now));
+        batch.BatchCommands.Add(FailRunCommand(message, now, runStatus));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = NewBatch();
-        batch.BatchCommands.Add(FailRunCommand(message, now));
+        batch.BatchCommands.Add(FailRunCommand(message, now, WorkflowStatus.Failed));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -206,27 +217,37 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     {
         try
         {
-            if (_locked && _connection.State == System.Data.ConnectionState.Open)
+            if (_mayHoldLock && _connection.State == System.Data.ConnectionState.Open)
             {
-                // Released after every write has committed, so the next holder sees them.
-                await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(@key)", _connection);
+                // Released after every write has committed, so the next holder sees them. (A broken
+                // connection is never pooled: PostgreSQL releases the lock with its session.)
+                await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(@key)", _connection) { CommandTimeout = _timeout };
                 unlock.Parameters.AddWithValue("key", _lockKey);
                 await unlock.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+                _mayHoldLock = false;
             }
         }
-        catch (NpgsqlException)
+#pragma warning disable CA1031 // Whatever the failure, the outcome is the same: the session must not be reused.
+        catch (Exception)
+#pragma warning restore CA1031
         {
-            // The connection is broken: PostgreSQL has released the lock with the session.
         }
         finally
         {
+            if (_mayHoldLock && _connection.State == System.Data.ConnectionState.Open)
+            {
+                // The unlock was not confirmed on a live connection: clearing the pool closes this
+                // connection when it is returned below, instead of pooling a session that holds the guard.
+                _dataSource.Clear();
+            }
+
             await _connection.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now)
-        => Command($"UPDATE {RunsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN ('Running', 'Pending')",
-            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message));
+    private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now, WorkflowStatus status)
+        => Command($"UPDATE {RunsTable} SET status = @status, failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN ('Running', 'Pending')",
+            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message), NpgsqlWorkflowStore.Text("status", status.ToString()));
 
     private NpgsqlBatchCommand StepStartCommand(StepStart step, DateTimeOffset now)
     {

@@ -20,6 +20,15 @@ public sealed class WorkflowNpgsqlOptions
     /// more wait their turn. Capped at half the connection pool. Default 16.
     /// </summary>
     public int MaxConcurrentEnqueues { get; set; } = 16;
+
+    /// <summary>
+    /// Reset session state (Npgsql's <c>DISCARD ALL</c> or equivalent) each time a pooled connection is
+    /// reused. Default <c>false</c>: the reset is one more transaction per connection use (about 7 per
+    /// Hangfire job), and neither Workflow.Jobs nor Hangfire.PostgreSql leaves session state behind (the
+    /// execution guard's advisory lock is released explicitly, or its connection is closed). Turn it on
+    /// if your own code uses the shared data source and changes session settings.
+    /// </summary>
+    public bool ResetSessionOnClose { get; set; }
 }
 
 /// <summary>Selects PostgreSQL (EF Core + Npgsql) as the storage of Workflow.Jobs.</summary>
@@ -49,6 +58,11 @@ public static class NpgsqlWorkflowJobsOptionsExtensions
         if (npgsql.MaxAutoPrepare > 0 && builder.MaxAutoPrepare == 0)
         {
             builder.MaxAutoPrepare = npgsql.MaxAutoPrepare;
+        }
+
+        if (!npgsql.ResetSessionOnClose)
+        {
+            builder.NoResetOnClose = true;
         }
 
         builder.Enlist = true;

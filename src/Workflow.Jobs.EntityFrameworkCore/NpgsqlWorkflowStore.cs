@@ -204,9 +204,9 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds);
         try
         {
-            var execution = new NpgsqlRunExecution(connection, runId, _npgsql.CommandTimeoutSeconds);
             while (!await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))
             {
                 await Task.Delay(_options.ExecutionLockPollInterval, cancellationToken).ConfigureAwait(false);
@@ -216,7 +216,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
         }
         catch
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            // Also when the guard was taken but loading failed or was cancelled: releases it, then the connection.
+            await execution.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }

@@ -26,6 +26,8 @@ public static class HangfireWorkflowJobsBuilderExtensions
         options.Validate();
         var services = builder.Services;
         services.TryAddSingleton(options);
+        // The Workflows page in the dashboard (also under a plain UseHangfireDashboard); registered once per process.
+        Workflow.Jobs.Hangfire.Dashboard.WorkflowDashboardRoutes.EnsureRegistered();
 
         // Per-host Hangfire services, registered before AddHangfire so that its TryAdd* keep them.
         services.Replace(ServiceDescriptor.Singleton<JobStorage>(sp => new PostgreSqlStorage(
@@ -35,6 +37,9 @@ public static class HangfireWorkflowJobsBuilderExtensions
                 SchemaName = options.SchemaName,
                 QueuePollInterval = options.QueuePollInterval,
                 InvisibilityTimeout = options.InvisibilityTimeout,
+                // Hangfire.PostgreSql's locks are rows that a killed process never deletes; a job whose state
+                // lock it held waits for the lock to expire (default 10 minutes), so expire it with the same bound.
+                DistributedLockTimeout = options.InvisibilityTimeout,
                 UseSlidingInvisibilityTimeout = true,
                 EnableTransactionScopeEnlistment = true,
                 EnableLongPolling = false,
@@ -46,10 +51,17 @@ public static class HangfireWorkflowJobsBuilderExtensions
 
         if (!services.Any(d => d.ServiceType == typeof(IGlobalConfiguration)))
         {
-            services.AddHangfire(config => config
-                .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-                .UseSimpleAssemblyNameTypeSerializer()
-                .UseRecommendedSerializerSettings());
+            services.AddHangfire((sp, config) =>
+            {
+                config
+                    .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                    .UseSimpleAssemblyNameTypeSerializer()
+                    .UseRecommendedSerializerSettings();
+                if (sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>() is { } loggerFactory)
+                {
+                    config.UseLogProvider(new HostTolerantLogProvider(loggerFactory));
+                }
+            });
         }
 
         services.TryAddSingleton<WorkflowRetryFilter>();
@@ -78,7 +90,8 @@ public static class HangfireWorkflowJobsBuilderExtensions
                 }
 
                 server.ShutdownTimeout = options.ShutdownTimeout;
-                server.CancellationCheckInterval = TimeSpan.FromSeconds(1);
+                server.CancellationCheckInterval = options.CancellationCheckInterval;
+                server.SchedulePollingInterval = options.SchedulePollingInterval;
             });
         }
 

@@ -25,9 +25,25 @@ public sealed class WorkflowHangfireOptions
     /// <summary>
     /// How long a fetched job may go without a heartbeat before another server takes it again (the
     /// recovery bound after a worker process dies). Default 1 minute. Processing jobs renew it
-    /// (sliding invisibility timeout), so long steps are not taken twice.
+    /// (sliding invisibility timeout), so long steps are not taken twice. It is also the expiry of
+    /// Hangfire's distributed locks (job state locks, scheduler locks), which a killed process leaves behind.
     /// </summary>
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// How often the server checks whether the jobs it is running were deleted or requeued meanwhile, so
+    /// that the step in flight sees its cancellation token fire. Default 5 s (Hangfire's default). Each
+    /// check is one query per running job, a cost that grows with the length of runs; a cancelled run
+    /// stops at its next checkpoint whatever this interval, so it only bounds the wait of a long step body.
+    /// </summary>
+    public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How often the server moves due scheduled jobs (delayed runs, retries with a delay) to their queue.
+    /// Default 1 s (Hangfire's default is 15 s, which would add up to 15 s to every retry delay). One small
+    /// query per interval per server.
+    /// </summary>
+    public TimeSpan SchedulePollingInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Schema of Hangfire's tables. Default <c>hangfire</c>.</summary>
     public string SchemaName { get; set; } = "hangfire";
@@ -48,6 +64,16 @@ public sealed class WorkflowHangfireOptions
         if (InvisibilityTimeout < TimeSpan.FromSeconds(10))
         {
             throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(InvisibilityTimeout)} must be at least 10 seconds.");
+        }
+
+        if (SchedulePollingInterval <= TimeSpan.Zero)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(SchedulePollingInterval)} must be positive.");
+        }
+
+        if (CancellationCheckInterval <= TimeSpan.Zero)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(CancellationCheckInterval)} must be positive.");
         }
 
         if (WorkerCount is < 1)

@@ -25,13 +25,13 @@ public sealed partial class WorkflowJob
     /// <summary>Executes (or resumes) the run.</summary>
     /// <param name="workflowId">The run id.</param>
     /// <param name="cancellationToken">Filled in by Hangfire: server shutdown or job deletion.</param>
-    [AutomaticRetry(Attempts = 0)]
+    [AutomaticRetry(Attempts = 0, LogEvents = false)]
     [WorkflowJobDisplayName]
     public async Task ExecuteAsync(Guid workflowId, CancellationToken cancellationToken)
     {
         try
         {
-            await _engine.ExecuteAsync(workflowId, cancellationToken).ConfigureAwait(false);
+            await _engine.ExecuteAsync(workflowId, retriedByScheduler: true, cancellationToken).ConfigureAwait(false);
         }
         catch (UnitOfWorkException ex) when (ex.Code == "cancelled")
         {

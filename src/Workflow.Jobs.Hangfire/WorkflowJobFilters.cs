@@ -3,6 +3,7 @@ using Hangfire.Common;
 using Hangfire.States;
 using Hangfire.Storage;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 
 namespace Workflow.Jobs.Hangfire;
 
@@ -20,15 +21,12 @@ internal static class WorkflowJobParameters
 /// Retries failed runs with the workflow's policy (attempts and delays), and never retries
 /// non-retryable failures: <see cref="NonRetryableException"/>, validation failures, definition
 /// mismatches, unknown or missing runs. A Requeue of a failed job restores the whole retry budget.
+/// An execution that failed because the database was unreachable (not a step failure) is always retried
+/// and does not use the budget: nothing failed but the connection.
 /// </summary>
 internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, WorkflowJobsOptions options, ILogger<WorkflowRetryFilter> logger)
     : IElectStateFilter
 {
-    private static readonly HashSet<string> FinalCodes = new(StringComparer.Ordinal)
-    {
-        WorkflowDataValidationException.ValidationFailedCode, "definition_mismatch", "unknown_workflow", "not_found", "cancelled",
-    };
-
     public void OnStateElection(ElectStateContext context)
     {
         var job = context.BackgroundJob?.Job;
@@ -58,27 +56,49 @@ internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, Wor
         var name = context.GetJobParameter<string>(WorkflowJobParameters.WorkflowName);
         var policy = (name is null ? null : registry.Find(name)?.Retry) ?? options.DefaultRetry;
         var retryCount = context.GetJobParameter<int>(WorkflowJobParameters.RetryCount) + 1;
-        if (retryCount > policy.Attempts)
+        var databaseUnavailable = IsDatabaseUnavailable(failed.Exception);
+        if (retryCount > policy.Attempts && !databaseUnavailable)
         {
             failed.Reason = policy.Attempts == 0 ? "Retries are off for this workflow" : $"Retries exhausted ({policy.Attempts})";
             return;
         }
 
-        context.SetJobParameter(WorkflowJobParameters.RetryCount, retryCount);
+        if (!databaseUnavailable)
+        {
+            context.SetJobParameter(WorkflowJobParameters.RetryCount, retryCount);
+        }
+
         var delays = policy.DelaysInSeconds;
         var delay = delays.Count == 0 ? 0 : delays[Math.Min(retryCount - 1, delays.Count - 1)];
-        var reason = $"Retry attempt {retryCount} of {policy.Attempts}: {failed.Exception.Message}";
+        var reason = databaseUnavailable
+            ? $"Retried outside the retry budget, the database was unavailable: {failed.Exception.Message}"
+            : $"Retry attempt {retryCount} of {policy.Attempts}: {failed.Exception.Message}";
         context.CandidateState = delay <= 0
             ? new EnqueuedState(job!.Queue ?? EnqueuedState.DefaultQueue) { Reason = reason }
             : new ScheduledState(TimeSpan.FromSeconds(delay)) { Reason = reason };
-        LogRetry(job!.Args[0], retryCount, policy.Attempts, delay);
+        if (databaseUnavailable)
+        {
+            LogDatabaseRetry(failed.Exception, job!.Args[0], delay);
+        }
+        else
+        {
+            LogRetry(job!.Args[0], retryCount, policy.Attempts, delay);
+        }
     }
 
-    internal static bool IsFinal(Exception? exception)
+    internal static bool IsFinal(Exception? exception) => WorkflowFailures.IsFinal(exception);
+
+    /// <summary>The engine itself could not reach the database (a step's own failure is a <see cref="UnitOfWorkException"/>).</summary>
+    internal static bool IsDatabaseUnavailable(Exception? exception)
     {
+        if (exception is null or UnitOfWorkException)
+        {
+            return false;
+        }
+
         for (var e = exception; e is not null; e = e.InnerException)
         {
-            if (e is NonRetryableException || (e is UnitOfWorkException u && FinalCodes.Contains(u.Code)))
+            if (e is NpgsqlException { IsTransient: true })
             {
                 return true;
             }
@@ -86,6 +106,9 @@ internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, Wor
 
         return false;
     }
+
+    [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} could not reach the database; retried in {DelaySeconds} s without using its retry budget")]
+    private partial void LogDatabaseRetry(Exception exception, object workflowId, int delaySeconds);
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} failed; retry {RetryCount} of {Attempts} in {DelaySeconds} s")]
     private partial void LogRetry(object workflowId, int retryCount, int attempts, int delaySeconds);

@@ -1,6 +1,128 @@
+// Workflow.Jobs sample host: example workflows, a JSON HTTP API, the Hangfire dashboard, health
+// checks and OpenTelemetry, all in one binary whose role (All, Web, Worker) comes from configuration.
+// docs/sample.md is the reference of its settings and endpoints.
+using System.Globalization;
+using Hangfire;
+using Hangfire.Dashboard;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Logging.Console;
+using Workflow.Jobs;
+using Workflow.Jobs.Sample.Api;
+using Workflow.Jobs.Sample.Configuration;
+using Workflow.Jobs.Sample.FakeApi;
+using Workflow.Jobs.Sample.Observability;
+using Workflow.Jobs.Sample.Workflows;
+
 var builder = WebApplication.CreateBuilder(args);
+
+// Settings: read and checked once; a missing or invalid value stops the host with every problem listed.
+var settings = SampleHostSettings.Load(builder.Configuration);
+builder.Services.AddSingleton(settings);
+
+// Logs carry the trace and span ids; structured JSON with Logging:Console:FormatterName=json.
+builder.Logging.Configure(options => options.ActivityTrackingOptions =
+    ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
+builder.Services.PostConfigure<JsonConsoleFormatterOptions>(options =>
+{
+    // The console's short "HH:mm:ss.fff " stamp suits people; JSON gets a full UTC timestamp.
+    if (string.IsNullOrWhiteSpace(options.TimestampFormat) || options.TimestampFormat.EndsWith(' '))
+    {
+        options.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+        options.UseUtcTimestamp = true;
+    }
+});
+
+// Workflows on PostgreSQL, run as Hangfire jobs. Web hosts enqueue only (no Hangfire server).
+builder.Services.AddSingleton<FakeExternalApi>();
+builder.Services.AddWorkflowJobs(options =>
+    {
+        options.UseNpgsql(settings.ConnectionString);
+        options.ApplyMigrationsOnStartup = settings.ApplyMigrationsOnStartup;
+        options.DefaultRetry = settings.Retry;
+    })
+    .AddWorkflow<CustomerProvisioningWorkflow>()
+    .AddWorkflow<UsageReportWorkflow>()
+    .AddHangfireJobs(options =>
+    {
+        options.RunServer = settings.RunsServer;
+        options.WorkerCount = settings.WorkerCount;
+        options.Queues = settings.Queues;
+        options.ServerName = settings.ServerName;
+        options.QueuePollInterval = settings.QueuePollInterval ?? options.QueuePollInterval;
+        options.InvisibilityTimeout = settings.InvisibilityTimeout ?? options.InvisibilityTimeout;
+        options.ShutdownTimeout = settings.ShutdownTimeout ?? options.ShutdownTimeout;
+    });
+builder.Services.AddHostedService<RecurringWorkflowRegistration>();
+
+builder.Services.AddSampleTelemetry(settings, builder.Configuration);
+builder.Services.AddSampleHealthChecks();
+
+if (settings.ServesHttpApi)
+{
+    builder.Services.AddSingleton<WorkflowSchema>();
+    var authentication = builder.Services.AddAuthentication();
+    builder.Services.AddAuthorization();
+    if (settings.ApiKey is { } apiKey)
+    {
+        authentication.AddScheme<ApiKeyAuthenticationOptions, ApiKeyAuthenticationHandler>(ApiKeyDefaults.PolicyName, o => o.ApiKey = apiKey);
+        builder.Services.AddAuthorizationBuilder().AddPolicy(ApiKeyDefaults.PolicyName, policy => policy
+            .AddAuthenticationSchemes(ApiKeyDefaults.PolicyName)
+            .RequireAuthenticatedUser());
+    }
+}
+
 var app = builder.Build();
-app.Run();
+
+var startupLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Workflow.Jobs.Sample");
+SampleLog.Starting(startupLogger, settings.Role, settings.DescribeDatabase(),
+    settings.RunsServer ? settings.WorkerCount?.ToString(CultureInfo.InvariantCulture) ?? "default" : "none",
+    string.Join(",", settings.Queues), settings.Exporter);
+
+if (settings.ApplyMigrationsOnStartup)
+{
+    await SampleDatabase.EnsureExistsAsync(settings.ConnectionString, startupLogger, app.Lifetime.ApplicationStopping);
+}
+
+app.MapSampleHealthChecks(settings);
+
+if (settings.ServesHttpApi)
+{
+    // A policy named in configuration must exist: fail at start, not at the first request.
+    var policies = app.Services.GetRequiredService<IAuthorizationPolicyProvider>();
+    foreach (var policy in new[] { settings.WritePolicy, settings.ReadPolicy }.OfType<string>())
+    {
+        if (await policies.GetPolicyAsync(policy) is null)
+        {
+            throw new InvalidOperationException($"WorkflowJobs:Api names the authorization policy '{policy}', which is not registered.");
+        }
+    }
+
+    app.UseAuthentication();
+    app.UseAuthorization();
+    app.MapWorkflowApi(settings);
+    app.MapFakeApi(settings);
+
+    // ---------------------------------------------------------------------------------------------
+    // DASHBOARD. To be replaced by app.UseWorkflowJobsDashboard(SampleHostSettings.DashboardPath)
+    // from Workflow.Jobs.Hangfire (Workflows page + configurable authorization) once it exists.
+    // Until then: Hangfire's own dashboard, local requests only.
+    app.UseHangfireDashboard(SampleHostSettings.DashboardPath, new DashboardOptions
+    {
+        Authorization = [new LocalRequestsOnlyAuthorizationFilter()],
+        DashboardTitle = "Workflow.Jobs",
+    });
+    // ---------------------------------------------------------------------------------------------
+}
+
+await app.RunAsync();
 
 /// <summary>Entry point (visible to WebApplicationFactory in tests).</summary>
 public partial class Program;
+
+/// <summary>Start-up log messages of the sample host.</summary>
+internal static partial class SampleLog
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information,
+        Message = "Workflow.Jobs sample host: role {Role}, database {Database}, workers {Workers}, queues {Queues}, telemetry {Exporter}")]
+    public static partial void Starting(ILogger logger, SampleRole role, string database, string workers, string queues, TelemetryExporter exporter);
+}

@@ -1,1 +1,3 @@
-Console.WriteLine("benchmark: not written yet");
+using Workflow.Jobs.Benchmarks;
+
+return await BenchmarkProgram.RunAsync(args, Console.Out).ConfigureAwait(false);

@@ -92,7 +92,7 @@ public class WorkflowEngineTests
         Assert.That(ex!.Message, Is.EqualTo("this step failed"));
         Assert.That(ex.InnerException, Is.TypeOf<InvalidOperationException>());
         Assert.That(ex.StepName, Is.EqualTo(nameof(ThrowingStep)));
-        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", WorkflowStatus.Failed, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
     }
 
     [Test]

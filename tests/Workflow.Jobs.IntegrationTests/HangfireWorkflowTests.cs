@@ -136,6 +136,23 @@ public class HangfireWorkflowTests
     }
 
     [Test]
+    public async Task RunWaitingForARetry_IsPending_WithTheErrorRecorded_NotFailed()
+    {
+        var id = await _client.EnqueueAsync<SlowRetryWorkflow>(new WorkflowInput(new FailInput { FailTimes = 1 }));
+        var jobId = (await _client.GetAsync(id))!.JobId!;
+
+        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(jobId) == ScheduledState.StateName && _log.Count(id, "FailStep") == 1), Deadline,
+            "retry scheduled");
+
+        var run = (await _client.GetAsync(id))!;
+        Assert.That(run.Status, Is.EqualTo(WorkflowStatus.Pending), "a run reads Failed only when no retry follows");
+        Assert.That(run.ExceptionMessage, Is.EqualTo("this step failed"));
+        Assert.That(run.FailedAt, Is.Not.Null);
+        Assert.That(run.Steps.Single().Status, Is.EqualTo(WorkflowStatus.Failed));
+        await _client.CancelAsync(id);
+    }
+
+    [Test]
     public async Task NonRetryableException_FailsTheRunAtOnce_WithoutRetries()
     {
         var id = await _client.EnqueueAsync<AddFailSquareWorkflow>(new WorkflowInput(new FailInput { FailTimes = 5, NonRetryable = true }));

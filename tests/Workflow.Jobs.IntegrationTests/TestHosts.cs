@@ -11,6 +11,8 @@ public static class TestHosts
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
+        // Hangfire's static log provider follows the last host started: a factory no host disposal can break.
+        builder.Services.AddSingleton<ILoggerFactory>(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
         builder.Services.AddSingleton<ExecutionLog>();
         builder.Services.AddSingleton<Gates>();
         builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
@@ -30,6 +32,7 @@ public static class TestHosts
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<ILoggerFactory>(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
         builder.Services.AddSingleton<ExecutionLog>();
         builder.Services.AddSingleton<Gates>();
         builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
@@ -38,6 +41,7 @@ public static class TestHosts
             .AddWorkflow<AddFailSquareWorkflow>()
             .AddWorkflow<AddWaitSquareWorkflow>()
             .AddWorkflow<NoRetryWorkflow>()
+            .AddWorkflow<SlowRetryWorkflow>()
             .AddHangfireJobs(o =>
             {
                 o.WorkerCount = 4;

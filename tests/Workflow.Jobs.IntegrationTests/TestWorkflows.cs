@@ -161,3 +161,11 @@ public sealed class NoRetryWorkflow : WorkflowDefinition
 
     public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 1, DelaysInSeconds = [0] };
 }
+
+[WorkflowName("slow-retry")]
+public sealed class SlowRetryWorkflow : WorkflowDefinition
+{
+    public override IReadOnlyList<Type> Steps { get; } = [typeof(FailStep)];
+
+    public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 2, DelaysInSeconds = [3600] };
+}

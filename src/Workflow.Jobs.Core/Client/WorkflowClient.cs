@@ -50,7 +50,7 @@ internal sealed class WorkflowClient : IWorkflowClient
     {
         ArgumentNullException.ThrowIfNull(workflowName);
         var workflow = _registry.Find(workflowName)
-            ?? throw new UnitOfWorkException($"Unknown workflow '{workflowName}'.", "unknown_workflow");
+            ?? throw new UnitOfWorkException($"Unknown workflow '{WorkflowDataError.Shorten(workflowName, 200)}'.", "unknown_workflow");
         return EnqueueAsync(workflow, input, options, recurringId: null, cancellationToken);
     }
 

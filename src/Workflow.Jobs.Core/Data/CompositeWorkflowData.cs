@@ -93,9 +93,13 @@ public abstract class CompositeWorkflowData
         var errors = new List<WorkflowDataError>();
         foreach (var property in json.Properties())
         {
-            if (property.Value is JObject part)
+            if (property.Value is JObject part && WorkflowJson.IsDeeperThan(part, WorkflowJson.MaxDepth))
             {
-                _parts[property.Name] = (JObject)part.DeepClone();
+                errors.Add(new WorkflowDataError(property.Name, $"Nested deeper than the maximum depth of {WorkflowJson.MaxDepth} levels."));
+            }
+            else if (property.Value is JObject valid)
+            {
+                _parts[property.Name] = (JObject)valid.DeepClone();
             }
             else
             {

@@ -56,10 +56,23 @@ internal static partial class WorkflowDataReader
             return null;
         }
 
+        if (WorkflowJson.IsDeeperThan(json, WorkflowJson.MaxDepth))
+        {
+            // Checked before anything recursive (cloning, reading) touches an object built in code.
+            errors.Add(new WorkflowDataError(pathPrefix, $"Nested deeper than the maximum depth of {WorkflowJson.MaxDepth} levels."));
+            return null;
+        }
+
         if (json.Parent is not null)
         {
             // Error paths are reported relative to this object, prefixed by the key.
             json = json.DeepClone();
+        }
+
+        if (mode == WorkflowDataReadMode.Strict && WorkflowJson.FindUnstorableText(json) is { } unstorable)
+        {
+            errors.Add(new WorkflowDataError(Join(pathPrefix, unstorable.Path), unstorable.Message));
+            return null;
         }
 
         var before = errors.Count;
@@ -245,7 +258,8 @@ internal static partial class WorkflowDataReader
 
         if (message.StartsWith("Error converting value", StringComparison.Ordinal) || message.StartsWith("Could not convert", StringComparison.Ordinal)
             || message.StartsWith("Unexpected character", StringComparison.Ordinal) || message.StartsWith("Input string", StringComparison.Ordinal)
-            || message.StartsWith("Unexpected token", StringComparison.Ordinal) || message.StartsWith("Cannot deserialize", StringComparison.Ordinal))
+            || message.StartsWith("Unexpected token", StringComparison.Ordinal) || message.StartsWith("Cannot deserialize", StringComparison.Ordinal)
+            || message.StartsWith("Error reading", StringComparison.Ordinal) || message.StartsWith("Value was either too large", StringComparison.Ordinal))
         {
             return ("Wrong type or format: " + message, null);
         }

@@ -84,8 +84,11 @@ internal interface IRunExecution : IAsyncDisposable
     /// </summary>
     Task<bool> CompleteStepAsync(Guid stepId, JObject output, StepStart? next, JObject? runOutput, int completedSteps, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>Records a failed step and fails the run, with the original message.</summary>
-    Task FailStepAsync(Guid stepId, string message, DateTimeOffset now, CancellationToken cancellationToken);
+    /// <summary>
+    /// Records a failed step with the original message, and sets the run to <paramref name="runStatus"/>
+    /// (Failed; or Pending when a retry by the job scheduler may follow) with the same message.
+    /// </summary>
+    Task FailStepAsync(Guid stepId, string message, WorkflowStatus runStatus, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);

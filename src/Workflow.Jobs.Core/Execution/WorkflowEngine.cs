@@ -60,7 +60,15 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
         return result;
     }
 
-    public async Task<WorkflowOutput> ExecuteAsync(Guid workflowId, CancellationToken cancellationToken = default)
+    public Task<WorkflowOutput> ExecuteAsync(Guid workflowId, CancellationToken cancellationToken = default)
+        => ExecuteAsync(workflowId, retriedByScheduler: false, cancellationToken);
+
+    /// <summary>
+    /// Executes the run. With <paramref name="retriedByScheduler"/>, a retryable step failure leaves the run
+    /// Pending (the job scheduler decides whether it retries; its state filter marks the run Failed when not),
+    /// so a run reads Failed only once its failure is final.
+    /// </summary>
+    internal async Task<WorkflowOutput> ExecuteAsync(Guid workflowId, bool retriedByScheduler, CancellationToken cancellationToken)
     {
         await using var execution = await _store.BeginExecutionAsync(workflowId, cancellationToken).ConfigureAwait(false);
         var run = execution.Run
@@ -98,7 +106,7 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
         _metrics.RunsInFlight.Add(1);
         try
         {
-            return await ExecuteStepsAsync(execution, run, workflow, cancellationToken).ConfigureAwait(false);
+            return await ExecuteStepsAsync(execution, run, workflow, retriedByScheduler, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -106,7 +114,8 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
         }
     }
 
-    private async Task<WorkflowOutput> ExecuteStepsAsync(IRunExecution execution, RunRecord run, WorkflowDescriptor workflow, CancellationToken cancellationToken)
+    private async Task<WorkflowOutput> ExecuteStepsAsync(IRunExecution execution, RunRecord run, WorkflowDescriptor workflow, bool retriedByScheduler,
+        CancellationToken cancellationToken)
     {
         var records = execution.Steps.ToDictionary(s => s.StepName, StringComparer.Ordinal);
         var accumulated = new WorkflowOutput();
@@ -142,7 +151,8 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
         for (var index = first; index < workflow.Steps.Count; index++)
         {
             var step = workflow.Steps[index];
-            var output = await RunStepAsync(execution, run, workflow, step, start, accumulated, scope.ServiceProvider, cancellationToken).ConfigureAwait(false);
+            var output = await RunStepAsync(execution, run, workflow, step, start, accumulated, scope.ServiceProvider, retriedByScheduler, cancellationToken)
+                .ConfigureAwait(false);
             var outputJson = output.ToJson();
             accumulated.SetJson(step.OutputKey, outputJson, output);
             var last = index == workflow.Steps.Count - 1;
@@ -163,7 +173,7 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
     }
 
     private async Task<WorkflowData> RunStepAsync(IRunExecution execution, RunRecord run, WorkflowDescriptor workflow, StepDescriptor step, StepStart start,
-        WorkflowOutput accumulated, IServiceProvider services, CancellationToken cancellationToken)
+        WorkflowOutput accumulated, IServiceProvider services, bool retriedByScheduler, CancellationToken cancellationToken)
     {
         using var activity = WorkflowTelemetry.Source.StartActivity("workflow.step " + step.Name);
         activity?.SetTag("workflow.name", workflow.Name);
@@ -199,7 +209,8 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
             tags.Add("workflow.step.outcome", "failed");
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             LogStepFailed(ex, run.Id, workflow.Name, step.Name, start.StepId, start.Attempt);
-            await execution.FailStepAsync(start.StepId, ex.Message, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            var runStatus = retriedByScheduler && !WorkflowFailures.IsFinal(ex) ? WorkflowStatus.Pending : WorkflowStatus.Failed;
+            await execution.FailStepAsync(start.StepId, ex.Message, runStatus, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
             _metrics.RunsFailed.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
             throw new UnitOfWorkException(ex.Message, ex is WorkflowDataValidationException v ? v.Code : UnitOfWorkException.StepFailedCode, ex)
             {

@@ -1,0 +1,27 @@
+namespace Workflow.Jobs;
+
+/// <summary>Which failures are final (never retried).</summary>
+internal static class WorkflowFailures
+{
+    private static readonly HashSet<string> FinalCodes = new(StringComparer.Ordinal)
+    {
+        WorkflowDataValidationException.ValidationFailedCode, "definition_mismatch", "unknown_workflow", "not_found", "cancelled",
+    };
+
+    /// <summary>
+    /// A <see cref="NonRetryableException"/> anywhere in the chain, invalid data, a definition mismatch, an
+    /// unknown workflow or run, or a cancelled run.
+    /// </summary>
+    public static bool IsFinal(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is NonRetryableException or WorkflowDataValidationException || (e is UnitOfWorkException u && FinalCodes.Contains(u.Code)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,54 @@
+using Hangfire.Dashboard;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Workflow.Jobs.Hangfire.Dashboard;
+
+/// <summary>
+/// Adds the Workflows pages, their commands and the menu item to Hangfire's dashboard. Hangfire keeps
+/// routes and menu items in process-wide lists, so they are added once per process (by the type
+/// initializer, which the runtime runs exactly once); every request then resolves the workflow services
+/// of its own host (<c>HttpContext.RequestServices</c>), so several hosts in one process each show their own runs.
+/// </summary>
+internal static class WorkflowDashboardRoutes
+{
+    /// <summary>The list page, relative to the dashboard.</summary>
+    public const string ListPath = "/workflows";
+
+    private const string IdPattern = "(?<Id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})";
+
+    private static readonly bool Registered = Register();
+
+    /// <summary>Makes sure the routes and the menu item are registered (idempotent, thread-safe).</summary>
+    public static bool EnsureRegistered() => Registered;
+
+    public static string RunPath(Guid id) => $"{ListPath}/{id:D}";
+
+    public static string CommandPath(Guid id, string command) => $"{ListPath}/{id:D}/{command}";
+
+    private static bool Register()
+    {
+        var routes = DashboardRoutes.Routes;
+        routes.Add(ListPath, new WorkflowPageDispatcher(WorkflowPageLoader.LoadListAsync));
+        routes.Add(ListPath + "/" + IdPattern, new WorkflowPageDispatcher(WorkflowPageLoader.LoadRunAsync));
+        routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.Cancel + ")",
+            new WorkflowCommandDispatcher());
+
+        // Second, after "Jobs": the place operators look first.
+        NavigationMenu.Items.Insert(Math.Min(1, NavigationMenu.Items.Count), MenuItemFor);
+        return true;
+    }
+
+    private static MenuItem? MenuItemFor(RazorPage page)
+    {
+        // Hosts of the same process without workflows (a plain Hangfire dashboard) do not show the item.
+        if (page.Context is not AspNetCoreDashboardContext context || context.HttpContext.RequestServices.GetService<IWorkflowClient>() is null)
+        {
+            return null;
+        }
+
+        return new MenuItem("Workflows", page.Url.To(ListPath))
+        {
+            Active = page.RequestPath.StartsWith(ListPath, StringComparison.OrdinalIgnoreCase),
+        };
+    }
+}

@@ -1,0 +1,38 @@
+namespace Workflow.Jobs.Benchmarks;
+
+/// <summary>
+/// Entry point. <c>Workflow.Jobs.Benchmarks [--smoke] [--connection cs] [--output path] [...]</c> runs
+/// the benchmark (see <see cref="BenchmarkSettings.Parse"/> for the options); <c>worker N ms</c> is the
+/// child process it starts for the Hangfire server.
+/// </summary>
+public static class BenchmarkProgram
+{
+    /// <summary>Runs the benchmark (or the worker mode) and returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
+        if (args.Length > 0 && args[0] == "worker")
+        {
+            return await WorkerProcess.RunAsync(args[1..]).ConfigureAwait(false);
+        }
+
+        BenchmarkSettings settings;
+        try
+        {
+            settings = BenchmarkSettings.Parse(args);
+        }
+        catch (ArgumentException ex)
+        {
+            await output.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return 2;
+        }
+
+        var report = await new BenchmarkRunner(settings, output).RunAsync(cancellationToken).ConfigureAwait(false);
+        report.WriteJson(settings.OutputPath);
+        await output.WriteLineAsync().ConfigureAwait(false);
+        await output.WriteLineAsync(report.Table()).ConfigureAwait(false);
+        await output.WriteLineAsync($"written {Path.GetFullPath(settings.OutputPath)}").ConfigureAwait(false);
+        return 0;
+    }
+}

@@ -1,0 +1,467 @@
+using System.Diagnostics;
+using System.Globalization;
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Workflow.Jobs.Benchmarks;
+
+/// <summary>One measured round: what was enqueued and processed, what it cost, how long processing took.</summary>
+internal sealed record RoundResult(string Label, int Units, int Jobs, StatsSnapshot Cost, long OwnTransactions, TimeSpan Processing)
+{
+    /// <summary>Commits of everything but the orchestrator's own bookkeeping.</summary>
+    public long Commits => Cost.Commits - OwnTransactions;
+
+    public double UnitsPerSecond => Processing > TimeSpan.Zero ? Units / Processing.TotalSeconds : 0;
+}
+
+/// <summary>
+/// The orchestrator: creates the databases, starts the worker child process, runs every scenario in
+/// one go against the same PostgreSQL with the same worker count, and returns the figures.
+/// </summary>
+internal sealed class BenchmarkRunner
+{
+    private readonly BenchmarkSettings _settings;
+    private readonly TextWriter _log;
+    private readonly BenchmarkReport _report;
+
+    public BenchmarkRunner(BenchmarkSettings settings, TextWriter log)
+    {
+        _settings = settings;
+        _log = log;
+        _report = new BenchmarkReport(settings);
+    }
+
+    public async Task<BenchmarkReport> RunAsync(CancellationToken cancellationToken)
+    {
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd_HHmmss", CultureInfo.InvariantCulture) + "_" + Guid.NewGuid().ToString("N")[..4];
+        await using var probe = await PostgresProbe.OpenAsync(_settings.ServerConnectionString, cancellationToken).ConfigureAwait(false);
+        await _report.DescribeMachineAsync(probe, cancellationToken).ConfigureAwait(false);
+        var databases = new List<BenchDatabase>();
+        await using var worker = WorkerClient.Start(_settings.Workers, _settings.QueuePollInterval, _settings.CancellationCheckInterval);
+        try
+        {
+            Log($"database wjbench_{stamp} (worker process {worker.ProcessId}, {_settings.Workers} workers, poll {_settings.QueuePollInterval.TotalMilliseconds} ms)");
+            var main = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}", cancellationToken).ConfigureAwait(false);
+            databases.Add(main);
+
+            if (_settings.Runs("raw"))
+            {
+                await RawCommitsAsync(main, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (!_settings.Smoke)
+            {
+                // A warm-up round: JIT, first connections, Hangfire's start-up housekeeping. Not reported.
+                await WorkflowRoundAsync(worker, probe, main, "warm-up", 50, _settings.ChainLength, cancellationToken).ConfigureAwait(false);
+                _report.RoundOverhead = (await IdleRoundAsync(worker, probe, main, cancellationToken).ConfigureAwait(false)).Commits;
+            }
+
+            for (var round = 0; round < _settings.Rounds; round++)
+            {
+                if (_settings.Runs("empty"))
+                {
+                    _report.EmptyJobs.Add(await EmptyJobsRoundAsync(worker, probe, main, cancellationToken).ConfigureAwait(false));
+                }
+
+                if (_settings.Runs("continuations"))
+                {
+                    _report.Continuations.Add(await ContinuationsRoundAsync(worker, probe, main, cancellationToken).ConfigureAwait(false));
+                }
+
+                if (_settings.Runs("one"))
+                {
+                    _report.OneStep.Add(await WorkflowRoundAsync(worker, probe, main, "workflow 1-step", _settings.OneStepRuns, 1, cancellationToken).ConfigureAwait(false));
+                }
+
+                if (_settings.Runs("ten"))
+                {
+                    _report.TenStep.Add(await WorkflowRoundAsync(worker, probe, main, $"workflow {_settings.ChainLength}-step", _settings.TenStepRuns, _settings.ChainLength,
+                        cancellationToken).ConfigureAwait(false));
+                }
+            }
+
+            if (_settings.Runs("latency"))
+            {
+                await LatencyAsync(worker, main, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (_settings.Runs("history"))
+            {
+                await HistoryAsync(worker, probe, stamp, databases, cancellationToken).ConfigureAwait(false);
+            }
+
+            _report.PeakRssMegabytes = double.Parse(await worker.SendAsync("rss", TimeSpan.FromSeconds(30)).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            _report.Date = DateTimeOffset.UtcNow;
+            return _report;
+        }
+        finally
+        {
+            foreach (var database in databases)
+            {
+                await database.DisposeAsync().ConfigureAwait(false);
+                if (!_settings.KeepDatabases)
+                {
+                    await probe.ExecuteAsync($"DROP DATABASE IF EXISTS \"{database.Name}\" WITH (FORCE)", CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The physical limit of a checkpoint: single-row insert + update per transaction (one batch, one
+    /// round trip, like a checkpoint) from <see cref="BenchmarkSettings.Workers"/> connections.
+    /// </summary>
+    private async Task RawCommitsAsync(BenchDatabase database, CancellationToken cancellationToken)
+    {
+        await database.ExecuteAsync(
+            "CREATE TABLE bench_raw (id uuid PRIMARY KEY, data jsonb NOT NULL, created timestamptz NOT NULL, modified timestamptz NOT NULL)",
+            cancellationToken).ConfigureAwait(false);
+        var builder = new NpgsqlConnectionStringBuilder(database.ConnectionString) { ApplicationName = "wjbench-raw", MaxAutoPrepare = 32 };
+        await using var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+        var warmUp = TimeSpan.FromSeconds(_settings.Smoke ? 0.2 : 1);
+        var clock = Stopwatch.StartNew();
+        var end = warmUp + _settings.RawDuration;
+        var counted = new long[_settings.Workers];
+        await Task.WhenAll(Enumerable.Range(0, _settings.Workers).Select(async worker =>
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            while (clock.Elapsed < end)
+            {
+                var id = Guid.CreateVersion7();
+                await using var batch = new NpgsqlBatch(connection)
+                {
+                    BatchCommands =
+                    {
+                        new NpgsqlBatchCommand("INSERT INTO bench_raw (id, data, created, modified) VALUES (@id, @data, @now, @now)")
+                        {
+                            Parameters =
+                            {
+                                new NpgsqlParameter("id", id),
+                                new NpgsqlParameter("data", NpgsqlTypes.NpgsqlDbType.Jsonb) { Value = "{\"value\": 0}" },
+                                new NpgsqlParameter("now", DateTimeOffset.UtcNow),
+                            },
+                        },
+                        new NpgsqlBatchCommand("UPDATE bench_raw SET data = @data, modified = @now WHERE id = @id")
+                        {
+                            Parameters =
+                            {
+                                new NpgsqlParameter("id", id),
+                                new NpgsqlParameter("data", NpgsqlTypes.NpgsqlDbType.Jsonb) { Value = "{\"value\": 1}" },
+                                new NpgsqlParameter("now", DateTimeOffset.UtcNow),
+                            },
+                        },
+                    },
+                };
+                await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                var at = clock.Elapsed;
+                if (at >= warmUp && at < end)
+                {
+                    counted[worker]++;
+                }
+            }
+        })).ConfigureAwait(false);
+        _report.RawCommitsPerSecond = counted.Sum() / _settings.RawDuration.TotalSeconds;
+        Log($"raw: {_report.RawCommitsPerSecond:0} commits/s ({_settings.Workers} connections, insert + update per transaction)");
+    }
+
+    private Task<RoundResult> IdleRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, CancellationToken cancellationToken)
+        => RoundAsync(worker, probe, database, "idle (server start + stop)", 0, 0, _ => Task.CompletedTask, cancellationToken);
+
+    private Task<RoundResult> EmptyJobsRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, CancellationToken cancellationToken)
+    {
+        var jobs = database.Client.Services.GetRequiredService<IBackgroundJobClientV2>();
+        return RoundAsync(worker, probe, database, "hangfire empty jobs", _settings.EmptyJobs, _settings.EmptyJobs,
+            ct => ForEachAsync(_settings.EmptyJobs, _ =>
+            {
+                jobs.Enqueue<EmptyJob>(j => j.Run());
+                return Task.CompletedTask;
+            }, ct), cancellationToken);
+    }
+
+    /// <summary>The naive baseline: one Hangfire job per step, each step a continuation of the previous one.</summary>
+    private Task<RoundResult> ContinuationsRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, CancellationToken cancellationToken)
+    {
+        var jobs = database.Client.Services.GetRequiredService<IBackgroundJobClientV2>();
+        var length = _settings.ChainLength;
+        return RoundAsync(worker, probe, database, $"hangfire {length}-job continuations", _settings.Chains * length, _settings.Chains * length,
+            ct => ForEachAsync(_settings.Chains, chain =>
+            {
+                var previous = jobs.Enqueue<NaiveStepJob>(j => j.Run(chain, 0));
+                for (var step = 1; step < length; step++)
+                {
+                    var current = step;
+                    previous = jobs.ContinueJobWith<NaiveStepJob>(previous, j => j.Run(chain, current));
+                }
+
+                return Task.CompletedTask;
+            }, ct), cancellationToken);
+    }
+
+    private Task<RoundResult> WorkflowRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, string label, int runs, int steps,
+        CancellationToken cancellationToken)
+    {
+        var client = database.Client.Services.GetRequiredService<IWorkflowClient>();
+        return RoundAsync(worker, probe, database, label, runs * steps, runs,
+            ct => ForEachAsync(runs, async _ =>
+            {
+                if (steps == 1)
+                {
+                    await client.EnqueueAsync<OneStepWorkflow>(new WorkflowInput(), cancellationToken: ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await client.EnqueueAsync<TenStepWorkflow>(new WorkflowInput(), cancellationToken: ct).ConfigureAwait(false);
+                }
+            }, ct), cancellationToken);
+    }
+
+    /// <summary>
+    /// One round: counters still → enqueue everything (no server running) → start the worker's server →
+    /// wait until every job of the round has succeeded → stop the server → counters still. Commits cover
+    /// the whole round (enqueue, processing, the server's start and stop) minus the orchestrator's own
+    /// polling; time covers processing only (first job started → last job succeeded).
+    /// </summary>
+    private async Task<RoundResult> RoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, string label, int units, int jobs,
+        Func<CancellationToken, Task> enqueue, CancellationToken cancellationToken)
+    {
+        var afterJob = await database.MaxJobIdAsync(cancellationToken).ConfigureAwait(false);
+        if (_settings.Profile)
+        {
+            await probe.ExecuteAsync("SELECT pg_stat_statements_reset()", cancellationToken).ConfigureAwait(false);
+        }
+
+        var before = await probe.QuiesceAsync(database, cancellationToken).ConfigureAwait(false);
+        var ownBefore = database.OwnTransactions;
+
+        var enqueueClock = Stopwatch.StartNew();
+        await enqueue(cancellationToken).ConfigureAwait(false);
+        var enqueueTime = enqueueClock.Elapsed;
+
+        await worker.SendAsync("start " + database.ConnectionString, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var (succeeded, failed) = await database.JobProgressAsync(afterJob, cancellationToken).ConfigureAwait(false);
+            if (failed > 0)
+            {
+                throw new InvalidOperationException($"{label}: {failed} jobs failed; see the worker's log.");
+            }
+
+            if (succeeded >= jobs)
+            {
+                break;
+            }
+
+            if (deadline.Elapsed > _settings.RoundTimeout)
+            {
+                throw new TimeoutException($"{label}: only {succeeded} of {jobs} jobs succeeded within {_settings.RoundTimeout.TotalSeconds:0} s.");
+            }
+
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+
+        await worker.SendAsync("stop", TimeSpan.FromSeconds(120)).ConfigureAwait(false);
+        var after = await probe.QuiesceAsync(database, cancellationToken).ConfigureAwait(false);
+        var own = database.OwnTransactions - ownBefore;
+        var processing = jobs == 0 ? TimeSpan.Zero : await database.ProcessingWindowAsync(afterJob, cancellationToken).ConfigureAwait(false);
+        var result = new RoundResult(label, units, jobs, after.Minus(before), own, processing);
+        Log(string.Create(CultureInfo.InvariantCulture,
+            $"{label}: {units} units, {jobs} jobs, enqueue {enqueueTime.TotalSeconds:0.00} s, processing {processing.TotalSeconds:0.00} s " +
+            $"({result.UnitsPerSecond:0.0}/s), {result.Commits} commits ({(jobs == 0 ? 0 : (double)result.Commits / jobs):0.00}/job), " +
+            $"{result.Cost.WalSyncs} WAL syncs"));
+        if (_settings.Profile && jobs > 0)
+        {
+            _log.WriteLine(await probe.StatementsAsync(database.Name, jobs, cancellationToken).ConfigureAwait(false));
+        }
+
+        return result;
+    }
+
+    /// <summary>Enqueue → Succeeded of 1-step runs at low load, enqueued from this process while the worker process runs them.</summary>
+    private async Task LatencyAsync(WorkerClient worker, BenchDatabase database, CancellationToken cancellationToken)
+    {
+        var client = database.Client.Services.GetRequiredService<IWorkflowClient>();
+        var random = new Random(20261127);
+        await worker.SendAsync("start " + database.ConnectionString, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+        try
+        {
+            var samples = new List<(Guid Id, DateTimeOffset Enqueued)>();
+            for (var i = 0; i < _settings.LatencyWarmup + _settings.LatencyRuns; i++)
+            {
+                var enqueued = DateTimeOffset.UtcNow;
+                var id = await client.EnqueueAsync<OneStepWorkflow>(new WorkflowInput(), cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (i >= _settings.LatencyWarmup)
+                {
+                    samples.Add((id, enqueued));
+                }
+
+                await Task.Delay(random.Next(_settings.LatencyMinGapMs, _settings.LatencyMaxGapMs + 1), cancellationToken).ConfigureAwait(false);
+            }
+
+            var ids = samples.Select(s => s.Id).ToArray();
+            var deadline = Stopwatch.StartNew();
+            Dictionary<Guid, DateTimeOffset> done;
+            while (true)
+            {
+                done = await SucceededAtAsync(database, ids, cancellationToken).ConfigureAwait(false);
+                if (done.Count == ids.Length)
+                {
+                    break;
+                }
+
+                if (deadline.Elapsed > _settings.RoundTimeout)
+                {
+                    throw new TimeoutException($"latency: only {done.Count} of {ids.Length} runs succeeded.");
+                }
+
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+
+            var latencies = samples.Select(s => (done[s.Id] - s.Enqueued).TotalMilliseconds).Order().ToArray();
+            var picked = await PickedUpAtAsync(database, ids, cancellationToken).ConfigureAwait(false);
+            var waits = samples.Where(s => picked.ContainsKey(s.Id)).Select(s => (picked[s.Id] - s.Enqueued).TotalMilliseconds).Order().ToArray();
+            var work = samples.Where(s => picked.ContainsKey(s.Id)).Select(s => (done[s.Id] - picked[s.Id]).TotalMilliseconds).Order().ToArray();
+            _report.LatencyP50 = Percentile(latencies, 0.50);
+            _report.LatencyP95 = Percentile(latencies, 0.95);
+            _report.LatencyP99 = Percentile(latencies, 0.99);
+            _report.LatencyMax = latencies[^1];
+            Log(string.Create(CultureInfo.InvariantCulture,
+                $"latency: {latencies.Length} runs, p50 {_report.LatencyP50:0.0} ms, p95 {_report.LatencyP95:0.0} ms, p99 {_report.LatencyP99:0.0} ms, max {_report.LatencyMax:0.0} ms; " +
+                $"enqueue → picked up p50 {Percentile(waits, 0.5):0.0} / p99 {Percentile(waits, 0.99):0.0} ms, picked up → succeeded p50 {Percentile(work, 0.5):0.0} / p99 {Percentile(work, 0.99):0.0} ms"));
+        }
+        finally
+        {
+            await worker.SendAsync("stop", TimeSpan.FromSeconds(120)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>When a worker took each run's job: its Processing state (stamped by the worker).</summary>
+    private static async Task<Dictionary<Guid, DateTimeOffset>> PickedUpAtAsync(BenchDatabase database, Guid[] ids, CancellationToken cancellationToken)
+    {
+        var result = new Dictionary<Guid, DateTimeOffset>();
+        var row = await database.QueryRowAsync(
+            """
+            SELECT array_agg(r.uuid), array_agg(p.createdat)
+            FROM workflow.workflow_runs r
+            JOIN LATERAL (SELECT min(s.createdat) AS createdat FROM hangfire.state s WHERE s.jobid = r.job_id::bigint AND s.name = 'Processing') p ON true
+            WHERE r.uuid = ANY(@ids) AND p.createdat IS NOT NULL
+            """, cancellationToken, ("ids", ids)).ConfigureAwait(false);
+        if (row?[0] is Guid[] found && row[1] is DateTime[] times)
+        {
+            for (var i = 0; i < found.Length; i++)
+            {
+                result[found[i]] = new DateTimeOffset(DateTime.SpecifyKind(times[i], DateTimeKind.Utc));
+            }
+        }
+
+        return result;
+    }
+
+    private static async Task<Dictionary<Guid, DateTimeOffset>> SucceededAtAsync(BenchDatabase database, Guid[] ids, CancellationToken cancellationToken)
+    {
+        var result = new Dictionary<Guid, DateTimeOffset>();
+        var row = await database.QueryRowAsync(
+            "SELECT array_agg(uuid), array_agg(succeeded_at) FROM workflow.workflow_runs WHERE uuid = ANY(@ids) AND status = 'Succeeded'",
+            cancellationToken, ("ids", ids)).ConfigureAwait(false);
+        if (row?[0] is Guid[] found && row[1] is DateTime[] times)
+        {
+            for (var i = 0; i < found.Length; i++)
+            {
+                result[found[i]] = new DateTimeOffset(DateTime.SpecifyKind(times[i], DateTimeKind.Utc));
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Per-step cost with <see cref="BenchmarkSettings.HistorySteps"/> historical step rows against an
+    /// empty database: two fresh databases, one filled, rounds alternating between them.
+    /// </summary>
+    private async Task HistoryAsync(WorkerClient worker, PostgresProbe probe, string stamp, List<BenchDatabase> databases, CancellationToken cancellationToken)
+    {
+        var empty = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}_empty", cancellationToken).ConfigureAwait(false);
+        databases.Add(empty);
+        var filled = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}_history", cancellationToken).ConfigureAwait(false);
+        databases.Add(filled);
+        var clock = Stopwatch.StartNew();
+        await HistoryFiller.FillAsync(filled, _settings.HistorySteps, _settings.ChainLength, cancellationToken).ConfigureAwait(false);
+        foreach (var database in new[] { empty, filled })
+        {
+            await database.ExecuteAsync("VACUUM ANALYZE", cancellationToken).ConfigureAwait(false);
+        }
+
+        Log($"history: {_settings.HistorySteps} step rows inserted and vacuumed in {clock.Elapsed.TotalSeconds:0.0} s");
+        var runs = _settings.HistoryRunsPerRound;
+        var length = _settings.ChainLength;
+        for (var round = 0; round < _settings.HistoryRounds; round++)
+        {
+            // Alternate which database goes first, so a drift in machine load hits both alike.
+            foreach (var database in round % 2 == 0 ? new[] { empty, filled } : new[] { filled, empty })
+            {
+                var label = database == empty ? "history: empty database" : "history: with history";
+                var result = await WorkflowRoundAsync(worker, probe, database, label, runs, length, cancellationToken).ConfigureAwait(false);
+                (database == empty ? _report.HistoryEmpty : _report.HistoryFilled).Add(result);
+            }
+        }
+    }
+
+    private async Task ForEachAsync(int count, Func<int, Task> body, CancellationToken cancellationToken)
+    {
+        await Parallel.ForEachAsync(Enumerable.Range(0, count),
+            new ParallelOptions { MaxDegreeOfParallelism = _settings.EnqueueConcurrency, CancellationToken = cancellationToken },
+            async (i, _) => await body(i).ConfigureAwait(false)).ConfigureAwait(false);
+    }
+
+    internal static double Percentile(double[] sorted, double p)
+    {
+        if (sorted.Length == 0)
+        {
+            return 0;
+        }
+
+        // Nearest rank.
+        var rank = (int)Math.Ceiling(p * sorted.Length);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
+    }
+
+    private void Log(string message) => _log.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {message}");
+}
+
+/// <summary>Historical rows written with one set-based statement per table.</summary>
+internal static class HistoryFiller
+{
+    public static async Task FillAsync(BenchDatabase database, int stepRows, int stepsPerRun, CancellationToken cancellationToken)
+    {
+        var runs = Math.Max(1, stepRows / stepsPerRun);
+        var stepNames = new TenStepWorkflow().Steps.Select(WorkflowRegistry.NameOf).Take(stepsPerRun).ToArray();
+        var names = "ARRAY[" + string.Join(", ", stepNames.Select(n => $"'{n}'")) + "]::text[]";
+        var workflowName = WorkflowRegistry.NameOf(typeof(TenStepWorkflow));
+        // uuid v7 like the library's (Guid.CreateVersion7): 48-bit millisecond timestamp, version 7, so
+        // historical keys sort before new ones exactly as they would in a database that grew over time.
+        await database.ExecuteAsync(
+            """
+            CREATE FUNCTION pg_temp.uuid7(ts timestamptz) RETURNS uuid LANGUAGE sql VOLATILE AS $$
+              SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                       PLACING substring(int8send(floor(extract(epoch FROM ts) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+            $$
+            """, cancellationToken).ConfigureAwait(false);
+        await database.ExecuteAsync(
+            $$"""
+            INSERT INTO workflow.workflow_runs (uuid, workflow_name, status, input_data, output_data, created, modified, is_removed, succeeded_at,
+                                               step_names, completed_steps, attempts, job_id)
+            SELECT pg_temp.uuid7(ts), '{{workflowName}}', 'Succeeded', '{}', '{"bench_output_01": {"value": 1} }', ts, ts + interval '40 ms', false,
+                   ts + interval '40 ms', {{names}}, {{stepsPerRun}}, 1, i::text
+            FROM (SELECT i, now() - interval '90 days' + i * (interval '90 days' / {{runs}}) AS ts FROM generate_series(1, {{runs}}) i) s
+            """, cancellationToken).ConfigureAwait(false);
+        await database.ExecuteAsync(
+            $$"""
+            INSERT INTO workflow.workflow_steps (uuid, workflow_record_uuid, preceding_step_uuid, step_name, status, input_data, output_data, created,
+                                                modified, started_at, is_removed, succeeded_at, attempts)
+            SELECT uuid, run, lag(uuid) OVER (PARTITION BY run ORDER BY k), name, 'Succeeded', '{}', '{"value": 1}', ts, ts, ts, false, ts, 1
+            FROM (SELECT pg_temp.uuid7(r.created + k * interval '3 ms') AS uuid, r.uuid AS run, k, r.step_names[k] AS name, r.created + k * interval '3 ms' AS ts
+                  FROM workflow.workflow_runs r CROSS JOIN generate_series(1, {{stepsPerRun}}) k) s
+            """, cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,161 @@
+using System.Globalization;
+
+namespace Workflow.Jobs.Benchmarks;
+
+/// <summary>What one benchmark run does. Full-size by default; <c>--smoke</c> shrinks every count.</summary>
+public sealed class BenchmarkSettings
+{
+    /// <summary>Server-level connection string (the benchmark creates and drops its own databases).</summary>
+    public string ServerConnectionString { get; set; } = "";
+
+    /// <summary>Where the JSON results go.</summary>
+    public string OutputPath { get; set; } = "bench-results.json";
+
+    /// <summary>Tiny counts, same code paths: a check that the benchmark still works, not a measurement.</summary>
+    public bool Smoke { get; set; }
+
+    /// <summary>Keep the benchmark databases afterwards (for inspection).</summary>
+    public bool KeepDatabases { get; set; }
+
+    /// <summary>
+    /// Hangfire workers of the worker process, and connections of the raw commit measurement. 8: the
+    /// figure the Hangfire reference numbers were taken with, and enough concurrent transactions to keep
+    /// PostgreSQL's group commit busy on 2 cores; more only adds context switches.
+    /// </summary>
+    public int Workers { get; set; } = 8;
+
+    /// <summary>Hangfire queue poll interval of the worker process (the library's default).</summary>
+    public TimeSpan QueuePollInterval { get; set; } = new WorkflowHangfireOptions().QueuePollInterval;
+
+    /// <summary>How often the worker's server checks its running jobs for deletion (the library's default).</summary>
+    public TimeSpan CancellationCheckInterval { get; set; } = new WorkflowHangfireOptions().CancellationCheckInterval;
+
+    /// <summary>Length of the raw commit measurement.</summary>
+    public TimeSpan RawDuration { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Empty Hangfire jobs per round.</summary>
+    public int EmptyJobs { get; set; } = 600;
+
+    /// <summary>Chains of <see cref="ChainLength"/> continuation jobs per round (the naive baseline).</summary>
+    public int Chains { get; set; } = 60;
+
+    /// <summary>Steps of a chain and of a multi-step run.</summary>
+    public int ChainLength { get; set; } = 10;
+
+    /// <summary>1-step runs per round (as many as 10-step runs, so that per-round costs cancel in commits per step).</summary>
+    public int OneStepRuns { get; set; } = 600;
+
+    /// <summary>10-step runs per round.</summary>
+    public int TenStepRuns { get; set; } = 600;
+
+    /// <summary>Rounds of the throughput and commit measurements (figures are medians over rounds).</summary>
+    public int Rounds { get; set; } = 3;
+
+    /// <summary>Measured 1-step runs of the latency scenario (after <see cref="LatencyWarmup"/> unmeasured ones).</summary>
+    public int LatencyRuns { get; set; } = 400;
+
+    /// <summary>Unmeasured runs before the latency measurement.</summary>
+    public int LatencyWarmup { get; set; } = 20;
+
+    /// <summary>Gap between two latency enqueues: uniform in [min, max] milliseconds (low load).</summary>
+    public int LatencyMinGapMs { get; set; } = 20;
+
+    /// <summary>See <see cref="LatencyMinGapMs"/>.</summary>
+    public int LatencyMaxGapMs { get; set; } = 80;
+
+    /// <summary>Historical step rows (10 per historical run) of the history-growth comparison.</summary>
+    public int HistorySteps { get; set; } = 1_000_000;
+
+    /// <summary>Alternating rounds (empty database, then the one with history) of the history comparison.</summary>
+    public int HistoryRounds { get; set; } = 3;
+
+    /// <summary>10-step runs per history round.</summary>
+    public int HistoryRunsPerRound { get; set; } = 300;
+
+    /// <summary>Concurrent enqueuers filling the queue before a throughput round.</summary>
+    public int EnqueueConcurrency { get; set; } = 8;
+
+    /// <summary>Longest a round may take before the benchmark gives up.</summary>
+    public TimeSpan RoundTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Scenarios to run (raw, empty, continuations, one, ten, latency, history); all when empty. A
+    /// partial run is for profiling: its JSON misses the figures of the scenarios left out.
+    /// </summary>
+    public HashSet<string> Only { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>After each round, print the statements PostgreSQL ran per job (needs pg_stat_statements).</summary>
+    public bool Profile { get; set; }
+
+    /// <summary>Whether a scenario runs.</summary>
+    public bool Runs(string scenario) => Only.Count == 0 || Only.Contains(scenario);
+
+    /// <summary>Shrinks every count for a smoke run.</summary>
+    public void ApplySmoke()
+    {
+        Smoke = true;
+        RawDuration = TimeSpan.FromSeconds(0.5);
+        EmptyJobs = 10;
+        Chains = 3;
+        OneStepRuns = 10;
+        TenStepRuns = 10;
+        Rounds = 1;
+        LatencyRuns = 8;
+        LatencyWarmup = 2;
+        HistorySteps = 1_000;
+        HistoryRounds = 1;
+        HistoryRunsPerRound = 3;
+        RoundTimeout = TimeSpan.FromMinutes(2);
+    }
+
+    /// <summary>Parses the command line (after the mode, if any).</summary>
+    public static BenchmarkSettings Parse(IReadOnlyList<string> args)
+    {
+        var settings = new BenchmarkSettings
+        {
+            ServerConnectionString = Environment.GetEnvironmentVariable("WORKFLOW_BENCH_CONNECTION")
+                                     ?? Environment.GetEnvironmentVariable("WORKFLOW_JOBS_TEST_CONNECTION") ?? "",
+        };
+        var smoke = args.Contains("--smoke");
+        if (smoke)
+        {
+            settings.ApplySmoke();
+        }
+
+        for (var i = 0; i < args.Count; i++)
+        {
+            string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+            int NextInt() => int.Parse(Next(), CultureInfo.InvariantCulture);
+            switch (args[i])
+            {
+                case "--smoke": break;
+                case "--connection": settings.ServerConnectionString = Next(); break;
+                case "--output": settings.OutputPath = Next(); break;
+                case "--keep": settings.KeepDatabases = true; break;
+                case "--workers": settings.Workers = NextInt(); break;
+                case "--poll-ms": settings.QueuePollInterval = TimeSpan.FromMilliseconds(NextInt()); break;
+                case "--cancel-check-ms": settings.CancellationCheckInterval = TimeSpan.FromMilliseconds(NextInt()); break;
+                case "--raw-seconds": settings.RawDuration = TimeSpan.FromSeconds(NextInt()); break;
+                case "--empty-jobs": settings.EmptyJobs = NextInt(); break;
+                case "--chains": settings.Chains = NextInt(); break;
+                case "--one-step-runs": settings.OneStepRuns = NextInt(); break;
+                case "--ten-step-runs": settings.TenStepRuns = NextInt(); break;
+                case "--rounds": settings.Rounds = NextInt(); break;
+                case "--latency-runs": settings.LatencyRuns = NextInt(); break;
+                case "--history-steps": settings.HistorySteps = NextInt(); break;
+                case "--history-rounds": settings.HistoryRounds = NextInt(); break;
+                case "--history-runs": settings.HistoryRunsPerRound = NextInt(); break;
+                case "--only": settings.Only.UnionWith(Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)); break;
+                case "--profile": settings.Profile = true; break;
+                default: throw new ArgumentException($"Unknown argument '{args[i]}'.");
+            }
+        }
+
+        if (string.IsNullOrWhiteSpace(settings.ServerConnectionString))
+        {
+            throw new ArgumentException("No PostgreSQL connection: pass --connection or set WORKFLOW_BENCH_CONNECTION (deploy/benchmark.sh does).");
+        }
+
+        return settings;
+    }
+}

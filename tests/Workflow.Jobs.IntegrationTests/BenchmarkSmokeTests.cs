@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Workflow.Jobs.IntegrationTests;
+
+/// <summary>
+/// The benchmark with tiny counts, so that it cannot rot: every scenario runs (its worker child process,
+/// raw commits, Hangfire jobs and continuations, workflows, latency from another process, history)
+/// against the test server, in databases of its own. It runs as a process of its own, as
+/// deploy/benchmark.sh runs it, so its load and threads stay out of this test process. Speed is not
+/// asserted here: the full benchmark checks the targets.
+/// </summary>
+[TestFixture]
+[Category("Benchmark")]
+public sealed class BenchmarkSmokeTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(5);
+
+    private static readonly string[] FigureKeys =
+    [
+        "raw_commits_per_s", "continuations_steps_per_s", "steps_per_s", "runs_per_s_1step", "commits_per_step", "commits_per_run",
+        "commits_per_hangfire_job", "speedup_vs_continuations", "fraction_of_raw_commit_rate", "latency_p50_ms", "latency_p95_ms",
+        "latency_p99_ms", "history_cost_ratio", "peak_rss_mb",
+    ];
+
+    // Counts and sizes of something that happened: zero would mean a scenario measured nothing.
+    private static readonly string[] MustBePositive =
+    [
+        "raw_commits_per_s", "continuations_steps_per_s", "steps_per_s", "runs_per_s_1step", "commits_per_run", "commits_per_hangfire_job",
+        "latency_p50_ms", "history_cost_ratio", "peak_rss_mb",
+    ];
+
+    [Test]
+    public async Task Benchmark_WritesEveryFigureAsANumber_WhenRunWithSmoke()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-bench-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (exitCode, log) = await RunBenchmarkAsync("--smoke", "--connection", TestEnvironment.ServerConnectionString, "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            var root = json.RootElement;
+            Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EquivalentTo(FigureKeys.Concat(["machine", "settings", "date"])),
+                "exactly the keys of issue 6");
+            Assert.Multiple(() =>
+            {
+                foreach (var key in FigureKeys)
+                {
+                    Assert.That(root.GetProperty(key).ValueKind, Is.EqualTo(JsonValueKind.Number), key);
+                }
+
+                foreach (var key in MustBePositive)
+                {
+                    Assert.That(root.GetProperty(key).GetDouble(), Is.GreaterThan(0), key);
+                }
+
+                Assert.That(root.GetProperty("machine").ValueKind, Is.EqualTo(JsonValueKind.Object));
+                Assert.That(root.GetProperty("settings").GetProperty("smoke").GetBoolean(), Is.True);
+                Assert.That(root.GetProperty("settings").GetProperty("workers").GetInt32(), Is.EqualTo(8));
+                Assert.That(DateTimeOffset.TryParse(root.GetProperty("date").GetString(), out _), Is.True, "date");
+            });
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    /// <summary>Runs the benchmark program (referenced by this project, so it sits next to this assembly) in a process of its own.</summary>
+    private static async Task<(int ExitCode, string Log)> RunBenchmarkAsync(params string[] arguments)
+    {
+        var program = Path.Combine(AppContext.BaseDirectory, "Workflow.Jobs.Benchmarks.dll");
+        Assert.That(File.Exists(program), Is.True, program);
+        var info = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        info.ArgumentList.Add(program);
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(Deadline);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"The benchmark smoke run did not finish within {Deadline.TotalMinutes} minutes:\n{await stdout}\n{await stderr}");
+        }
+
+        return (process.ExitCode, await stdout + "\n" + await stderr);
+    }
+
+    private static string DotnetHost()
+    {
+        var current = Environment.ProcessPath;
+        if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")
+        {
+            return current;
+        }
+
+        return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+    }
+}

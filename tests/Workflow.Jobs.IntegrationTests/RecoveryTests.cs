@@ -1,0 +1,120 @@
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Newtonsoft.Json.Linq;
+using Npgsql;
+
+namespace Workflow.Jobs.IntegrationTests;
+
+[WorkflowName("add-wait-square-no-retry")]
+public sealed class AddWaitSquareNoRetryWorkflow : WorkflowDefinition
+{
+    public override IReadOnlyList<Type> Steps { get; } = [typeof(AddStep), typeof(WaitStep), typeof(SquareStep)];
+
+    public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 0 };
+}
+
+/// <summary>
+/// What a dead connection or a dead process leaves behind (issue 5, items 2 and 3), on a real server:
+/// the execution's connection dropped mid-step, and a Hangfire lock left by a killed process.
+/// </summary>
+public class RecoveryTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    private string _connectionString = null!;
+    private IHost _host = null!;
+    private IWorkflowClient _client = null!;
+    private ExecutionLog _log = null!;
+    private Gates _gates = null!;
+
+    [OneTimeSetUp]
+    public async Task OneTimeSetUpAsync()
+    {
+        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(RecoveryTests));
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance);
+        builder.Services.AddSingleton<ExecutionLog>();
+        builder.Services.AddSingleton<Gates>();
+        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(_connectionString))
+            .AddWorkflow<AddWaitSquareNoRetryWorkflow>()
+            .AddWorkflow<AddWorkflow>()
+            .AddHangfireJobs(o =>
+            {
+                o.WorkerCount = 2;
+                o.QueuePollInterval = TimeSpan.FromMilliseconds(50);
+                o.ShutdownTimeout = TimeSpan.FromSeconds(2);
+                // The smallest recovery bound allowed, so that an expired lock is seen quickly.
+                o.InvisibilityTimeout = TimeSpan.FromSeconds(10);
+            });
+        _host = builder.Build();
+        await _host.StartAsync();
+        _client = _host.Services.GetRequiredService<IWorkflowClient>();
+        _log = _host.Services.GetRequiredService<ExecutionLog>();
+        _gates = _host.Services.GetRequiredService<Gates>();
+    }
+
+    [OneTimeTearDown]
+    public async Task OneTimeTearDownAsync()
+    {
+        await _host.StopAsync();
+        _host.Dispose();
+    }
+
+    [Test]
+    public async Task ConnectionDroppedMidStep_RunIsRetried_EvenWithRetriesOff_AndResumesAfterItsCheckpoint()
+    {
+        var gate = Guid.NewGuid().ToString();
+        var id = await _client.EnqueueAsync<AddWaitSquareNoRetryWorkflow>(new WorkflowInput(new AddInput { Argument1 = 1, Argument2 = 2 }, new WaitInput { Gate = gate }));
+        await _gates.Entered(gate).Task.WaitAsync(Deadline);
+
+        // The execution's own connection (the one holding the run's guard) dies, as in a database restart.
+        Assert.That(await TerminateGuardConnectionAsync(), Is.EqualTo(1), "one execution holds a guard");
+        _gates.Open(gate);
+
+        WorkflowRun? run = null;
+        await TestHosts.WaitUntilAsync(async () => (run = await _client.GetAsync(id))?.Status is WorkflowStatus.Succeeded or WorkflowStatus.Failed, Deadline,
+            "the run to finish");
+        Assert.That(run!.Status, Is.EqualTo(WorkflowStatus.Succeeded), run.ExceptionMessage);
+        Assert.That(run.Output!["square_output"]!["result"]!.Value<int>(), Is.EqualTo(9));
+        Assert.That(_log.Count(id, "AddStep"), Is.EqualTo(1), "the checkpointed step did not run again");
+        Assert.That(_log.Count(id, "WaitStep"), Is.EqualTo(2), "the step whose checkpoint was lost ran again (at least once)");
+        using var connection = _host.Services.GetRequiredService<JobStorage>().GetConnection();
+        Assert.That(connection.GetJobParameter(run.JobId!, "RetryCount"), Is.Null.Or.EqualTo("0"), "the retry budget was not used");
+    }
+
+    [Test]
+    public async Task JobStateLock_LeftByAKilledProcess_ExpiresWithTheInvisibilityTimeout_NotHangfiresTenMinutes()
+    {
+        var id = await _client.EnqueueAsync<AddWorkflow>(new WorkflowInput(new AddInput { Argument1 = 4, Argument2 = 5 }), new EnqueueOptions { Delay = TimeSpan.FromDays(1) });
+        var jobId = (await _client.GetAsync(id))!.JobId!;
+        // A process killed in the middle of a state change leaves its lock row behind, never deleted.
+        await ExecuteAsync($"INSERT INTO hangfire.lock (resource, updatecount, acquired) VALUES ('hangfire:job:{jobId}:state-lock', 0, now())");
+
+        // Enqueuing the job needs that lock: it waits until the lock expires, then the run executes.
+        var jobs = _host.Services.GetRequiredService<IBackgroundJobClientV2>();
+        var requeue = Task.Run(() => jobs.Requeue(jobId));
+        Assert.That(await requeue.WaitAsync(Deadline), Is.True);
+
+        await TestHosts.WaitUntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the run to succeed");
+    }
+
+    private async Task<long> TerminateGuardConnectionAsync()
+    {
+        return await ExecuteAsync(
+            """
+            SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
+            WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """);
+    }
+
+    private async Task<long> ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return Convert.ToInt64(await command.ExecuteScalarAsync() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+    }
+}

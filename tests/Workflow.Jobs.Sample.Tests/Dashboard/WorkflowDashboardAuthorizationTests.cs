@@ -1,0 +1,307 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Claims;
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Workflow.Jobs.Sample.Tests.Dashboard;
+
+/// <summary>
+/// Who may open the dashboard and run its commands: local requests by default; remote ones only with basic
+/// credentials or an authorization policy. "Remote" is a request forwarded for another address (X-Forwarded-For).
+/// </summary>
+[TestFixture]
+[Parallelizable(ParallelScope.Self)]
+public sealed class WorkflowDashboardAuthorizationTests
+{
+    private const string User = "ops";
+    private const string Password = "correct horse battery staple";
+    private const string Policy = "dashboard-ops";
+
+    private DashboardTestHost _localOnly = null!;
+    private DashboardTestHost _basic = null!;
+    private DashboardTestHost _policy = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _localOnly = await DashboardTestHost.StartAsync("auth-local", runServer: false);
+
+        // Basic credentials from configuration, as an operator would set them (WorkflowJobs__Dashboard__BasicAuthPassword).
+        _basic = await DashboardTestHost.StartAsync("auth-basic", runServer: false, configureBuilder: b => b.Configuration.AddInMemoryCollection(
+            new Dictionary<string, string?>
+            {
+                ["WorkflowJobs:Dashboard:BasicAuthUserName"] = User,
+                ["WorkflowJobs:Dashboard:BasicAuthPassword"] = Password,
+            }));
+
+        _policy = await DashboardTestHost.StartAsync("auth-policy", o => o.AuthorizationPolicy = Policy, runServer: false,
+            configureBuilder: b =>
+            {
+                b.Services.AddAuthentication(HeaderAuthenticationHandler.SchemeName)
+                    .AddScheme<AuthenticationSchemeOptions, HeaderAuthenticationHandler>(HeaderAuthenticationHandler.SchemeName, _ => { });
+                b.Services.AddAuthorization(o => o.AddPolicy(Policy, p => p.RequireAuthenticatedUser().RequireRole("ops")));
+            },
+            configurePipeline: app => app.UseAuthentication());
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        await _localOnly.DisposeAsync();
+        await _basic.DisposeAsync();
+        await _policy.DisposeAsync();
+    }
+
+    [Test]
+    public async Task Page_IsServed_WhenRequestIsLocal()
+    {
+        using var client = _localOnly.CreateClient();
+
+        var (status, body, _) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body, Does.Contain("page-header\">Workflows"));
+    }
+
+    [TestCase("/hangfire/workflows")]
+    [TestCase("/hangfire/workflows/9b0c8a55-2f4e-4d0e-9d51-1f1a4a2b6c7d")]
+    [TestCase("/hangfire")]
+    [TestCase("/hangfire/jobs/enqueued")]
+    public async Task Page_IsRefused_WhenRemoteAndNoRemoteAccessConfigured(string path)
+    {
+        using var client = _localOnly.CreateClient(remote: true);
+
+        var (status, body, _) = await client.GetAsync(path);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That(body, Does.Contain("local requests only"));
+    }
+
+    [TestCase("cancel")]
+    [TestCase("retry")]
+    public async Task Command_IsRefused_WhenRemoteAndNoRemoteAccessConfigured(string command)
+    {
+        var id = await _localOnly.EnqueueHelloAsync();
+        using var local = _localOnly.CreateClient();
+        await local.GetAsync($"/hangfire/workflows/{id}");
+        using var remote = _localOnly.CreateClient(remote: true);
+
+        var (status, _) = await remote.PostAsync($"/hangfire/workflows/{id}/{command}");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That((await _localOnly.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Pending));
+    }
+
+    [Test]
+    public async Task Page_AsksForBasicCredentials_WhenRemoteWithoutCredentials()
+    {
+        using var client = _basic.CreateClient(remote: true);
+
+        var (status, _, response) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That(response.Headers.WwwAuthenticate.ToString(), Does.StartWith("Basic realm=\"Workflow.Jobs dashboard\""));
+    }
+
+    [Test]
+    public async Task Page_IsRefused_WhenBasicPasswordWrong()
+    {
+        using var client = _basic.CreateClient(remote: true, authorization: () => Basic(User, "wrong"));
+
+        var (status, _, _) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
+    }
+
+    [Test]
+    public async Task Page_IsServed_WhenBasicCredentialsMatch()
+    {
+        using var client = _basic.CreateClient(remote: true, authorization: () => Basic(User, Password));
+
+        var (status, body, _) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body, Does.Contain("page-header\">Workflows"));
+    }
+
+    [Test]
+    public async Task Cancel_CancelsRun_WhenRemoteWithBasicCredentials()
+    {
+        var id = await _basic.EnqueueHelloAsync();
+        using var client = _basic.CreateClient(remote: true, authorization: () => Basic(User, Password));
+        await client.GetAsync($"/hangfire/workflows/{id}");
+
+        var (status, _) = await client.PostAsync($"/hangfire/workflows/{id}/cancel");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.NoContent));
+        Assert.That((await _basic.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Cancelled));
+    }
+
+    [Test]
+    public async Task Cancel_IsRefused_WhenRemoteWithoutCredentials()
+    {
+        var id = await _basic.EnqueueHelloAsync();
+        using var client = _basic.CreateClient(remote: true);
+
+        var (status, _) = await client.PostAsync($"/hangfire/workflows/{id}/cancel");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That((await _basic.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Pending));
+    }
+
+    [Test]
+    public async Task Page_IsChallenged_WhenRemoteAndNotAuthenticated()
+    {
+        using var client = _policy.CreateClient(remote: true);
+
+        var (status, _, response) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That(response.Headers.WwwAuthenticate.ToString(), Does.StartWith(HeaderAuthenticationHandler.SchemeName), "the policy's authentication challenges");
+    }
+
+    [Test]
+    public async Task Page_IsForbidden_WhenUserDoesNotSatisfyPolicy()
+    {
+        using var client = _policy.CreateClient(remote: true);
+        client.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "bob";
+
+        var (status, _, _) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+    }
+
+    [Test]
+    public async Task Page_IsServed_WhenUserSatisfiesPolicy()
+    {
+        using var client = _policy.CreateClient(remote: true);
+        client.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "alice";
+        client.ExtraHeaders[HeaderAuthenticationHandler.RoleHeader] = "ops";
+
+        var (status, body, _) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body, Does.Contain("page-header\">Workflows"));
+    }
+
+    [Test]
+    public async Task Cancel_CancelsRun_WhenUserSatisfiesPolicy()
+    {
+        var id = await _policy.EnqueueHelloAsync();
+        using var client = _policy.CreateClient(remote: true);
+        client.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "alice";
+        client.ExtraHeaders[HeaderAuthenticationHandler.RoleHeader] = "ops";
+        await client.GetAsync($"/hangfire/workflows/{id}");
+
+        var (status, _) = await client.PostAsync($"/hangfire/workflows/{id}/cancel");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.NoContent));
+        Assert.That((await _policy.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Cancelled));
+    }
+
+    [Test]
+    public async Task Cancel_IsRefused_WhenUserDoesNotSatisfyPolicy()
+    {
+        var id = await _policy.EnqueueHelloAsync();
+        using var client = _policy.CreateClient(remote: true);
+        client.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "bob";
+
+        var (status, _) = await client.PostAsync($"/hangfire/workflows/{id}/cancel");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That((await _policy.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Pending));
+    }
+
+    [Test]
+    public async Task ListPage_ShowsOnlyItsOwnHostsRuns_WhenHostsShareTheProcess()
+    {
+        var mine = await _localOnly.EnqueueHelloAsync("mine");
+        var theirs = await _basic.EnqueueHelloAsync("theirs");
+        using var client = _localOnly.CreateClient();
+        using var other = _basic.CreateClient();
+
+        var (_, body, _) = await client.GetAsync("/hangfire/workflows");
+        var (_, otherBody, _) = await other.GetAsync("/hangfire/workflows");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(body, Does.Contain(mine.ToString()).And.Not.Contain(theirs.ToString()));
+            Assert.That(otherBody, Does.Contain(theirs.ToString()).And.Not.Contain(mine.ToString()));
+        });
+    }
+
+    [Test]
+    public void UseWorkflowJobsDashboard_Throws_WhenPolicyIsNotDefined()
+    {
+        using var app = BuildUnstartedApp(_localOnly.ConnectionString, b => b.Services.AddAuthorization());
+
+        var error = Assert.Throws<InvalidOperationException>(() => app.UseWorkflowJobsDashboard(configure: o => o.AuthorizationPolicy = "missing"));
+
+        Assert.That(error!.Message, Does.Contain("'missing' is not defined"));
+    }
+
+    [Test]
+    public void UseWorkflowJobsDashboard_Throws_WhenBasicPasswordMissing()
+    {
+        using var app = BuildUnstartedApp(_localOnly.ConnectionString, null);
+
+        var error = Assert.Throws<InvalidOperationException>(() => app.UseWorkflowJobsDashboard(configure: o => o.BasicAuthUserName = "ops"));
+
+        Assert.That(error!.Message, Does.Contain("BasicAuthPassword"));
+    }
+
+    private static WebApplication BuildUnstartedApp(string connectionString, Action<WebApplicationBuilder>? configure)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
+        builder.Logging.ClearProviders();
+        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString)).AddWorkflow<HelloWorkflow>().AddHangfireJobs(o => o.RunServer = false);
+        configure?.Invoke(builder);
+        return builder.Build();
+    }
+
+    private static AuthenticationHeaderValue Basic(string user, string password)
+        => new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(user + ":" + password)));
+}
+
+/// <summary>A stand-in for a real sign-in: the user and role come from request headers.</summary>
+public sealed class HeaderAuthenticationHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "TestHeader";
+    public const string UserHeader = "X-Test-User";
+    public const string RoleHeader = "X-Test-Role";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var user = Request.Headers[UserHeader].ToString();
+        if (user.Length == 0)
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+
+        var claims = new List<Claim> { new(ClaimTypes.Name, user) };
+        var role = Request.Headers[RoleHeader].ToString();
+        if (role.Length > 0)
+        {
+            claims.Add(new Claim(ClaimTypes.Role, role));
+        }
+
+        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = SchemeName;
+        return Task.CompletedTask;
+    }
+}

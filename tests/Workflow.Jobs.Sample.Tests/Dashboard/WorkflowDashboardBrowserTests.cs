@@ -1,0 +1,99 @@
+using Microsoft.Playwright;
+
+namespace Workflow.Jobs.Sample.Tests.Dashboard;
+
+/// <summary>
+/// The Workflows page in a real browser: headless Debian Chromium (/usr/bin/chromium, installed by deploy/test.sh
+/// when missing) driven by Playwright, never a browser that Playwright downloads.
+/// </summary>
+[TestFixture]
+[Parallelizable(ParallelScope.Self)]
+public sealed class WorkflowDashboardBrowserTests
+{
+    private const string ChromiumPath = "/usr/bin/chromium";
+
+    private DashboardTestHost _host = null!;
+    private string _profile = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        if (!File.Exists(ChromiumPath))
+        {
+            Assert.Fail($"{ChromiumPath} is missing: install Debian's chromium package (deploy/test.sh does when run as root).");
+        }
+
+        _host = await DashboardTestHost.StartAsync("browser");
+        _profile = Directory.CreateTempSubdirectory("workflow-jobs-chromium-").FullName;
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        await _host.DisposeAsync();
+        Directory.Delete(_profile, recursive: true);
+    }
+
+    [Test]
+    public async Task Retry_MakesFailedRunSucceed_WhenPressedInTheBrowser()
+    {
+        await _host.EnqueueHelloAsync("Ada");
+        await _host.EnqueueHelloAsync("Grace");
+        var failed = await _host.StartFailedRunAsync("browser-retry", "Linus");
+        // The outage is over: a retry now gets through the flaky step.
+        _host.Failures.Release("browser-retry");
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(_profile, new BrowserTypeLaunchPersistentContextOptions
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            ViewportSize = new ViewportSize { Width = 1280, Height = 900 },
+            BaseURL = _host.BaseAddress.ToString(),
+        });
+        browser.SetDefaultTimeout(30_000);
+        var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
+
+        await page.GotoAsync("hangfire/workflows");
+        var failedRow = page.Locator("tr.js-workflow-run[data-status='Failed']");
+        await Assertions.Expect(failedRow).ToHaveCountAsync(1);
+        await Assertions.Expect(failedRow).ToContainTextAsync("1/3 steps");
+        await SaveScreenshotAsync(page, "workflows-page.png", "The Workflows page with a failed run");
+
+        await failedRow.Locator("a.workflow-run-link").ClickAsync();
+        await page.WaitForURLAsync($"**/hangfire/workflows/{failed}");
+        await Assertions.Expect(page.Locator("#workflow-status [data-status]")).ToHaveTextAsync("Failed");
+        await Assertions.Expect(page.Locator("tr.js-workflow-step[data-step='FlakyStep']")).ToContainTextAsync(FlakyStep.Message);
+        await SaveScreenshotAsync(page, "failed-run-page.png", "The failed run, before Retry");
+
+        // The button POSTs the command, then the page reloads itself.
+        var retry = page.WaitForResponseAsync(response => response.Url.EndsWith("/retry", StringComparison.Ordinal));
+        var reloaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        page.Load += (_, _) => reloaded.TrySetResult();
+        await page.Locator("#workflow-retry").ClickAsync();
+        Assert.That((await retry).Status, Is.EqualTo(204), "the Retry command's answer");
+        await reloaded.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The run resumes in the background: reload until the page shows it succeeded.
+        await DashboardTestHost.WaitUntilAsync(async () =>
+        {
+            await page.ReloadAsync();
+            return await page.Locator("#workflow-status [data-status]").TextContentAsync() == "Succeeded";
+        }, TimeSpan.FromSeconds(30), "the run page to show the retried run as Succeeded");
+        await Assertions.Expect(page.Locator("#workflow-progress")).ToContainTextAsync("3/3 steps");
+        await Assertions.Expect(page.Locator("#workflow-retry")).ToHaveCountAsync(0);
+        await SaveScreenshotAsync(page, "succeeded-run-page.png", "The same run after Retry");
+        Assert.That((await _host.GetRunAsync(failed)).Status, Is.EqualTo(WorkflowStatus.Succeeded));
+    }
+
+    /// <summary>Saves a full-page screenshot under the test's work directory and attaches it to the test result.</summary>
+    private static async Task SaveScreenshotAsync(IPage page, string fileName, string description)
+    {
+        var folder = Path.Combine(TestContext.CurrentContext.WorkDirectory, "screenshots");
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, fileName);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
+        TestContext.AddTestAttachment(path, description);
+    }
+}

@@ -1,0 +1,410 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Newtonsoft.Json.Linq;
+using Npgsql;
+
+namespace Workflow.Jobs.Sample.Tests;
+
+/// <summary>The HTTP API through the real sample host (All role) on real PostgreSQL: status codes and bodies.</summary>
+public class WorkflowApiTests
+{
+    private const string Provisioning = "customer-provisioning";
+    private SampleHost _host = null!;
+    private HttpClient _client = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _host = await SampleHost.StartAsync(nameof(WorkflowApiTests));
+        _client = _host.CreateClient();
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        _client.Dispose();
+        await _host.DisposeAsync();
+    }
+
+    private static JObject ValidInput(string email, int subscriptionFailures = 0) => JObject.Parse($$"""
+        {
+          "customer_input": { "name": "Acme", "email": "{{email}}" },
+          "subscription_input": { "plan": "business", "seats": 10, "simulate_failures": {{subscriptionFailures}} },
+          "admin_users_input": { "admins": [ { "email": "ann@{{email.Split('@')[1]}}", "name": "Ann" } ] }
+        }
+        """);
+
+    private async Task<(HttpStatusCode Status, JToken Body)> PostAsync(string path, HttpContent? content)
+    {
+        using var response = await _client.PostAsync(path, content);
+        return (response.StatusCode, await SampleHost.ReadJsonAsync(response));
+    }
+
+    private async Task<long> CountRunsAsync(string where, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = new NpgsqlConnection(_host.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"SELECT count(*) FROM workflow.workflow_runs WHERE {where}", connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    [Test]
+    public async Task GetDefinitions_DescribesEachWorkflowsStepsAndInputFields()
+    {
+        using var response = await _client.GetAsync("/api/workflow-definitions");
+        var body = (JArray)await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EquivalentTo(new[] { Provisioning, "usage-report" }));
+        var provisioning = body.Single(d => d["name"]!.Value<string>() == Provisioning);
+        Assert.That(provisioning["steps"]!.Select(s => s["name"]!.Value<string>()),
+            Is.EqualTo(new[] { "get-or-create-customer", "create-subscription", "create-admin-users", "send-welcome" }));
+        Assert.That(provisioning["steps"]![0]!["inputKey"]!.Value<string>(), Is.EqualTo("customer_input"));
+
+        JToken Field(string key, string name) => provisioning["input"]![key]!["fields"]!.Single(f => f["name"]!.Value<string>() == name);
+        Assert.That(Field("customer_input", "name")["type"]!.Value<string>(), Is.EqualTo("string"));
+        Assert.That(Field("customer_input", "name")["required"]!.Value<bool>(), Is.True);
+        Assert.That(Field("customer_input", "email")["format"]!.Value<string>(), Is.EqualTo("email"));
+        Assert.That(Field("customer_input", "country")["required"]!.Value<bool>(), Is.False);
+        Assert.That(Field("customer_input", "country")["default"]!.Value<string>(), Is.EqualTo("US"));
+        Assert.That(Field("subscription_input", "seats")["type"]!.Value<string>(), Is.EqualTo("integer"));
+        Assert.That(Field("subscription_input", "seats")["maximum"]!.Value<int>(), Is.EqualTo(10_000));
+        Assert.That(Field("subscription_input", "plan")["enum"]!.Values<string>(), Is.EqualTo(new[] { "starter", "business", "enterprise" }));
+        var admins = Field("admin_users_input", "admins");
+        Assert.That(admins["type"]!.Value<string>(), Is.EqualTo("array"));
+        Assert.That(admins["required"]!.Value<bool>(), Is.True);
+        Assert.That(admins["minItems"]!.Value<int>(), Is.EqualTo(1));
+        var adminEmail = admins["items"]!["fields"]!.Single(f => f["name"]!.Value<string>() == "email");
+        Assert.That(adminEmail["required"]!.Value<bool>(), Is.True);
+        Assert.That(adminEmail["format"]!.Value<string>(), Is.EqualTo("email"));
+        var report = body.Single(d => d["name"]!.Value<string>() == "usage-report");
+        Assert.That(report["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(1), "the usage report's own retry policy");
+        Assert.That(provisioning["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(2), "the host default from WorkflowJobs:Retry");
+    }
+
+    [Test]
+    public async Task Enqueue_Returns202WithIdAndLocation_WhenInputIsValid()
+    {
+        using var response = await _client.PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(ValidInput("ops@valid.test")));
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+        var id = Guid.Parse(body["id"]!.Value<string>()!);
+        Assert.That(response.Headers.Location?.ToString(), Is.EqualTo($"/api/workflows/{id}"));
+        var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
+        Assert.That(run["workflowName"]!.Value<string>(), Is.EqualTo(Provisioning));
+        Assert.That(run["completedSteps"]!.Value<int>(), Is.EqualTo(4));
+        Assert.That(run["steps"]!.Select(s => s["status"]!.Value<string>()), Is.All.EqualTo("Succeeded"));
+        Assert.That(run["output"]!["subscription_output"]!["plan"]!.Value<string>(), Is.EqualTo("business"));
+        Assert.That(run["input"]!["customer_input"]!["email"]!.Value<string>(), Is.EqualTo("ops@valid.test"));
+    }
+
+    [Test]
+    public async Task GetRun_ReturnsTheRunWithItsSteps_WhenItExists()
+    {
+        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@get.test"));
+        await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
+
+        using var response = await _client.GetAsync($"/api/workflows/{id}");
+        var run = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(run["id"]!.Value<string>(), Is.EqualTo(id.ToString()));
+        var steps = (JArray)run["steps"]!;
+        Assert.That(steps.Select(s => s["name"]!.Value<string>()), Is.EqualTo(new[] { "get-or-create-customer", "create-subscription", "create-admin-users", "send-welcome" }));
+        Assert.That(steps[1]["precedingStepId"]!.Value<string>(), Is.EqualTo(steps[0]["id"]!.Value<string>()));
+        Assert.That(steps[0]["attempts"]!.Value<int>(), Is.EqualTo(1));
+        Assert.That(steps[0]["output"]!["customer_id"]!.Value<string>(), Does.StartWith("cus_"));
+        Assert.That(run["succeededAt"]!.Type, Is.EqualTo(JTokenType.String));
+        Assert.That(run["links"]!["job"]!.Value<string>(), Does.StartWith("/hangfire/jobs/details/"));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns400WithEveryFieldErrorAndPersistsNothing_WhenInputIsInvalid()
+    {
+        var before = await CountRunsAsync("true");
+        var input = JObject.Parse("""
+            {
+              "customer_input": { "name": "", "email": "not-an-email" },
+              "subscription_input": { "plan": "gold", "seats": 0 },
+              "admin_users_input": { "admins": [ { "email": "ok@x.test" }, { "email": "broken" } ] }
+            }
+            """);
+
+        var (status, body) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(input));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
+        var paths = body["errors"]!.Select(e => e["path"]!.Value<string>()).ToList();
+        Assert.That(paths, Is.SupersetOf(new[]
+        {
+            "customer_input.name", "customer_input.email", "subscription_input.plan", "subscription_input.seats", "admin_users_input.admins[1].email",
+        }));
+        Assert.That(body["errors"]!.All(e => e["message"]!.Value<string>()!.Length > 0), Is.True);
+        Assert.That(await CountRunsAsync("true"), Is.EqualTo(before));
+    }
+
+    [TestCase("{\"customer_input\":", TestName = "Enqueue_Returns400_WhenJsonIsTruncated")]
+    [TestCase("{\"customer_input\": {} } trailing", TestName = "Enqueue_Returns400_WhenJsonHasTrailingContent")]
+    [TestCase("[1, 2]", TestName = "Enqueue_Returns400_WhenJsonIsAnArray")]
+    [TestCase("\"text\"", TestName = "Enqueue_Returns400_WhenJsonIsAString")]
+    [TestCase("{\"customer_input\": 5}", TestName = "Enqueue_Returns400_WhenAnInputPartIsNotAnObject")]
+    public async Task Enqueue_Returns400WithAnError_WhenBodyIsNotAJsonObjectOfObjects(string json)
+    {
+        var (status, body) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(json));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body["errors"]!, Is.Not.Empty);
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Is.Not.Empty);
+    }
+
+    [Test]
+    public async Task Enqueue_Returns400_WhenBodyIsNotUtf8()
+    {
+        var content = new ByteArrayContent([0x7B, 0xFF, 0xFE, 0x7D]);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+
+        var (status, body) = await PostAsync($"/api/workflows/{Provisioning}", content);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("UTF-8"));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns404_WhenWorkflowIsUnknown()
+    {
+        var (status, body) = await PostAsync("/api/workflows/no-such-workflow", SampleHost.Json("{}"));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("no-such-workflow"));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns415_WhenContentTypeIsNotJson()
+    {
+        var (status, body) = await PostAsync($"/api/workflows/{Provisioning}", new StringContent("{}", Encoding.UTF8, "text/plain"));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.UnsupportedMediaType));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("application/json"));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns413_WhenDeclaredBodyLengthExceeds256KiB()
+    {
+        var (status, body) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(new string(' ', 256 * 1024 + 1)));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("262144"));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns413_WhenChunkedBodyExceeds256KiB()
+    {
+        // No Content-Length: the limit is enforced while reading.
+        var content = new UnknownLengthContent(Encoding.UTF8.GetBytes(new string(' ', 300 * 1024)));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = content };
+
+        using var response = await _client.SendAsync(request);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+    }
+
+    [Test]
+    public async Task Enqueue_ReadsTheBody_WhenItIsExactlyAtTheLimit()
+    {
+        // 256 KiB of whitespace is an empty body: read, taken as {}, and refused for its missing fields (not 413).
+        var (status, body) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(new string(' ', 256 * 1024)));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body["errors"]!.Select(e => e["path"]!.Value<string>()), Does.Contain("customer_input.name"));
+    }
+
+    [Test]
+    public async Task Enqueue_ReturnsTheSameRun_WhenIdempotencyKeyIsRepeated()
+    {
+        var key = "order-" + Guid.NewGuid();
+
+        var first = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@idem.test"), key);
+        var second = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@idem.test"), key);
+
+        Assert.That(second, Is.EqualTo(first));
+        Assert.That(await CountRunsAsync("idempotency_key = @key", ("key", key)), Is.EqualTo(1));
+        using var response = await _client.GetAsync($"/api/workflows/{first}");
+        Assert.That((await SampleHost.ReadJsonAsync(response))["idempotencyKey"]!.Value<string>(), Is.EqualTo(key));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns409_WhenIdempotencyKeyWasUsedForAnotherWorkflow()
+    {
+        var key = "report-" + Guid.NewGuid();
+        var first = await _host.EnqueueAsync(_client, "usage-report", new JObject(), key);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@conflict.test")) };
+        request.Headers.Add("Idempotency-Key", key);
+        using var response = await _client.SendAsync(request);
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Conflict));
+        Assert.That(body["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo("Idempotency-Key"));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain(first.ToString()));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns400_WhenIdempotencyKeyIsLongerThan200Characters()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@long.test")) };
+        request.Headers.Add("Idempotency-Key", new string('k', 201));
+
+        using var response = await _client.SendAsync(request);
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo("Idempotency-Key"));
+    }
+
+    [Test]
+    public async Task GetRun_Returns404_WhenRunIsUnknown()
+    {
+        using var response = await _client.GetAsync($"/api/workflows/{Guid.NewGuid()}");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("does not exist"));
+    }
+
+    [Test]
+    public async Task GetRun_Returns404_WhenIdIsNotAGuid()
+    {
+        using var response = await _client.GetAsync("/api/workflows/not-a-guid");
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+    }
+
+    [Test]
+    public async Task List_FiltersByStatusAndName_WhenBothAreGiven()
+    {
+        var failed = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@listfail.test", subscriptionFailures: 10));
+        var succeeded = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@listok.test"));
+        await SampleHost.WaitForFinalFailureAsync(_client, failed);
+        await SampleHost.WaitForStatusAsync(_client, succeeded, WorkflowStatus.Succeeded);
+
+        using var response = await _client.GetAsync($"/api/workflows?status=failed&name={Provisioning}&limit=1000");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        var items = (JArray)body["items"]!;
+        Assert.That(items.Select(i => i["id"]!.Value<string>()), Does.Contain(failed.ToString()).And.Not.Contain(succeeded.ToString()));
+        Assert.That(items.Select(i => i["status"]!.Value<string>()), Is.All.EqualTo("Failed"));
+        Assert.That(items.Select(i => i["workflowName"]!.Value<string>()), Is.All.EqualTo(Provisioning));
+        var item = items.Single(i => i["id"]!.Value<string>() == failed.ToString());
+        Assert.That(item["exceptionMessage"]!.Value<string>(), Does.Contain("simulated failure"));
+        Assert.That(item["links"]!["retry"]!.Value<string>(), Is.EqualTo($"/api/workflows/{failed}/retry"));
+    }
+
+    [Test]
+    public async Task List_PagesNewestFirst_WithLimitAndOffset()
+    {
+        var older = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@page1.test"));
+        var newer = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@page2.test"));
+        await SampleHost.WaitForStatusAsync(_client, older, WorkflowStatus.Succeeded);
+        await SampleHost.WaitForStatusAsync(_client, newer, WorkflowStatus.Succeeded);
+
+        using var first = await _client.GetAsync($"/api/workflows?name={Provisioning}&limit=1");
+        var firstBody = await SampleHost.ReadJsonAsync(first);
+        using var second = await _client.GetAsync(firstBody["next"]!.Value<string>());
+        var secondBody = await SampleHost.ReadJsonAsync(second);
+
+        Assert.That(firstBody["items"]!.Count(), Is.EqualTo(1));
+        Assert.That(firstBody["next"]!.Value<string>(), Is.EqualTo($"/api/workflows?name={Provisioning}&limit=1&offset=1"));
+        Assert.That(secondBody["offset"]!.Value<int>(), Is.EqualTo(1));
+        Assert.That(secondBody["items"]![0]!["id"], Is.Not.EqualTo(firstBody["items"]![0]!["id"]));
+        var firstCreated = DateTimeOffset.Parse(firstBody["items"]![0]!["created"]!.Value<string>()!, System.Globalization.CultureInfo.InvariantCulture);
+        var secondCreated = DateTimeOffset.Parse(secondBody["items"]![0]!["created"]!.Value<string>()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(firstCreated, Is.GreaterThanOrEqualTo(secondCreated));
+    }
+
+    [TestCase("status=bogus", "status")]
+    [TestCase("status=3", "status")]
+    [TestCase("limit=0", "limit")]
+    [TestCase("limit=1001", "limit")]
+    [TestCase("limit=ten", "limit")]
+    [TestCase("offset=-1", "offset")]
+    public async Task List_Returns400NamingTheParameter_WhenQueryIsInvalid(string query, string parameter)
+    {
+        using var response = await _client.GetAsync($"/api/workflows?{query}");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body["errors"]!.Select(e => e["path"]!.Value<string>()), Is.EqualTo(new[] { parameter }));
+    }
+
+    [TestCase("retry")]
+    [TestCase("cancel")]
+    public async Task Command_Returns404_WhenRunIsUnknown(string command)
+    {
+        var (status, body) = await PostAsync($"/api/workflows/{Guid.NewGuid()}/{command}", null);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("does not exist"));
+    }
+
+    [TestCase("retry")]
+    [TestCase("cancel")]
+    public async Task Command_Returns409WithTheStatus_WhenRunHasSucceeded(string command)
+    {
+        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput($"ops@{command}409.test"));
+        await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
+
+        var (status, body) = await PostAsync($"/api/workflows/{id}/{command}", null);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Conflict));
+        Assert.That(body["status"]!.Value<string>(), Is.EqualTo("Succeeded"));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("Succeeded"));
+    }
+
+    [Test]
+    public async Task Retry_Returns202AndTheRunSucceeds_WhenRunFailed()
+    {
+        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@retry.test", subscriptionFailures: 3));
+        await SampleHost.WaitForFinalFailureAsync(_client, id);
+
+        using var response = await _client.PostAsync($"/api/workflows/{id}/retry", null);
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+        Assert.That(body["id"]!.Value<string>(), Is.EqualTo(id.ToString()));
+        Assert.That(response.Headers.Location?.ToString(), Is.EqualTo($"/api/workflows/{id}"));
+        await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
+    }
+
+    [Test]
+    public async Task Cancel_Returns204AndTheRunIsCancelled_WhenRunFailed()
+    {
+        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@cancel.test", subscriptionFailures: 10));
+        await SampleHost.WaitForFinalFailureAsync(_client, id);
+
+        using var response = await _client.PostAsync($"/api/workflows/{id}/cancel", null);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
+        var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Cancelled);
+        Assert.That(run["links"]!["retry"]!.Value<string>(), Is.EqualTo($"/api/workflows/{id}/retry"));
+    }
+}
+
+/// <summary>A body whose length is not known in advance (sent chunked).</summary>
+internal sealed class UnknownLengthContent(byte[] bytes) : HttpContent
+{
+    protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => stream.WriteAsync(bytes).AsTask();
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = 0;
+        return false;
+    }
+}
