@@ -60,6 +60,7 @@ builder.Services.AddSampleHealthChecks();
 if (settings.ServesHttpApi)
 {
     builder.Services.AddSingleton<WorkflowSchema>();
+    builder.Services.AddAntiforgery();
     var authentication = builder.Services.AddAuthentication();
     builder.Services.AddAuthorization();
     if (settings.ApiKey is { } apiKey)
@@ -103,14 +104,10 @@ if (settings.ServesHttpApi)
     app.MapFakeApi(settings);
 
     // ---------------------------------------------------------------------------------------------
-    // DASHBOARD. To be replaced by app.UseWorkflowJobsDashboard(SampleHostSettings.DashboardPath)
-    // from Workflow.Jobs.Hangfire (Workflows page + configurable authorization) once it exists.
-    // Until then: Hangfire's own dashboard, local requests only.
-    app.UseHangfireDashboard(SampleHostSettings.DashboardPath, new DashboardOptions
-    {
-        Authorization = [new LocalRequestsOnlyAuthorizationFilter()],
-        DashboardTitle = "Workflow.Jobs",
-    });
+    // The Hangfire dashboard with the Workflows page (/hangfire/workflows). Local requests only unless
+    // WorkflowJobs:Dashboard configures a policy or basic auth (docs/dashboard.md).
+    app.UseWorkflowJobsDashboard(SampleHostSettings.DashboardPath, dashboard =>
+        dashboard.ConfigureDashboard = options => options.DashboardTitle = "Workflow.Jobs");
     // ---------------------------------------------------------------------------------------------
 }
 

@@ -85,12 +85,12 @@ public class SampleHostTests
     }
 
     [Test]
-    public async Task Dashboard_Returns401_WhenRequestIsRemote()
+    public async Task Dashboard_Returns403_WhenRequestIsRemote()
     {
-        // TestServer requests have no remote address: Hangfire treats them as remote.
-        using var response = await _client.GetAsync("/hangfire");
+        // TestServer requests have no remote address: the dashboard treats them as remote.
+        using var response = await _client.GetAsync("/hangfire/workflows");
 
-        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Forbidden));
     }
 
     [Test]
@@ -102,7 +102,7 @@ public class SampleHostTests
         using var response = await _client.SendAsync(request);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-        Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("Workflow.Jobs"));
+        Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("Workflow.Jobs").And.Contain("workflows"));
     }
 
     [Test]
