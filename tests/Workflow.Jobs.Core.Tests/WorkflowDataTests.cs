@@ -162,4 +162,15 @@ public class WorkflowDataTests
         Assert.That(output.Get<AddOutput>()!.Result, Is.EqualTo(5));
         Assert.That(output.Contains<SquareOutput>(), Is.False);
     }
+
+    [TestCase("123", "an integer")]
+    [TestCase("true", "a boolean")]
+    [TestCase("{\"a\":1}", "an object")]
+    public void FromJson_RefusesNonStringForTextField(string value, string described)
+    {
+        var json = Parse($"{{\"start\":\"2026-01-01T00:00:00Z\",\"admins\":[{{\"email\":\"a@example.com\"}}],\"note\":{value}}}");
+        var ex = Assert.Throws<WorkflowDataValidationException>(() => WorkflowData.FromJson<AdminUsersInput>(json));
+        Assert.That(ex!.Errors.Single().Path, Is.EqualTo("admin_users_input.note"));
+        Assert.That(ex.Errors.Single().Message, Does.Contain("expected a string").And.Contain(described));
+    }
 }

@@ -23,9 +23,17 @@ internal enum WorkflowDataReadMode
 /// </summary>
 internal static partial class WorkflowDataReader
 {
-    private static readonly JsonSerializerSettings StrictSettings = CreateSettings(MissingMemberHandling.Error);
+    private static readonly JsonSerializerSettings StrictSettings = CreateStrictSettings();
     private static readonly JsonSerializerSettings LenientSettings = CreateSettings(MissingMemberHandling.Ignore);
     private static readonly ConcurrentDictionary<Type, JsonObjectContract?> Contracts = new();
+
+    private static JsonSerializerSettings CreateStrictSettings()
+    {
+        var settings = CreateSettings(MissingMemberHandling.Error);
+        // Input from callers: a number or boolean is not silently turned into text.
+        settings.Converters.Add(new StrictStringConverter());
+        return settings;
+    }
 
     private static JsonSerializerSettings CreateSettings(MissingMemberHandling missing)
     {
@@ -273,3 +281,41 @@ internal static partial class WorkflowDataReader
     [GeneratedRegex("'([^']*)'")]
     private static partial Regex QuotedName();
 }
+
+/// <summary>Reads text fields only from JSON strings (or null), refusing numbers, booleans, objects and arrays.</summary>
+internal sealed class StrictStringConverter : JsonConverter
+{
+    public override bool CanWrite => false;
+
+    public override bool CanConvert(Type objectType) => objectType == typeof(string);
+
+    public override object? ReadJson(JsonReader reader, Type objectType, object? existingValue, JsonSerializer serializer)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonToken.String:
+                return reader.Value?.ToString();
+            case JsonToken.Null:
+                return null;
+            default:
+                var got = reader.TokenType switch
+                {
+                    JsonToken.Integer => "an integer",
+                    JsonToken.Float => "a number",
+                    JsonToken.Boolean => "a boolean",
+                    JsonToken.StartObject => "an object",
+                    JsonToken.StartArray => "an array",
+                    _ => reader.TokenType.ToString().ToLowerInvariant(),
+                };
+                if (reader.TokenType is JsonToken.StartObject or JsonToken.StartArray)
+                {
+                    reader.Skip();
+                }
+
+                throw new JsonSerializationException($"Wrong type or format: expected a string but got {got}.");
+        }
+    }
+
+    public override void WriteJson(JsonWriter writer, object? value, JsonSerializer serializer) => throw new NotSupportedException();
+}
+

@@ -10,8 +10,9 @@ namespace Workflow.Jobs.Sample.Api;
 
 /// <summary>
 /// The JSON HTTP API over <see cref="IWorkflowClient"/> (minimal APIs). Request bodies are read as
-/// text, limited in size, and parsed with <see cref="WorkflowJson.ParseObject"/>: ASP.NET model
-/// binding never touches workflow input. Every error answers <c>{"errors":[{"path":..,"message":..}]}</c>.
+/// text, limited in size, checked to be strict JSON (<see cref="StrictJson"/>) and parsed with
+/// <see cref="WorkflowJson.ParseObject"/>: ASP.NET model binding never touches workflow input. Every
+/// error answers <c>{"errors":[{"path":..,"message":..}]}</c>.
 /// </summary>
 internal static partial class WorkflowApi
 {
@@ -40,6 +41,11 @@ internal static partial class WorkflowApi
         write.MapPost("/workflows/{name}", EnqueueAsync);
         write.MapPost("/workflows/{id:guid}/retry", RetryAsync);
         write.MapPost("/workflows/{id:guid}/cancel", CancelAsync);
+
+        // An id that is not a GUID matches none of the routes above: answer why, not an empty 404.
+        read.MapGet("/workflows/{id}", (string id) => NotARunId(id));
+        write.MapPost("/workflows/{id}/retry", (string id) => NotARunId(id));
+        write.MapPost("/workflows/{id}/cancel", (string id) => NotARunId(id));
         return app;
     }
 
@@ -48,7 +54,7 @@ internal static partial class WorkflowApi
     {
         if (registry.Find(name) is null)
         {
-            return ApiResults.NotFound($"Unknown workflow '{name}'. GET /api/workflow-definitions lists the workflows.");
+            return ApiResults.NotFound($"Unknown workflow '{Shorten(name)}'. GET /api/workflow-definitions lists the workflows.");
         }
 
         var key = request.Headers[IdempotencyKeyHeader].ToString();
@@ -70,10 +76,16 @@ internal static partial class WorkflowApi
             return body.Error;
         }
 
+        var blank = body.Text!.Trim().Length == 0;
+        if (!blank && StrictJson.Check(body.Text) is { } malformed)
+        {
+            return ApiResults.Errors(StatusCodes.Status400BadRequest, [malformed]);
+        }
+
         Guid id;
         try
         {
-            var input = body.Text!.Trim().Length == 0 ? new JObject() : WorkflowJson.ParseObject(body.Text);
+            var input = blank ? new JObject() : WorkflowJson.ParseObject(body.Text);
             id = await client.EnqueueAsync(name, input, new EnqueueOptions { IdempotencyKey = key.Length == 0 ? null : key }, cancellationToken);
         }
         catch (WorkflowDataValidationException ex)
@@ -109,9 +121,10 @@ internal static partial class WorkflowApi
         WorkflowStatus? status = null;
         if (query["status"].ToString() is { Length: > 0 } statusText)
         {
-            if (!char.IsAsciiDigit(statusText[0]) && Enum.TryParse<WorkflowStatus>(statusText, ignoreCase: true, out var parsed))
+            // One status name exactly: Enum.TryParse would also take numbers and "Running,Succeeded" (flags, which gives Failed).
+            if (Enum.GetNames<WorkflowStatus>().FirstOrDefault(n => n.Equals(statusText.Trim(), StringComparison.OrdinalIgnoreCase)) is { } known)
             {
-                status = parsed;
+                status = Enum.Parse<WorkflowStatus>(known);
             }
             else
             {
@@ -172,6 +185,13 @@ internal static partial class WorkflowApi
         }
     }
 
+    private static IResult NotARunId(string id)
+        => ApiResults.Error(StatusCodes.Status404NotFound, "id",
+            $"'{Shorten(id)}' is not a workflow run id: run ids are GUIDs such as {Guid.Empty}.");
+
+    /// <summary>A route value as echoed in an error: at most 100 characters.</summary>
+    private static string Shorten(string value) => value.Length > 100 ? value[..100] + "…" : value;
+
     private static IResult Conflict(WorkflowStateException ex)
         => ApiResults.Error(StatusCodes.Status409Conflict, "", ex.Message, body => body["status"] = ex.Status.ToString());
 
@@ -210,7 +230,7 @@ internal static partial class WorkflowApi
         return fallback;
     }
 
-    private static bool IsJson(HttpRequest request)
+    internal static bool IsJson(HttpRequest request)
     {
         if (string.IsNullOrEmpty(request.ContentType))
         {

@@ -35,6 +35,11 @@ internal static class FakeApiEndpoints
 
     private static async Task<IResult> ArmAsync(HttpRequest request, FakeExternalApi api, CancellationToken cancellationToken)
     {
+        if (!WorkflowApi.IsJson(request))
+        {
+            return ApiResults.Error(StatusCodes.Status415UnsupportedMediaType, "", "The request body must be JSON (Content-Type: application/json).");
+        }
+
         if (request.ContentLength > MaxBodyBytes)
         {
             return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, "", $"The request body is larger than {MaxBodyBytes} bytes.");
@@ -53,10 +58,25 @@ internal static class FakeApiEndpoints
             return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, "", $"The request body is larger than {MaxBodyBytes} bytes.");
         }
 
+        string text;
+        try
+        {
+            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(buffer, 0, length).TrimStart('\uFEFF');
+        }
+        catch (DecoderFallbackException)
+        {
+            return ApiResults.Error(StatusCodes.Status400BadRequest, "", "The request body is not valid UTF-8.");
+        }
+
+        if (StrictJson.Check(text) is { } malformed)
+        {
+            return ApiResults.Errors(StatusCodes.Status400BadRequest, [malformed]);
+        }
+
         JObject body;
         try
         {
-            body = WorkflowJson.ParseObject(Encoding.UTF8.GetString(buffer, 0, length));
+            body = WorkflowJson.ParseObject(text);
         }
         catch (WorkflowDataValidationException ex)
         {

@@ -38,7 +38,8 @@ public sealed class CustomerInput : WorkflowData
     public string Email { get; set; } = "";
 
     /// <summary>ISO 3166 country code.</summary>
-    [JsonProperty("country"), RegularExpression("^[A-Z]{2}$", ErrorMessage = "The country field must be a two-letter ISO 3166 code such as US."),
+    [JsonProperty("country"), Required(ErrorMessage = "The country field must be a two-letter ISO 3166 code such as US."),
+     RegularExpression("^[A-Z]{2}$", ErrorMessage = "The country field must be a two-letter ISO 3166 code such as US."),
      Description("Two-letter ISO 3166 country code.")]
     public string Country { get; set; } = "US";
 
@@ -139,7 +140,8 @@ public sealed class AdminUser
     public string Email { get; set; } = "";
 
     /// <summary>The administrator's display name.</summary>
-    [JsonProperty("name"), StringLength(200), Description("Display name.")]
+    [JsonProperty("name"), Required(AllowEmptyStrings = true, ErrorMessage = "The name field must be a string, not null."), StringLength(200),
+     Description("Display name.")]
     public string Name { get; set; } = "";
 }
 
@@ -158,6 +160,13 @@ public sealed class AdminUsersInput : WorkflowData, IValidatableObject
     /// <inheritdoc />
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        // JSON null in the list would reach the step as a null administrator.
+        var missing = Admins.FindIndex(a => a is null);
+        if (missing >= 0)
+        {
+            yield return new ValidationResult($"The admins field has null at position {missing}; each entry must be an object with an email.", [nameof(Admins)]);
+        }
+
         var duplicate = Admins.Where(a => a is not null).GroupBy(a => a.Email, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
         {
@@ -217,7 +226,8 @@ public sealed partial class CreateAdminUsersStep(FakeExternalApi api, ILogger<Cr
 public sealed class WelcomeInput : WorkflowData
 {
     /// <summary>Subject of the welcome e-mail.</summary>
-    [JsonProperty("subject"), StringLength(200, MinimumLength = 1), Description("Subject of the welcome e-mail.")]
+    [JsonProperty("subject"), Required(AllowEmptyStrings = true, ErrorMessage = "The subject field must be a string, not null."),
+     StringLength(200, MinimumLength = 1), Description("Subject of the welcome e-mail.")]
     public string Subject { get; set; } = "Welcome aboard";
 
     /// <summary>Demo: how many calls of this step fail before one succeeds.</summary>

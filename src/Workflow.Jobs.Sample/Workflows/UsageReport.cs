@@ -29,7 +29,8 @@ public sealed class UsageReportWorkflow : WorkflowDefinition
 public sealed class UsageReportInput : WorkflowData
 {
     /// <summary>Title of the report.</summary>
-    [JsonProperty("title"), StringLength(200, MinimumLength = 1), Description("Title of the report.")]
+    [JsonProperty("title"), Required(AllowEmptyStrings = true, ErrorMessage = "The title field must be a string, not null."),
+     StringLength(200, MinimumLength = 1), Description("Title of the report.")]
     public string Title { get; set; } = "Usage report";
 }
 

@@ -52,17 +52,17 @@ public sealed class WorkflowDashboardBrowserTests
             ViewportSize = new ViewportSize { Width = 1280, Height = 900 },
             BaseURL = _host.BaseAddress.ToString(),
         });
-        browser.SetDefaultTimeout(30_000);
+        browser.SetDefaultTimeout(90_000);
         var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
 
-        await page.GotoAsync("hangfire/workflows");
+        await page.GotoAsync("hangfire/workflows", new() { WaitUntil = WaitUntilState.DOMContentLoaded });
         var failedRow = page.Locator("tr.js-workflow-run[data-status='Failed']");
         await Assertions.Expect(failedRow).ToHaveCountAsync(1);
         await Assertions.Expect(failedRow).ToContainTextAsync("1/3 steps");
         await SaveScreenshotAsync(page, "workflows-page.png", "The Workflows page with a failed run");
 
         await failedRow.Locator("a.workflow-run-link").ClickAsync();
-        await page.WaitForURLAsync($"**/hangfire/workflows/{failed}");
+        await page.WaitForURLAsync($"**/hangfire/workflows/{failed}", new() { WaitUntil = WaitUntilState.DOMContentLoaded });
         await Assertions.Expect(page.Locator("#workflow-status [data-status]")).ToHaveTextAsync("Failed");
         await Assertions.Expect(page.Locator("tr.js-workflow-step[data-step='FlakyStep']")).ToContainTextAsync(FlakyStep.Message);
         await SaveScreenshotAsync(page, "failed-run-page.png", "The failed run, before Retry");
@@ -73,14 +73,14 @@ public sealed class WorkflowDashboardBrowserTests
         page.Load += (_, _) => reloaded.TrySetResult();
         await page.Locator("#workflow-retry").ClickAsync();
         Assert.That((await retry).Status, Is.EqualTo(204), "the Retry command's answer");
-        await reloaded.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await reloaded.Task.WaitAsync(TimeSpan.FromSeconds(90));
 
         // The run resumes in the background: reload until the page shows it succeeded.
         await DashboardTestHost.WaitUntilAsync(async () =>
         {
-            await page.ReloadAsync();
+            await page.ReloadAsync(new() { WaitUntil = WaitUntilState.DOMContentLoaded });
             return await page.Locator("#workflow-status [data-status]").TextContentAsync() == "Succeeded";
-        }, TimeSpan.FromSeconds(30), "the run page to show the retried run as Succeeded");
+        }, TimeSpan.FromSeconds(90), "the run page to show the retried run as Succeeded");
         await Assertions.Expect(page.Locator("#workflow-progress")).ToContainTextAsync("3/3 steps");
         await Assertions.Expect(page.Locator("#workflow-retry")).ToHaveCountAsync(0);
         await SaveScreenshotAsync(page, "succeeded-run-page.png", "The same run after Retry");
