@@ -7,7 +7,22 @@ namespace Workflow.Jobs.IntegrationTests;
 public static class TestHosts
 {
     /// <summary>A host with the engine and PostgreSQL storage (no job scheduler), started (so migrated).</summary>
-    public static async Task<IHost> StartEngineHostAsync(string connectionString, Action<IServiceCollection>? configure = null)
+    public static Task<IHost> StartEngineHostAsync(string connectionString, Action<IServiceCollection>? configure = null)
+        => StartAsync(connectionString, builder => builder, configure);
+
+    /// <summary>A host with the engine, PostgreSQL storage and a real Hangfire server, started.</summary>
+    public static Task<IHost> StartHangfireHostAsync(string connectionString, Action<WorkflowHangfireOptions>? hangfire = null,
+        Action<IServiceCollection>? configure = null)
+        => StartAsync(connectionString, builder => builder.AddHangfireJobs(o =>
+        {
+            o.WorkerCount = 4;
+            o.QueuePollInterval = TimeSpan.FromMilliseconds(50);
+            o.ShutdownTimeout = TimeSpan.FromSeconds(2);
+            hangfire?.Invoke(o);
+        }), configure);
+
+    private static async Task<IHost> StartAsync(string connectionString, Func<IWorkflowJobsBuilder, IWorkflowJobsBuilder> scheduler,
+        Action<IServiceCollection>? configure)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
@@ -15,40 +30,13 @@ public static class TestHosts
         builder.Services.AddSingleton<ILoggerFactory>(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
         builder.Services.AddSingleton<ExecutionLog>();
         builder.Services.AddSingleton<Gates>();
-        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
-            .AddWorkflow<AddWorkflow>()
-            .AddWorkflow<AddThenSquareWorkflow>()
-            .AddWorkflow<AddFailSquareWorkflow>()
-            .AddWorkflow<AddWaitSquareWorkflow>();
-        configure?.Invoke(builder.Services);
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
-    }
-
-    /// <summary>A host with the engine, PostgreSQL storage and a real Hangfire server, started.</summary>
-    public static async Task<IHost> StartHangfireHostAsync(string connectionString, Action<WorkflowHangfireOptions>? hangfire = null,
-        Action<IServiceCollection>? configure = null)
-    {
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.ClearProviders();
-        builder.Services.AddSingleton<ILoggerFactory>(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
-        builder.Services.AddSingleton<ExecutionLog>();
-        builder.Services.AddSingleton<Gates>();
-        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
+        scheduler(builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
             .AddWorkflow<AddWorkflow>()
             .AddWorkflow<AddThenSquareWorkflow>()
             .AddWorkflow<AddFailSquareWorkflow>()
             .AddWorkflow<AddWaitSquareWorkflow>()
             .AddWorkflow<NoRetryWorkflow>()
-            .AddWorkflow<SlowRetryWorkflow>()
-            .AddHangfireJobs(o =>
-            {
-                o.WorkerCount = 4;
-                o.QueuePollInterval = TimeSpan.FromMilliseconds(50);
-                o.ShutdownTimeout = TimeSpan.FromSeconds(2);
-                hangfire?.Invoke(o);
-            });
+            .AddWorkflow<SlowRetryWorkflow>());
         configure?.Invoke(builder.Services);
         var host = builder.Build();
         await host.StartAsync();
