@@ -33,10 +33,11 @@ public sealed class WorkflowHangfireOptions
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
-    /// How often the server checks whether the jobs it is running were deleted or requeued meanwhile, so
-    /// that the step in flight sees its cancellation token fire. Default 5 s (Hangfire's default). Each
-    /// check is one query per running job, a cost that grows with the length of runs; a cancelled run
-    /// stops at its next checkpoint whatever this interval, so it only bounds the wait of a long step body.
+    /// How often the server checks whether the jobs it is running were deleted, requeued or taken by
+    /// another worker meanwhile (Hangfire's job-ownership check), so that the step in flight sees its
+    /// cancellation token fire. Default 5 s (Hangfire's default). Each check is one query (one commit) per
+    /// running job: on a busy 8-worker server, 1.6 commits per second at 5 s, 8 at 1 s. A cancelled run
+    /// also stops at its next checkpoint whatever this interval.
     /// </summary>
     public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
 

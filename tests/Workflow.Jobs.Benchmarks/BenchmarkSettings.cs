@@ -43,10 +43,10 @@ public sealed class BenchmarkSettings
     public int ChainLength { get; set; } = 10;
 
     /// <summary>1-step runs per round (as many as 10-step runs, so that per-round costs cancel in commits per step).</summary>
-    public int OneStepRuns { get; set; } = 600;
+    public int OneStepRuns { get; set; } = 1000;
 
     /// <summary>10-step runs per round.</summary>
-    public int TenStepRuns { get; set; } = 600;
+    public int TenStepRuns { get; set; } = 1000;
 
     /// <summary>Rounds of the throughput and commit measurements (figures are medians over rounds).</summary>
     public int Rounds { get; set; } = 3;

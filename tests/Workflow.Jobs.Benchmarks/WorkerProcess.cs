@@ -6,8 +6,9 @@ namespace Workflow.Jobs.Benchmarks;
 
 /// <summary>
 /// The worker child process: one line-based command per line on stdin, one answer per line on stdout
-/// (logs go to stderr). <c>start &lt;connection string&gt;</c> builds and starts a worker host,
-/// <c>stop</c> stops and disposes it (closing its connections), <c>rss</c> reports the peak resident
+/// (logs go to stderr). <c>start &lt;connection string&gt;</c> builds and starts a worker host (one per
+/// database; the history comparison runs two at once), <c>stop</c> stops and disposes them (closing their
+/// connections), <c>rss</c> reports the peak resident
 /// memory of this process, <c>exit</c> ends it. End of input ends it too.
 /// </summary>
 internal static class WorkerProcess
@@ -18,7 +19,7 @@ internal static class WorkerProcess
         var poll = TimeSpan.FromMilliseconds(int.Parse(args[1], CultureInfo.InvariantCulture));
         var cancellationCheck = TimeSpan.FromMilliseconds(int.Parse(args[2], CultureInfo.InvariantCulture));
         var output = Console.Out;
-        IHost? host = null;
+        var hosts = new List<IHost>();
         try
         {
             while (await Console.In.ReadLineAsync().ConfigureAwait(false) is { } line)
@@ -31,22 +32,11 @@ internal static class WorkerProcess
                     switch (command)
                     {
                         case "start":
-                            if (host is not null)
-                            {
-                                throw new InvalidOperationException("A worker host is already running.");
-                            }
-
-                            host = await BenchmarkHosts.StartWorkerAsync(argument, workers, poll, cancellationCheck, CancellationToken.None).ConfigureAwait(false);
+                            hosts.Add(await BenchmarkHosts.StartWorkerAsync(argument, workers, poll, cancellationCheck, CancellationToken.None).ConfigureAwait(false));
                             await output.WriteLineAsync("ok started").ConfigureAwait(false);
                             break;
                         case "stop":
-                            if (host is not null)
-                            {
-                                await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
-                                host.Dispose();
-                                host = null;
-                            }
-
+                            await StopAllAsync(hosts).ConfigureAwait(false);
                             await output.WriteLineAsync("ok stopped").ConfigureAwait(false);
                             break;
                         case "rss":
@@ -75,12 +65,19 @@ internal static class WorkerProcess
         }
         finally
         {
-            if (host is not null)
-            {
-                await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
-                host.Dispose();
-            }
+            await StopAllAsync(hosts).ConfigureAwait(false);
         }
+    }
+
+    private static async Task StopAllAsync(List<IHost> hosts)
+    {
+        await Task.WhenAll(hosts.Select(h => h.StopAsync(CancellationToken.None))).ConfigureAwait(false);
+        foreach (var host in hosts)
+        {
+            host.Dispose();
+        }
+
+        hosts.Clear();
     }
 
     /// <summary>Peak resident set size of this process (VmHWM on Linux).</summary>
