@@ -161,7 +161,10 @@ public sealed partial class SecurityTests
         input["subscription_input"] = new JObject { ["simulate_failures"] = 20 };
         var id = await _open.EnqueueAsync(_openClient, "customer-provisioning", input);
         var run = await SampleHost.WaitForFinalFailureAsync(_openClient, id);
-        return (id, run["jobId"]!.Value<string>()!);
+        var job = run["jobId"]!.Value<string>()!;
+        // The run is marked Failed from inside the job's state change, just before Hangfire commits it.
+        await SampleHost.WaitUntilAsync(() => Task.FromResult(JobState(job) == "Failed"), TimeSpan.FromSeconds(30), () => $"job {job} to be Failed");
+        return (id, job);
     }
 
     private async Task<JObject> RunAsync(Guid id)
