@@ -250,14 +250,17 @@ public class HangfireWorkflowTests
         var duplicate = _jobs.Create(global::Hangfire.Common.Job.FromExpression<Workflow.Jobs.Hangfire.WorkflowJob>(j => j.ExecuteAsync(id, CancellationToken.None)), new EnqueuedState());
         // Both extra executions are picked up and wait on the run's guard while the first holds it.
         await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(duplicate) == ProcessingState.StateName), Deadline, "duplicate processing");
-        Assert.That(_log.Count(id, "WaitStep"), Is.EqualTo(1));
 
         _gates.Open(gate);
 
         await WaitForStatusAsync(id, WorkflowStatus.Succeeded);
         await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(duplicate) == SucceededState.StateName), Deadline, "duplicate job done");
+        // Hangfire may abort the first execution when it notices its job was requeued (its token fires and the
+        // step body runs again later): that is at-least-once. What must never happen is two at the same time,
+        // or a checkpointed step running again.
+        Assert.That(_log.MaxConcurrent(id), Is.EqualTo(1), "two executions of the run overlapped");
         Assert.That(_log.Count(id, "AddStep"), Is.EqualTo(1));
-        Assert.That(_log.Count(id, "WaitStep"), Is.EqualTo(1));
+        Assert.That(_log.Count(id, "WaitStep"), Is.InRange(1, 2));
         Assert.That(_log.Count(id, "SquareStep"), Is.EqualTo(1));
     }
 

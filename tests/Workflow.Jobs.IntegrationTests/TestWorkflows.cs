@@ -62,6 +62,25 @@ public sealed class ExecutionLog
     public int Count(Guid run, string step) => _entries.Count(e => e.Run == run && e.Step == step);
 
     public int Total => _entries.Count;
+
+    private readonly ConcurrentDictionary<Guid, int> _active = new();
+    private readonly ConcurrentDictionary<Guid, int> _maxActive = new();
+
+    /// <summary>Marks a step body of the run as executing until disposed; tracks the most at once.</summary>
+    public IDisposable Enter(Guid run)
+    {
+        var now = _active.AddOrUpdate(run, 1, (_, n) => n + 1);
+        _maxActive.AddOrUpdate(run, now, (_, max) => Math.Max(max, now));
+        return new Exit(() => _active.AddOrUpdate(run, 0, (_, n) => n - 1));
+    }
+
+    /// <summary>The most step bodies of the run that executed at the same time.</summary>
+    public int MaxConcurrent(Guid run) => _maxActive.GetValueOrDefault(run);
+
+    private sealed class Exit(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
 }
 
 /// <summary>Named gates that a <see cref="WaitStep"/> blocks on until a test opens them.</summary>
@@ -122,6 +141,7 @@ public sealed class WaitStep(ExecutionLog log, Gates gates) : WorkflowStep<WaitI
     protected override async Task<WaitOutput> ProcessInputAsync(WaitInput input, StepContext context, CancellationToken cancellationToken)
     {
         log.Add(context);
+        using var executing = log.Enter(context.WorkflowId);
         gates.Entered(input.Gate).TrySetResult();
         await gates.Gate(input.Gate).Task.WaitAsync(cancellationToken);
         return new WaitOutput();
