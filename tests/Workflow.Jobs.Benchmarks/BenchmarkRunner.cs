@@ -7,7 +7,7 @@ using Npgsql;
 namespace Workflow.Jobs.Benchmarks;
 
 /// <summary>One measured round: what was enqueued and processed, what it cost, how long processing took.</summary>
-internal sealed record RoundResult(string Label, int Units, int Jobs, StatsSnapshot Cost, long OwnTransactions, TimeSpan Processing)
+internal sealed record RoundResult(string Label, int Units, int Jobs, StatsSnapshot Cost, long OwnTransactions, TimeSpan Processing, double WorkerCpuMilliseconds = 0)
 {
     /// <summary>Commits of everything but the orchestrator's own bookkeeping.</summary>
     public long Commits => Cost.Commits - OwnTransactions;
@@ -45,20 +45,26 @@ internal sealed class BenchmarkRunner
             var main = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}", cancellationToken).ConfigureAwait(false);
             databases.Add(main);
 
-            if (_settings.Runs("raw"))
-            {
-                await RawCommitsAsync(main, cancellationToken).ConfigureAwait(false);
-            }
-
             if (!_settings.Smoke)
             {
                 // A warm-up round: JIT, first connections, Hangfire's start-up housekeeping. Not reported.
                 await WorkflowRoundAsync(worker, probe, main, "warm-up", 50, _settings.ChainLength, cancellationToken).ConfigureAwait(false);
-                _report.RoundOverhead = (await IdleRoundAsync(worker, probe, main, cancellationToken).ConfigureAwait(false)).Commits;
             }
 
+            _report.RoundOverhead = (await IdleRoundAsync(worker, probe, main, cancellationToken).ConfigureAwait(false)).Commits;
+            _report.HousekeepingShort = await HousekeepingRoundAsync(worker, probe, main, _settings.HousekeepingDuration / 4, cancellationToken).ConfigureAwait(false);
+            _report.HousekeepingLong = await HousekeepingRoundAsync(worker, probe, main, _settings.HousekeepingDuration, cancellationToken).ConfigureAwait(false);
+            await main.ExecuteAsync(
+                "CREATE TABLE bench_raw (id uuid PRIMARY KEY, data jsonb NOT NULL, created timestamptz NOT NULL, modified timestamptz NOT NULL)",
+                cancellationToken).ConfigureAwait(false);
             for (var round = 0; round < _settings.Rounds; round++)
             {
+                if (_settings.Runs("raw"))
+                {
+                    _report.Raw.Add(await RawCommitsAsync(main, pipelined: false, cancellationToken).ConfigureAwait(false));
+                    _report.RawPipelined.Add(await RawCommitsAsync(main, pipelined: true, cancellationToken).ConfigureAwait(false));
+                }
+
                 if (_settings.Runs("empty"))
                 {
                     _report.EmptyJobs.Add(await EmptyJobsRoundAsync(worker, probe, main, cancellationToken).ConfigureAwait(false));
@@ -109,14 +115,13 @@ internal sealed class BenchmarkRunner
     }
 
     /// <summary>
-    /// The physical limit of a checkpoint: single-row insert + update per transaction (one batch, one
-    /// round trip, like a checkpoint) from <see cref="BenchmarkSettings.Workers"/> connections.
+    /// The commit rate of single-row insert + update transactions from <see cref="BenchmarkSettings.Workers"/>
+    /// connections: the ordinary way (INSERT, UPDATE, COMMIT: three round trips), which is
+    /// <c>raw_commits_per_s</c>, or pipelined (both statements in one round trip, one implicit
+    /// transaction, the shape of a checkpoint), printed beside it.
     /// </summary>
-    private async Task RawCommitsAsync(BenchDatabase database, CancellationToken cancellationToken)
+    private async Task<double> RawCommitsAsync(BenchDatabase database, bool pipelined, CancellationToken cancellationToken)
     {
-        await database.ExecuteAsync(
-            "CREATE TABLE bench_raw (id uuid PRIMARY KEY, data jsonb NOT NULL, created timestamptz NOT NULL, modified timestamptz NOT NULL)",
-            cancellationToken).ConfigureAwait(false);
         var builder = new NpgsqlConnectionStringBuilder(database.ConnectionString) { ApplicationName = "wjbench-raw", MaxAutoPrepare = 32 };
         await using var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         var warmUp = TimeSpan.FromSeconds(_settings.Smoke ? 0.2 : 1);
@@ -129,6 +134,36 @@ internal sealed class BenchmarkRunner
             while (clock.Elapsed < end)
             {
                 var id = Guid.CreateVersion7();
+                if (!pipelined)
+                {
+                    // The ordinary way: a transaction, one statement at a time, then COMMIT.
+                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    await using (var insert = new NpgsqlCommand("INSERT INTO bench_raw (id, data, created, modified) VALUES (@id, @data, @now, @now)", connection, transaction))
+                    {
+                        insert.Parameters.Add(new NpgsqlParameter("id", id));
+                        insert.Parameters.Add(new NpgsqlParameter("data", NpgsqlTypes.NpgsqlDbType.Jsonb) { Value = "{\"value\": 0}" });
+                        insert.Parameters.Add(new NpgsqlParameter("now", DateTimeOffset.UtcNow));
+                        await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await using (var update = new NpgsqlCommand("UPDATE bench_raw SET data = @data, modified = @now WHERE id = @id", connection, transaction))
+                    {
+                        update.Parameters.Add(new NpgsqlParameter("id", id));
+                        update.Parameters.Add(new NpgsqlParameter("data", NpgsqlTypes.NpgsqlDbType.Jsonb) { Value = "{\"value\": 1}" });
+                        update.Parameters.Add(new NpgsqlParameter("now", DateTimeOffset.UtcNow));
+                        await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    if (clock.Elapsed is var done && done >= warmUp && done < end)
+                    {
+                        counted[worker]++;
+                    }
+
+                    continue;
+                }
+
+                // Pipelined: both statements in one round trip, one implicit transaction (a checkpoint's shape).
                 await using var batch = new NpgsqlBatch(connection)
                 {
                     BatchCommands =
@@ -161,12 +196,27 @@ internal sealed class BenchmarkRunner
                 }
             }
         })).ConfigureAwait(false);
-        _report.RawCommitsPerSecond = counted.Sum() / _settings.RawDuration.TotalSeconds;
-        Log($"raw: {_report.RawCommitsPerSecond:0} commits/s ({_settings.Workers} connections, insert + update per transaction)");
+        var rate = counted.Sum() / _settings.RawDuration.TotalSeconds;
+        Log($"raw{(pipelined ? " (pipelined)" : "")}: {rate:0} commits/s ({_settings.Workers} connections, insert + update per transaction)");
+        return rate;
     }
 
     private Task<RoundResult> IdleRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, CancellationToken cancellationToken)
         => RoundAsync(worker, probe, database, "idle (server start + stop)", 0, 0, _ => Task.CompletedTask, cancellationToken);
+
+    /// <summary>Every worker busy for a while on a job that does no database work: the server's own commits per second.</summary>
+    private Task<RoundResult> HousekeepingRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, TimeSpan duration,
+        CancellationToken cancellationToken)
+    {
+        var jobs = database.Client.Services.GetRequiredService<IBackgroundJobClientV2>();
+        var milliseconds = (int)duration.TotalMilliseconds;
+        return RoundAsync(worker, probe, database, "housekeeping (busy workers, no database work)", 0, _settings.Workers,
+            ct => ForEachAsync(_settings.Workers, _ =>
+            {
+                jobs.Enqueue<BusyJob>(j => j.RunAsync(milliseconds, CancellationToken.None));
+                return Task.CompletedTask;
+            }, ct), cancellationToken);
+    }
 
     private Task<RoundResult> EmptyJobsRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, CancellationToken cancellationToken)
     {
@@ -238,6 +288,7 @@ internal sealed class BenchmarkRunner
         await enqueue(cancellationToken).ConfigureAwait(false);
         var enqueueTime = enqueueClock.Elapsed;
 
+        var cpuBefore = double.Parse(await worker.SendAsync("cpu", TimeSpan.FromSeconds(30)).ConfigureAwait(false), CultureInfo.InvariantCulture);
         await worker.SendAsync("start " + database.ConnectionString, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -265,14 +316,15 @@ internal sealed class BenchmarkRunner
         }
 
         await worker.SendAsync("stop", TimeSpan.FromSeconds(120)).ConfigureAwait(false);
+        var cpu = double.Parse(await worker.SendAsync("cpu", TimeSpan.FromSeconds(30)).ConfigureAwait(false), CultureInfo.InvariantCulture) - cpuBefore;
         var after = await probe.QuiesceAsync(database, cancellationToken).ConfigureAwait(false);
         var own = database.OwnTransactions - ownBefore;
         var processing = jobs == 0 ? TimeSpan.Zero : await database.ProcessingWindowAsync(afterJob, cancellationToken).ConfigureAwait(false);
-        var result = new RoundResult(label, units, jobs, after.Minus(before), own, processing);
+        var result = new RoundResult(label, units, jobs, after.Minus(before), own, processing, cpu);
         Log(string.Create(CultureInfo.InvariantCulture,
             $"{label}: {units} units, {jobs} jobs, enqueue {enqueueTime.TotalSeconds:0.00} s, processing {processing.TotalSeconds:0.00} s " +
             $"({result.UnitsPerSecond:0.0}/s), {result.Commits} commits ({(jobs == 0 ? 0 : (double)result.Commits / jobs):0.00}/job), " +
-            $"{result.Cost.WalSyncs} WAL syncs"));
+            $"{result.Cost.WalSyncs} WAL syncs, worker CPU {(jobs == 0 ? 0 : cpu / jobs):0.00} ms/job"));
         if (_settings.Profile && jobs > 0)
         {
             _log.WriteLine(await probe.StatementsAsync(database.Name, jobs, cancellationToken).ConfigureAwait(false));

@@ -33,6 +33,13 @@ public sealed class BenchmarkSettings
     /// <summary>Length of the raw commit measurement.</summary>
     public TimeSpan RawDuration { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long the longer of the two housekeeping rounds keeps every worker busy without database work
+    /// (the shorter one a quarter of it), to measure what a busy server commits per second on its own
+    /// (ownership checks, schedule poll, heartbeat): the slope between the two.
+    /// </summary>
+    public TimeSpan HousekeepingDuration { get; set; } = TimeSpan.FromSeconds(8);
+
     /// <summary>Empty Hangfire jobs per round.</summary>
     public int EmptyJobs { get; set; } = 600;
 
@@ -95,6 +102,7 @@ public sealed class BenchmarkSettings
     {
         Smoke = true;
         RawDuration = TimeSpan.FromSeconds(0.5);
+        HousekeepingDuration = TimeSpan.FromSeconds(1);
         EmptyJobs = 10;
         Chains = 3;
         OneStepRuns = 10;

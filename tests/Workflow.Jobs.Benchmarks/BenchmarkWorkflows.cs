@@ -210,6 +210,17 @@ public sealed class NaiveStepJob
     }
 }
 
+/// <summary>
+/// A job that keeps its worker busy without touching the database, with a cancellation token like a
+/// workflow job (so Hangfire's ownership check watches it): what a busy server costs per second.
+/// </summary>
+public sealed class BusyJob
+{
+    /// <summary>Waits <paramref name="milliseconds"/>.</summary>
+    public async Task RunAsync(int milliseconds, CancellationToken cancellationToken)
+        => await Task.Delay(milliseconds, cancellationToken).ConfigureAwait(false);
+}
+
 /// <summary>An empty Hangfire job: the fixed cost of one job.</summary>
 public sealed class EmptyJob
 {

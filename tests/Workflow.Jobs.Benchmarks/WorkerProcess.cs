@@ -39,6 +39,13 @@ internal static class WorkerProcess
                             await StopAllAsync(hosts).ConfigureAwait(false);
                             await output.WriteLineAsync("ok stopped").ConfigureAwait(false);
                             break;
+                        case "cpu":
+                            using (var self = Process.GetCurrentProcess())
+                            {
+                                await output.WriteLineAsync("ok " + self.TotalProcessorTime.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)).ConfigureAwait(false);
+                            }
+
+                            break;
                         case "rss":
                             await output.WriteLineAsync("ok " + PeakRssMegabytes().ToString("0.0", CultureInfo.InvariantCulture)).ConfigureAwait(false);
                             break;
