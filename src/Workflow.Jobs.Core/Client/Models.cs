@@ -19,6 +19,12 @@ public enum WorkflowStatus
 
     /// <summary>Cancelled by an operator; never starts another step.</summary>
     Cancelled = 4,
+
+    /// <summary>Waiting durably (a sleep, an event, a concurrency slot, child runs) without holding a worker.</summary>
+    Waiting = 5,
+
+    /// <summary>Finished: the compensations of its succeeded steps ran after a final failure or a cancel.</summary>
+    Compensated = 6,
 }
 
 /// <summary>A persisted run of a workflow.</summary>
