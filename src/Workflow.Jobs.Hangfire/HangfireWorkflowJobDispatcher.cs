@@ -7,6 +7,8 @@ namespace Workflow.Jobs.Hangfire;
 /// <summary>Creates, requeues and deletes workflow jobs through this host's Hangfire client and storage.</summary>
 internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 client, JobStorage storage) : IWorkflowJobDispatcher
 {
+    public bool JoinsRunTransaction => true;
+
     public string Enqueue(Guid runId, string workflowName, string? queue, TimeSpan? delay)
     {
         var job = Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(runId, CancellationToken.None), queue);

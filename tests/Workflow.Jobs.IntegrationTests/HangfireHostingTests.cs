@@ -120,6 +120,8 @@ public class HangfireHostingTests
     {
         private readonly Workflow.Jobs.Hangfire.HangfireWorkflowJobDispatcher _inner = new(client, storage);
 
+        public bool JoinsRunTransaction => _inner.JoinsRunTransaction;
+
         public string Enqueue(Guid runId, string workflowName, string? queue, TimeSpan? delay)
         {
             _inner.Enqueue(runId, workflowName, queue, delay);

@@ -5,6 +5,12 @@ namespace Workflow.Jobs;
 /// <summary>Creates and removes the jobs that execute runs (implemented by the Hangfire adapter).</summary>
 internal interface IWorkflowJobDispatcher
 {
+    /// <summary>
+    /// Whether the job storage writes on the workflow data source's connection, so a job created inside
+    /// the run's transaction commits with it. When false, jobs are paired with runs through the outbox.
+    /// </summary>
+    bool JoinsRunTransaction { get; }
+
     /// <summary>Creates the job for a run, inside the caller's ambient transaction; returns the job id.</summary>
     string Enqueue(Guid runId, string workflowName, string? queue, TimeSpan? delay);
 
