@@ -65,8 +65,11 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     // Whether this session may hold the guard: set before asking for it, cleared only on a clear "no".
     private bool _mayHoldLock;
 
-    public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds)
+    private readonly TimeSpan _guardCheckInterval;
+
+    public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds, TimeSpan guardCheckInterval = default)
     {
+        _guardCheckInterval = guardCheckInterval;
         _connection = connection;
         _dataSource = dataSource;
         _runId = runId;
@@ -216,6 +219,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    public IGuardWatch WatchGuard() => new GuardWatch(_connection, _guardCheckInterval);
+
     public async ValueTask DisposeAsync()
     {
         try
@@ -281,5 +286,58 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         var command = new NpgsqlBatchCommand(sql);
         command.Parameters.AddRange(parameters);
         return command;
+    }
+
+    /// <summary>
+    /// Probes the guard connection at an interval while a step body runs. A probe that fails means the
+    /// session (and the advisory lock with it) is gone: the step body is cancelled before a recovering host
+    /// can requeue the run, so two bodies of one run never overlap for long.
+    /// </summary>
+    private sealed class GuardWatch : IGuardWatch
+    {
+        private readonly CancellationTokenSource _lost = new();
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+
+        public GuardWatch(NpgsqlConnection connection, TimeSpan interval)
+        {
+            _loop = interval <= TimeSpan.Zero ? Task.CompletedTask : WatchAsync(connection, interval);
+        }
+
+        public CancellationToken Lost => _lost.Token;
+
+        public Exception? Reason { get; private set; }
+
+        private async Task WatchAsync(NpgsqlConnection connection, TimeSpan interval)
+        {
+            var timeout = Math.Max(1, (int)Math.Ceiling(interval.TotalSeconds * 2));
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(interval, _stop.Token).ConfigureAwait(false);
+                    await using var probe = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = timeout };
+                    await probe.ExecuteScalarAsync(_stop.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+            }
+#pragma warning disable CA1031 // Any failure of the probe means the guard can no longer be trusted.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Reason = ex;
+                await _lost.CancelAsync().ConfigureAwait(false);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync().ConfigureAwait(false);
+            await _loop.ConfigureAwait(false);
+            _stop.Dispose();
+            _lost.Dispose();
+        }
     }
 }

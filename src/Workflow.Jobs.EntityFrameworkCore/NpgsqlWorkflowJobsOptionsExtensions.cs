@@ -29,6 +29,14 @@ public sealed class WorkflowNpgsqlOptions
     /// if your own code uses the shared data source and changes session settings.
     /// </summary>
     public bool ResetSessionOnClose { get; set; }
+
+    /// <summary>
+    /// While a step body runs, how often its execution checks that its guard connection (which holds the
+    /// run's advisory lock) is still alive; when it is not, the step body is cancelled, because the guard is
+    /// gone and another execution may take the run. One read-only query per interval per running step.
+    /// Default 1 s; <see cref="TimeSpan.Zero"/> turns the check off.
+    /// </summary>
+    public TimeSpan GuardCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>Selects PostgreSQL (EF Core + Npgsql) as the storage of Workflow.Jobs.</summary>

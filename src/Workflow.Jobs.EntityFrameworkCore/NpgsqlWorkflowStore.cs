@@ -298,7 +298,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds);
+        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
         try
         {
             while (!await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))
@@ -314,6 +314,75 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await execution.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    public async Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
+    {
+        NpgsqlConnection connection;
+        using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
+        {
+            connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
+        try
+        {
+            if (await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return execution;
+            }
+        }
+        catch
+        {
+            await execution.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        await execution.DisposeAsync().ConfigureAwait(false);
+        return null;
+    }
+
+    public async Task<IReadOnlyList<AbandonedRun>> FindAbandonedRunsAsync(int limit, CancellationToken cancellationToken)
+    {
+        // Running runs first (cheap, from the status index; usually none or a few), then the advisory locks
+        // held in this database. A Running run always has its guard held by its execution (the status is
+        // written under the guard and changed before the guard is released), so one without is abandoned.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var running = new List<AbandonedRun>();
+        await using (var command = new NpgsqlCommand(
+            $"SELECT uuid, job_id, queue FROM {RunsTable} WHERE status = 'Running' AND NOT is_removed ORDER BY modified LIMIT @limit", connection))
+        {
+            command.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+            command.Parameters.AddWithValue("limit", limit);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                running.Add(new AbandonedRun(reader.GetGuid(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2)));
+            }
+        }
+
+        if (running.Count == 0)
+        {
+            return running;
+        }
+
+        var held = new HashSet<long>();
+        await using (var command = new NpgsqlCommand(
+            """
+            SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+            WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, connection))
+        {
+            command.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                held.Add(reader.GetInt64(0));
+            }
+        }
+
+        return running.Where(r => !held.Contains(NpgsqlRunExecution.LockKey(r.RunId))).ToList();
     }
 
     internal static NpgsqlParameter Jsonb(string name, JToken? value)

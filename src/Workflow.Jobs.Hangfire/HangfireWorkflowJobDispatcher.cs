@@ -37,4 +37,8 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
     }
 
     public void Delete(string jobId) => client.Delete(jobId);
+
+    public bool RequeueAbandoned(string jobId, string? queue)
+        => client.ChangeState(jobId, new EnqueuedState(queue ?? EnqueuedState.DefaultQueue) { Reason = "Its execution died; requeued by Workflow.Jobs recovery" },
+            ProcessingState.StateName);
 }

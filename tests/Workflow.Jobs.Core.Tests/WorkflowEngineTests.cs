@@ -19,6 +19,7 @@ public class WorkflowEngineTests
         _store = new Mock<IWorkflowStore>(MockBehavior.Strict);
         _execution = new Mock<IRunExecution>();
         _execution.Setup(e => e.DisposeAsync()).Returns(ValueTask.CompletedTask);
+        _execution.Setup(e => e.WatchGuard()).Returns(() => new QuietWatch());
         _store.Setup(s => s.BeginExecutionAsync(RunId, It.IsAny<CancellationToken>())).ReturnsAsync(_execution.Object);
         _services = new ServiceCollection().AddTransient<AddStep>().AddTransient<SquareStep>().AddTransient<ThrowingStep>().BuildServiceProvider();
         var registry = new WorkflowRegistry([new WorkflowRegistration(typeof(AddThenSquareWorkflow)), new WorkflowRegistration(typeof(ThrowingWorkflow))]);
@@ -165,6 +166,16 @@ public class WorkflowEngineTests
         _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", RunOperation.FailForRetry, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()),
             Times.Once);
     }
+}
+
+/// <summary>A guard watch that never fires.</summary>
+internal sealed class QuietWatch : IGuardWatch
+{
+    public CancellationToken Lost => CancellationToken.None;
+
+    public Exception? Reason => null;
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
 public sealed class ThrowingStep : WorkflowStep<AddInput, AddOutput>

@@ -131,6 +131,8 @@ public class HangfireHostingTests
         public bool Requeue(string jobId, string? queue) => _inner.Requeue(jobId, queue);
 
         public void Delete(string jobId) => _inner.Delete(jobId);
+
+        public bool RequeueAbandoned(string jobId, string? queue) => _inner.RequeueAbandoned(jobId, queue);
     }
 
     [Test]

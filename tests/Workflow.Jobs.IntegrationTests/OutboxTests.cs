@@ -46,6 +46,8 @@ public class OutboxTests
 
         public void Delete(string jobId) => _inner.Delete(jobId);
 
+        public bool RequeueAbandoned(string jobId, string? queue) => _inner.RequeueAbandoned(jobId, queue);
+
         /// <summary>Creates a job without any run (tests only).</summary>
         public string EnqueueOrphan(Guid runId) => _inner.Enqueue(runId, "add", null, null);
 

@@ -20,6 +20,12 @@ internal interface IWorkflowJobDispatcher
 
     /// <summary>Deletes a job (its worker's cancellation token fires).</summary>
     void Delete(string jobId);
+
+    /// <summary>
+    /// Puts the job of an abandoned execution (its process or connection died) back in its queue, keeping its
+    /// retry budget; only while the job storage still shows it processing. False when it did not.
+    /// </summary>
+    bool RequeueAbandoned(string jobId, string? queue);
 }
 
 /// <summary>

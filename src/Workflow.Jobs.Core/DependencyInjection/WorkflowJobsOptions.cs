@@ -27,6 +27,13 @@ public sealed class WorkflowJobsOptions
     public TimeSpan OutboxDelay { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// How long a run must be seen Running with no live execution (its guard free: the executing process or
+    /// its connection died) before the leader loop requeues its job. Longer than the storage's guard check
+    /// (a worker that lost its connection cancels its step body first). Default 2 s.
+    /// </summary>
+    public TimeSpan RecoveryDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// Register what an adapter package provides (used by <c>UseNpgsql</c> and the Hangfire package).
     /// </summary>
     public void AddExtension(Action<IServiceCollection> registration)
@@ -42,6 +49,11 @@ public sealed class WorkflowJobsOptions
         if (ExecutionLockPollInterval <= TimeSpan.Zero)
         {
             throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(ExecutionLockPollInterval)} must be positive.");
+        }
+
+        if (RecoveryDelay < TimeSpan.Zero)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(RecoveryDelay)} must not be negative.");
         }
 
         if (OutboxDelay < TimeSpan.Zero)

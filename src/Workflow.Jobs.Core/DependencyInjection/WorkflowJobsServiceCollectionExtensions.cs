@@ -33,6 +33,7 @@ public static class WorkflowJobsServiceCollectionExtensions
         services.TryAddSingleton<IWorkflowRunner>(sp => sp.GetRequiredService<WorkflowRunner>());
         services.TryAddSingleton<WorkflowJobRequests>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowOutboxTask>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowRecoveryTask>());
         services.TryAddSingleton<WorkflowClient>();
         services.TryAddSingleton<IWorkflowClient>(sp => sp.GetRequiredService<WorkflowClient>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkflowJobsStartup>());

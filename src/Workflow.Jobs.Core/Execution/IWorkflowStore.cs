@@ -110,6 +110,15 @@ internal interface IWorkflowStore
     /// Returns false when another write replaced it meanwhile.
     /// </summary>
     Task<bool> CompleteJobRequestAsync(Guid runId, JobRequestKind kind, string? jobId, CancellationToken cancellationToken);
+
+    /// <summary>Runs that are Running while no session holds their execution guard (their execution died).</summary>
+    Task<IReadOnlyList<AbandonedRun>> FindAbandonedRunsAsync(int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes the run's execution guard if nobody holds it (never waits) and loads the run; null when another
+    /// execution holds it. Disposing the result releases the guard.
+    /// </summary>
+    Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken);
 }
 
 /// <summary>One execution of a run, holding its guard. Every write is one transaction.</summary>
@@ -144,4 +153,23 @@ internal interface IRunExecution : IAsyncDisposable
 
     /// <summary>Puts an interrupted run and step back to Pending (shutdown mid-step).</summary>
     Task InterruptAsync(Guid? stepId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Watches the guard while a step body runs (nothing else may use the execution until the watch is
+    /// disposed): the watch's token fires when the guard is lost (its connection died).
+    /// </summary>
+    IGuardWatch WatchGuard();
 }
+
+/// <summary>A watch over an execution's guard; disposing it stops the watch before the execution writes again.</summary>
+internal interface IGuardWatch : IAsyncDisposable
+{
+    /// <summary>Fires when the guard is lost.</summary>
+    CancellationToken Lost { get; }
+
+    /// <summary>Why the guard was lost (the connection's error), once <see cref="Lost"/> has fired.</summary>
+    Exception? Reason { get; }
+}
+
+/// <summary>A run that is Running while nobody holds its guard: its execution died.</summary>
+internal sealed record AbandonedRun(Guid RunId, string? JobId, string? Queue);

@@ -161,12 +161,19 @@ internal sealed partial class WorkflowEngine
         activity?.SetTag("workflow.step.attempt", start.Attempt);
         var startedAt = Stopwatch.GetTimestamp();
         var tags = new TagList { { "workflow.name", workflow.Name }, { "workflow.step.name", step.Name } };
+        var watch = execution.WatchGuard();
         try
         {
-            var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
-            var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
-            var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated) { WorkflowName = workflow.Name, StepName = step.Name };
-            var output = await instance.ExecuteAsync(input, context, cancellationToken).ConfigureAwait(false);
+            WorkflowData output;
+            await using (watch.ConfigureAwait(false))
+            {
+                using var stepToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, watch.Lost);
+                var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
+                var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
+                var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated) { WorkflowName = workflow.Name, StepName = step.Name };
+                output = await instance.ExecuteAsync(input, context, stepToken.Token).ConfigureAwait(false);
+            }
+
             if (output.GetType() != step.OutputType && !step.OutputType.IsInstanceOfType(output))
             {
                 throw new NonRetryableException($"Step '{step.Name}' returned {output.GetType().Name} instead of {step.OutputType.Name}.");
@@ -181,6 +188,15 @@ internal sealed partial class WorkflowEngine
             LogInterrupted(run.Id, step.Name, start.StepId);
             await execution.InterruptAsync(start.StepId, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
             throw;
+        }
+        catch (Exception ex) when (watch.Reason is { } lost)
+        {
+            // The guard's connection died under the step: nothing can be written on it any more, and another
+            // execution may take the run. The step body was cancelled; the database's own error surfaces, so
+            // the job scheduler treats it as an outage (retried without using the run's budget).
+            tags.Add("workflow.step.outcome", "guard_lost");
+            LogGuardLost(ex, run.Id, step.Name, start.StepId);
+            throw new WorkflowGuardLostException($"Workflow run {run.Id} lost its execution guard during step '{step.Name}': {lost.Message}", lost);
         }
         catch (Exception ex)
         {
@@ -220,6 +236,9 @@ internal sealed partial class WorkflowEngine
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} of {WorkflowName} failed on attempt {Attempt}")]
     private partial void LogStepFailed(Exception exception, Guid workflowId, string workflowName, string stepName, Guid stepId, int attempt);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was cancelled: its execution guard was lost; the run resumes elsewhere")]
+    private partial void LogGuardLost(Exception exception, Guid workflowId, string stepName, Guid stepId);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
     private partial void LogInterrupted(Guid workflowId, string stepName, Guid stepId);
