@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 
-namespace Workflow.Jobs.Sample.Tests.Dashboard;
+namespace Workflow.Jobs.Dashboard.Tests;
 
 /// <summary>The Workflows page and run page, Retry and Cancel, on a real host with a real Hangfire server.</summary>
 [TestFixture]
