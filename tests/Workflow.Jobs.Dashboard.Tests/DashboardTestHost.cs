@@ -48,7 +48,7 @@ public sealed class DashboardTestHost : IAsyncDisposable
 
     public static async Task<DashboardTestHost> StartAsync(string name, Action<WorkflowDashboardOptions>? dashboard = null,
         Action<WebApplicationBuilder>? configureBuilder = null, bool runServer = true, ILoggerProvider? logs = null,
-        string? workflowConnectionString = null)
+        string? workflowConnectionString = null, Action<WorkflowJobsOptions>? configureWorkflows = null)
     {
         var connectionString = workflowConnectionString ?? await DashboardDatabase.CreateAsync(name);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
@@ -61,7 +61,11 @@ public sealed class DashboardTestHost : IAsyncDisposable
         builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
         builder.Services.AddSingleton<FailureSwitch>();
         builder.Services.AddAntiforgery();
-        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
+        builder.Services.AddWorkflowJobs(o =>
+            {
+                o.UseNpgsql(connectionString);
+                configureWorkflows?.Invoke(o);
+            })
             .AddWorkflow<HelloWorkflow>()
             .AddWorkflow<FlakyWorkflow>()
             .AddHangfireJobs(o =>
