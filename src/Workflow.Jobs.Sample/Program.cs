@@ -3,7 +3,6 @@
 // docs/sample.md is the reference of its settings and endpoints.
 using System.Globalization;
 using Hangfire;
-using Hangfire.Dashboard;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Logging.Console;
 using Workflow.Jobs;

@@ -8,7 +8,7 @@ namespace Workflow.Jobs.Hangfire.Dashboard;
 /// <summary>
 /// Retry and Cancel of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
 /// and antiforgery check (done by Hangfire's dashboard middleware before any dispatcher runs), refused in
-/// read-only mode. Answers 204, or 404 / 409 with a plain-text reason the page shows.
+/// read-only mode. Answers 204, or 404 / 409 / 503 with a plain-text reason the page shows.
 /// </summary>
 internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
 {
