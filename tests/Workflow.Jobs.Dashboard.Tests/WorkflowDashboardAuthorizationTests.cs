@@ -29,7 +29,12 @@ public sealed class WorkflowDashboardAuthorizationTests
     public async Task StartAsync()
     {
         _localOnly = await DashboardTestHost.StartAsync("auth-local", runServer: false);
-        _policy = await DashboardTestHost.StartAsync("auth-policy", o => o.AuthorizationPolicy = Policy, runServer: false,
+        _policy = await DashboardTestHost.StartAsync("auth-policy", o =>
+            {
+                o.AuthorizationPolicy = Policy;
+                o.ReadOnlyFunc = http => http.User.Identity?.Name == "reader";
+            },
+            runServer: false,
             configureBuilder: b =>
             {
                 b.Services.AddAuthentication(HeaderAuthenticationHandler.SchemeName)
@@ -182,6 +187,31 @@ public sealed class WorkflowDashboardAuthorizationTests
         var audit = _policyLogs.Entries.Where(e => e.Category == "Workflow.Jobs.Dashboard" && e.EventId.Id == 300 && e.Message.Contains(id.ToString(), StringComparison.Ordinal)).ToList();
         Assert.That(audit, Has.Count.EqualTo(1), "one audit entry for the command");
         Assert.That(audit[0].Message, Does.Contain("by alice from " + DashboardTestHost.RemoteAddress));
+    }
+
+    [Test]
+    public async Task ReadOnlyFunc_SeesThePolicysUser_WhenDecidingPerRequest()
+    {
+        var id = await _policy.EnqueueHelloAsync();
+        using var reader = _policy.CreateClient(remote: true);
+        reader.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "reader";
+        reader.ExtraHeaders[HeaderAuthenticationHandler.RoleHeader] = "ops";
+        using var alice = _policy.CreateClient(remote: true);
+        alice.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "alice";
+        alice.ExtraHeaders[HeaderAuthenticationHandler.RoleHeader] = "ops";
+
+        var (_, readerPage, _) = await reader.GetAsync($"/hangfire/workflows/{id}");
+        var (_, alicePage, _) = await alice.GetAsync($"/hangfire/workflows/{id}");
+        var (status, body) = await reader.PostAsync($"/hangfire/workflows/{id}/cancel");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(readerPage, Does.Contain("Read-only dashboard").And.Not.Contain("id=\"workflow-cancel\""));
+            Assert.That(alicePage, Does.Contain("id=\"workflow-cancel\""));
+            Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+            Assert.That(body, Does.Contain("read-only"));
+        });
+        Assert.That((await _policy.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Pending));
     }
 
     [Test]
