@@ -28,7 +28,13 @@ public sealed class WorkflowDashboardAuthorizationTests
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _localOnly = await DashboardTestHost.StartAsync("auth-local", runServer: false);
+        // Emptying Hangfire's filter lists in ConfigureDashboard must not open the dashboard: every test below that
+        // expects a refusal from this host proves the local-only rule still holds.
+        _localOnly = await DashboardTestHost.StartAsync("auth-local", o => o.ConfigureDashboard = d =>
+        {
+            d.Authorization = [];
+            d.AsyncAuthorization = [];
+        }, runServer: false);
         _policy = await DashboardTestHost.StartAsync("auth-policy", o =>
             {
                 o.AuthorizationPolicy = Policy;

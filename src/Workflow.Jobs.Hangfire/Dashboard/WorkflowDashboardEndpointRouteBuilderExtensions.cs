@@ -67,13 +67,18 @@ public static partial class WorkflowDashboardEndpointRouteBuilderExtensions
         WorkflowDashboardRoutes.EnsureRegistered();
         var dashboard = new DashboardOptions
         {
-            // With a policy, the endpoint's authorization decides (before Hangfire sees the request); without, the
-            // local-requests-only filter. Filters added in ConfigureDashboard are checked in addition.
             Authorization = [],
-            AsyncAuthorization = options.AuthorizationPolicy is null ? [new LocalRequestsOnlyDashboardFilter()] : [],
+            AsyncAuthorization = [],
             TimeZoneResolver = services.GetService<ITimeZoneResolver>(),
         };
         options.ConfigureDashboard?.Invoke(dashboard);
+        if (options.AuthorizationPolicy is null)
+        {
+            // Without a policy, the local-requests-only filter, whatever ConfigureDashboard did with the lists: its
+            // filters are checked in addition. With a policy, the endpoint's authorization decides first.
+            dashboard.AsyncAuthorization = [new LocalRequestsOnlyDashboardFilter(), .. dashboard.AsyncAuthorization ?? []];
+        }
+
         var configuredReadOnly = dashboard.IsReadOnlyFunc;
         var readOnly = options.ReadOnly;
         var readOnlyFunc = options.ReadOnlyFunc;
