@@ -81,7 +81,7 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
         }
 
         WriteLiteral("<button type=\"submit\" class=\"btn btn-sm btn-primary\"><span class=\"glyphicon glyphicon-filter\"></span> Filter</button> ");
-        if (filter.Status is not null || filter.Name is not null)
+        if (filter.Status is not null || filter.Name is not null || filter.Errors.Count > 0)
         {
             WriteLiteral("<a class=\"btn btn-sm btn-default\" href=\"");
             Write(Url.To(WorkflowDashboardRoutes.ListPath));
