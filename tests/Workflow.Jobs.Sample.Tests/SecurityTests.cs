@@ -340,6 +340,50 @@ public sealed partial class SecurityTests
         Assert.That(body, Does.Contain("Workflows"));
     }
 
+    [Test]
+    public async Task Dashboard_ServesLocalRequestWithoutCredentials_WhenBasicCredentialsAreConfigured()
+    {
+        var (status, body, _) = await SendAsync(_anonymous, Request(HttpMethod.Get, "/hangfire/workflows"));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body, Does.Contain("Workflows"));
+    }
+
+    [Test]
+    public async Task Dashboard_RefusesLocalAddress_WhenHostIsNotALoopbackName()
+    {
+        // A page of evil.example, whose name resolves to 127.0.0.1 (DNS rebinding), in the operator's browser.
+        var request = Request(HttpMethod.Get, "/hangfire/workflows");
+        request.Headers.Host = "evil.example";
+
+        var (status, _, response) = await SendAsync(_anonymous, request);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized), "not local: basic credentials are asked for");
+        Assert.That(response.Headers.WwwAuthenticate.ToString(), Does.StartWith("Basic"));
+    }
+
+    [Test]
+    public async Task DashboardCommand_IsLoggedWithTheBasicUser_WhenRemoteWithBasicCredentials()
+    {
+        var id = await _secured.EnqueueAsync(_keyed, "customer-provisioning", Input("audit", adminFailures: 20));
+        await SampleHost.WaitForFinalFailureAsync(_keyed, id);
+        using var client = _secured.CreateDefaultClient(new CookieContainerHandler());
+        var page = Request(HttpMethod.Get, $"/hangfire/workflows/{id}", remote: true);
+        page.Headers.Authorization = Basic(DashboardUser, _dashboardPassword);
+        var (pageStatus, body, _) = await SendAsync(client, page);
+        Assert.That(pageStatus, Is.EqualTo(HttpStatusCode.OK));
+        var antiforgery = (WebUtility.HtmlDecode(CsrfHeader().Match(body).Groups[1].Value), WebUtility.HtmlDecode(CsrfToken().Match(body).Groups[1].Value));
+        var cancel = Command($"/hangfire/workflows/{id}/cancel", antiforgery, remote: true);
+        cancel.Headers.Authorization = Basic(DashboardUser, _dashboardPassword);
+
+        var (status, _, _) = await SendAsync(client, cancel);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.NoContent));
+        var audit = _logs.Snapshot().Where(e => e.Contains("Workflow.Jobs.Dashboard[300]", StringComparison.Ordinal) && e.Contains(id.ToString(), StringComparison.Ordinal)).ToList();
+        Assert.That(audit, Has.Count.EqualTo(1));
+        Assert.That(audit[0], Does.Contain($"by {DashboardUser} from {RemoteAddress}"));
+    }
+
     private static AuthenticationHeaderValue Basic(string user, string password)
         => new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(user + ":" + password)));
 
