@@ -174,6 +174,22 @@ public class OutboxTests
     }
 
     [Test]
+    public async Task EnqueueMany_CreatesTheJobsAfterTheBatchCommits_AndTheRunsSucceed()
+    {
+        var ids = await _client.EnqueueManyAsync("add",
+        [
+            new WorkflowEnqueueItem(new WorkflowInput(new AddInput { Argument1 = 1 }).ToJson()),
+            new WorkflowEnqueueItem(new WorkflowInput(new AddInput { Argument1 = 2 }).ToJson()),
+        ]);
+
+        foreach (var id in ids)
+        {
+            await WaitForStatusAsync(id, WorkflowStatus.Succeeded);
+            Assert.That(await JobRequestAsync(id), Is.Null);
+        }
+    }
+
+    [Test]
     public async Task JobWhoseRunDoesNotExist_CompletesWithoutDoingAnything()
     {
         var jobId = _dispatcher.EnqueueOrphan(Guid.NewGuid());
