@@ -8,7 +8,7 @@ using Npgsql;
 
 namespace Workflow.Jobs.IntegrationTests;
 
-/// <summary>Runs as Hangfire jobs: a real BackgroundJobServer on real PostgreSQL (PRODUCT.md §4).</summary>
+/// <summary>Runs as Hangfire jobs: a real BackgroundJobServer on real PostgreSQL.</summary>
 public class HangfireWorkflowTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);

@@ -75,7 +75,7 @@ public sealed record HostileCase(string Name, Func<IWorkflowClient, Task> Act, s
 }
 
 /// <summary>
-/// Hostile input through <see cref="IWorkflowClient"/> (issue 5, item 4): each case is refused with an
+/// Hostile input through <see cref="IWorkflowClient"/>: each case is refused with an
 /// exception naming the problem, and nothing is written: no run, no Hangfire job.
 /// </summary>
 public class HostileInputTests

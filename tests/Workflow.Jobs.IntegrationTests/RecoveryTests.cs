@@ -17,7 +17,7 @@ public sealed class AddWaitSquareNoRetryWorkflow : WorkflowDefinition
 }
 
 /// <summary>
-/// What a dead connection or a dead process leaves behind (issue 5, items 2 and 3), on a real server:
+/// What a dead connection or a dead process leaves behind, on a real server:
 /// the execution's connection dropped mid-step, and a Hangfire lock left by a killed process.
 /// </summary>
 public class RecoveryTests

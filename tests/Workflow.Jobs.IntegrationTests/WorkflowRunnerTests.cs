@@ -7,7 +7,7 @@ using Workflow.Jobs.EntityFrameworkCore;
 
 namespace Workflow.Jobs.IntegrationTests;
 
-/// <summary>The engine on real PostgreSQL, in-process (no job scheduler): PRODUCT.md §3.</summary>
+/// <summary>The engine on real PostgreSQL, in-process (no job scheduler).</summary>
 public class WorkflowRunnerTests
 {
     private string _connectionString = null!;

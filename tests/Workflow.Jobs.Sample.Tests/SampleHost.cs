@@ -88,7 +88,7 @@ public sealed class SampleHost : WebApplicationFactory<Program>
     /// host that resolved it. Once that host is disposed, Hangfire code in every other host of the process
     /// throws ObjectDisposedException when it creates a logger, and their workers stall in Hangfire's
     /// back-off. Before this host goes, the provider is reset (Hangfire then logs nowhere) so hosts of other
-    /// fixtures keep working. (A problem of test processes with many hosts; see the report on issue 4.)
+    /// fixtures keep working. (A problem of test processes with many hosts.)
     /// </summary>
     public override async ValueTask DisposeAsync()
     {

@@ -19,7 +19,7 @@ using Workflow.Jobs.Sample.Configuration;
 namespace Workflow.Jobs.Sample.Tests;
 
 /// <summary>
-/// Security of the sample host (issue 5, item 5), on real PostgreSQL with a real Hangfire server:
+/// Security of the sample host, on real PostgreSQL with a real Hangfire server:
 /// <list type="bullet">
 /// <item>the dashboard, its Workflows page and the Retry/Cancel (and Hangfire's Requeue/Delete) commands refuse remote
 /// requests without credentials, and those commands change nothing;</item>
