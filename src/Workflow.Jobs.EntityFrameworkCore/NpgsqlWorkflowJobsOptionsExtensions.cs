@@ -29,6 +29,14 @@ public sealed class WorkflowNpgsqlOptions
     /// if your own code uses the shared data source and changes session settings.
     /// </summary>
     public bool ResetSessionOnClose { get; set; }
+
+    /// <summary>
+    /// Name of the data source in Npgsql's metrics (<c>db.client.connection.pool.name</c>), traces
+    /// (<c>db.npgsql.data_source</c>) and logs. Default: the connection string's <c>Application Name</c> when
+    /// it has one, else <c>Workflow.Jobs</c>. (Npgsql's own default is the connection string, which names
+    /// the server, database and user.)
+    /// </summary>
+    public string? DataSourceName { get; set; }
 }
 
 /// <summary>Selects PostgreSQL (EF Core + Npgsql) as the storage of Workflow.Jobs.</summary>
@@ -67,10 +75,13 @@ public static class NpgsqlWorkflowJobsOptionsExtensions
 
         builder.Enlist = true;
         var finalConnectionString = builder.ConnectionString;
+        var dataSourceName = npgsql.DataSourceName is { Length: > 0 } name ? name
+            : builder.ApplicationName is { Length: > 0 } application ? application
+            : "Workflow.Jobs";
         options.AddExtension(services =>
         {
             services.TryAddSingleton(npgsql);
-            services.TryAddKeyedSingleton(WorkflowStorageKeys.DataSource, (_, _) => new NpgsqlDataSourceBuilder(finalConnectionString).Build());
+            services.TryAddKeyedSingleton(WorkflowStorageKeys.DataSource, (_, _) => new NpgsqlDataSourceBuilder(finalConnectionString) { Name = dataSourceName }.Build());
             services.AddDbContextFactory<WorkflowDbContext>((sp, db) =>
                 db.UseNpgsql(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource), o =>
                 {

@@ -38,7 +38,7 @@ public sealed class BenchmarkSmokeTests
         var output = Path.Combine(Path.GetTempPath(), $"wj-bench-smoke-{Guid.NewGuid():N}.json");
         try
         {
-            var (exitCode, log) = await RunBenchmarkAsync("--smoke", "--keep", "--connection", TestEnvironment.ServerConnectionString, "--output", output);
+            var (exitCode, log) = await RunBenchmarkAsync("--smoke", "--keep", "--connection", TestDatabases.ServerConnectionString, "--output", output);
 
             Assert.That(exitCode, Is.Zero, log);
             using var json = JsonDocument.Parse(await File.ReadAllTextAsync(output));

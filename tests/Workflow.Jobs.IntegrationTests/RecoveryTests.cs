@@ -32,7 +32,7 @@ public class RecoveryTests
     [OneTimeSetUp]
     public async Task OneTimeSetUpAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(RecoveryTests));
+        _connectionString = await TestDatabases.CreateAsync(nameof(RecoveryTests));
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance);
@@ -75,7 +75,7 @@ public class RecoveryTests
         _gates.Open(gate);
 
         WorkflowRun? run = null;
-        await TestHosts.WaitUntilAsync(async () => (run = await _client.GetAsync(id))?.Status is WorkflowStatus.Succeeded or WorkflowStatus.Failed, Deadline,
+        await Eventually.UntilAsync(async () => (run = await _client.GetAsync(id))?.Status is WorkflowStatus.Succeeded or WorkflowStatus.Failed, Deadline,
             "the run to finish");
         Assert.That(run!.Status, Is.EqualTo(WorkflowStatus.Succeeded), run.ExceptionMessage);
         Assert.That(run.Output!["square_output"]!["result"]!.Value<int>(), Is.EqualTo(9));
@@ -98,7 +98,7 @@ public class RecoveryTests
         var requeue = Task.Run(() => jobs.Requeue(jobId));
         Assert.That(await requeue.WaitAsync(Deadline), Is.True);
 
-        await TestHosts.WaitUntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the run to succeed");
+        await Eventually.UntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the run to succeed");
     }
 
     private async Task<long> TerminateGuardConnectionAsync()

@@ -12,7 +12,7 @@ public class ReliabilitySmokeTests
     [Test]
     public async Task ShortRun_WithAWorkerProcessKilled_LosesNoRun_ChecksNothingTwice_AndNeverOverlaps()
     {
-        var connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(ReliabilitySmokeTests));
+        var connectionString = await TestDatabases.CreateAsync(nameof(ReliabilitySmokeTests));
         var settings = new ReliabilitySettings
         {
             ConnectionString = connectionString,
