@@ -15,5 +15,5 @@ public sealed class TestEnvironment
     public Task CheckServerAsync() => TestDatabases.CheckServerAsync();
 
     [OneTimeTearDown]
-    public Task DropDatabasesAsync() => TestDatabases.DropAllAsync();
+    public Task DropDatabasesAsync() => TestDatabases.DropAllAsync(TestContext.Progress);
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using Npgsql;
 
 namespace Workflow.Jobs.TestSupport;
@@ -45,9 +44,10 @@ public static class TestDatabases
 
     /// <summary>
     /// Drops every database of this run. Call it only when every host of the run is disposed: the drop
-    /// terminates whatever is still connected to them (<c>WITH (FORCE)</c>).
+    /// terminates whatever is still connected to them (<c>WITH (FORCE)</c>), and says on
+    /// <paramref name="progress"/> which sessions those were, so that a host left running shows.
     /// </summary>
-    public static async Task<IReadOnlyList<string>> DropAllAsync()
+    public static async Task<IReadOnlyList<string>> DropAllAsync(TextWriter? progress = null)
     {
         if (Environment.GetEnvironmentVariable(KeepVariable) == "1")
         {
@@ -65,6 +65,19 @@ public static class TestDatabases
             while (await reader.ReadAsync())
             {
                 names.Add(reader.GetString(0));
+            }
+        }
+
+        if (progress is not null)
+        {
+            await using var sessions = dataSource.CreateCommand(
+                "SELECT datname, coalesce(application_name, ''), coalesce(state, ''), left(query, 80) FROM pg_stat_activity WHERE starts_with(datname, $1) ORDER BY datname");
+            sessions.Parameters.Add(new NpgsqlParameter { Value = RunPrefix + "_" });
+            await using var reader = await sessions.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                await progress.WriteLineAsync(
+                    $"Dropping test database {reader.GetString(0)}, which still has a session ({reader.GetString(2)}): {reader.GetString(3)}");
             }
         }
 
