@@ -199,7 +199,7 @@ public class WorkflowRetryFilterTests
     {
         var failed = FailedWith(new InvalidOperationException("not a workflow"));
         var context = Elect(failed, ProcessingState.StateName, workflowName: null, retryCount: null,
-            job: Job.FromExpression<OtherJob>(j => j.Run(Guid.NewGuid())));
+            job: Job.FromExpression(() => OtherJob.Run(Guid.NewGuid())));
 
         _filter.OnStateElection(context);
 
@@ -251,8 +251,8 @@ public class WorkflowRetryFilterTests
         public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 0 };
     }
 
-    public sealed class OtherJob
+    public static class OtherJob
     {
-        public void Run(Guid id) => _ = id;
+        public static void Run(Guid id) => _ = id;
     }
 }

@@ -28,11 +28,17 @@ public static class TestDatabases
         await using var connection = await dataSource.OpenConnectionAsync();
     }
 
+    /// <summary>
+    /// The connection string of a database of this run that does not exist yet (for code that creates its
+    /// own database); it is dropped at the end of the run like the others.
+    /// </summary>
+    public static string NewConnectionString(string label)
+        => new NpgsqlConnectionStringBuilder(ServerConnectionString) { Database = NewName(label) }.ConnectionString;
+
     /// <summary>Creates an empty database of this run and returns its connection string.</summary>
     public static async Task<string> CreateAsync(string label)
     {
-        var suffix = new string(label.ToLowerInvariant().Where(char.IsAsciiLetterOrDigit).Take(40).ToArray());
-        var name = $"{RunPrefix}_{Guid.NewGuid():N}"[..(RunPrefix.Length + 7)] + "_" + suffix;
+        var name = NewName(label);
         await using (var dataSource = OpenServer())
         {
             await using var create = dataSource.CreateCommand($"CREATE DATABASE \"{name}\"");
@@ -88,6 +94,12 @@ public static class TestDatabases
         }
 
         return names;
+    }
+
+    private static string NewName(string label)
+    {
+        var suffix = new string(label.ToLowerInvariant().Where(char.IsAsciiLetterOrDigit).Take(40).ToArray());
+        return $"{RunPrefix}_{Guid.NewGuid():N}"[..(RunPrefix.Length + 7)] + "_" + suffix;
     }
 
     /// <summary>
