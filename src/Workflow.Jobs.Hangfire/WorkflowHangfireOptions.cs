@@ -1,6 +1,6 @@
 namespace Workflow.Jobs;
 
-/// <summary>Options of the Hangfire integration (<c>AddHangfireWorkflowJobs</c>).</summary>
+/// <summary>Options of the Hangfire integration (<c>AddHangfireJobs</c>).</summary>
 public sealed class WorkflowHangfireOptions
 {
     /// <summary>

@@ -17,7 +17,7 @@ public class BatchEnqueueTests
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync("batch");
+        _connectionString = await TestDatabases.CreateAsync("batch");
         _host = await TestHosts.StartHangfireHostAsync(_connectionString);
         _client = _host.Services.GetRequiredService<IWorkflowClient>();
     }
@@ -50,7 +50,7 @@ public class BatchEnqueueTests
         for (var i = 0; i < ids.Count; i++)
         {
             WorkflowRun? run = null;
-            await TestHosts.WaitUntilAsync(async () => (run = await _client.GetAsync(ids[i]))?.Status == WorkflowStatus.Succeeded, Deadline, $"run {i} to succeed");
+            await Eventually.UntilAsync(async () => (run = await _client.GetAsync(ids[i]))?.Status == WorkflowStatus.Succeeded, Deadline, $"run {i} to succeed");
             Assert.That(run!.Output!["test_step_output"]!["result"]!.Value<int>(), Is.EqualTo(2 * (i + 1)), "ids come back in input order");
             Assert.That(run.JobId, Is.Not.Null);
         }
