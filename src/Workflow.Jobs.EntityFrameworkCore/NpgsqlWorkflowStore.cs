@@ -41,6 +41,10 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
     internal NpgsqlDataSource DataSource => _dataSource;
 
+    private static TimeSpan BatchTimeout => TransactionManager.DefaultTimeout * 5 < TransactionManager.MaximumTimeout
+        ? TransactionManager.DefaultTimeout * 5
+        : TransactionManager.MaximumTimeout;
+
     public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? createJob, CancellationToken cancellationToken)
     {
         await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -155,11 +159,12 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
     private async Task<IReadOnlyList<CreateRunResult>> CreateRunsCoreAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
         CancellationToken cancellationToken)
     {
-        // Same transaction rules as one run: the jobs enlist in this scope on the same connection.
+        // Same transaction rules as one run: the jobs enlist in this scope on the same connection. A batch
+        // writes a job per run, so it gets more time than one enqueue before the scope aborts it.
         using var scope = createJob is null && Transaction.Current is null
             ? null
             : new TransactionScope(TransactionScopeOption.Required,
-                new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = TransactionManager.DefaultTimeout },
+                new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = BatchTimeout },
                 TransactionScopeAsyncFlowOption.Enabled);
         // Without a scope the batch is one INSERT statement: atomic on its own. With one, every connection
         // opened below is the one connector enlisted in it (each is closed before the next is opened, so the

@@ -168,7 +168,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     }
 
     /// <summary>Runs (and jobs) created per transaction by <see cref="EnqueueManyAsync"/>.</summary>
-    internal const int BatchSize = 500;
+    internal const int BatchSize = 100;
 
     private TimeSpan? Delay(NewRunRecord run) => run.NotBefore is { } notBefore && notBefore > _time.GetUtcNow() ? notBefore - _time.GetUtcNow() : null;
 
