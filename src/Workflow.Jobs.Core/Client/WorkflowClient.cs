@@ -134,7 +134,7 @@ internal sealed class WorkflowClient : IWorkflowClient
 
     private IWorkflowJobDispatcher RequireDispatcher()
         => _dispatcher ?? throw new InvalidOperationException(
-            "No job scheduler is configured for Workflow.Jobs: call AddHangfireWorkflowJobs() (package Workflow.Jobs.Hangfire), or use IWorkflowRunner to execute in-process.");
+            "No job scheduler is configured for Workflow.Jobs: call AddHangfireJobs() on the builder returned by AddWorkflowJobs(...) (package Workflow.Jobs.Hangfire), or use IWorkflowRunner to execute in-process.");
 }
 
 /// <summary>No run has the given id (or it was removed).</summary>
