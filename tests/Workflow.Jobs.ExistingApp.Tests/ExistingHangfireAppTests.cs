@@ -73,6 +73,38 @@ public class ExistingHangfireAppTests
         });
     }
 
+    private static List<string> HostedServiceTypes(ExistingAppHost host)
+        => host.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().Select(s => s.GetType().Name).ToList();
+
+    [TestCase(RegistrationOrder.HangfireFirst)]
+    [TestCase(RegistrationOrder.WorkflowsFirst)]
+    public async Task AppServer_IsTheOnlyServer_AndTheLeaderLoopRunsBesideIt(RegistrationOrder order)
+    {
+        var connectionString = await TestEnvironment.CreateDatabaseAsync("leader_" + order);
+        await using var host = await ExistingAppHost.StartAsync(connectionString, order);
+
+        var types = HostedServiceTypes(host);
+        Assert.That(types.Count(t => t == nameof(BackgroundJobServerHostedService)), Is.EqualTo(1), string.Join(", ", types));
+        Assert.That(types.Count(t => t == "WorkflowLeaderLoop"), Is.EqualTo(1), string.Join(", ", types));
+        await TestHosts.WaitUntilAsync(async () => await CountAsync(connectionString, LeaderLockSql) == 1, Deadline, "the leader lock held by this host");
+    }
+
+    [Test]
+    public async Task AppWithoutAServerInThisHost_GetsNoServerAndNoLeaderLoop()
+    {
+        var connectionString = await TestEnvironment.CreateDatabaseAsync("webonly");
+        await using var host = await ExistingAppHost.StartAsync(connectionString, RegistrationOrder.WorkflowsFirst, new AppHangfireSettings { RunServer = false });
+
+        var types = HostedServiceTypes(host);
+        Assert.That(types, Has.None.EqualTo(nameof(BackgroundJobServerHostedService)).And.None.EqualTo("WorkflowLeaderLoop"), string.Join(", ", types));
+        Assert.That(host.Services.GetRequiredService<JobStorage>().ToString(), Does.Contain("Schema: " + ExistingAppHost.Schema));
+    }
+
+    /// <summary>The leader loop's advisory lock (two-key form), held by a session of this database.</summary>
+    private const string LeaderLockSql =
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND classid::bigint = 1464224322 AND objid::bigint = 1 AND granted "
+        + "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
     [TestCase(RegistrationOrder.HangfireFirst)]
     [TestCase(RegistrationOrder.WorkflowsFirst)]
     public async Task WorkflowFilters_ApplyToWorkflowJobs_BesideTheAppFilters(RegistrationOrder order)
