@@ -53,6 +53,7 @@ internal sealed partial class WorkflowHangfireStartup(IServiceProvider services,
         if (hosting.ServerInThisHost && !hosting.LibraryOwnsServer)
         {
             CheckServer(services.GetService<BackgroundJobServerOptions>());
+            CheckActivator(hosting.Storage, services.GetService<JobActivator>());
         }
 
         return Task.CompletedTask;
@@ -96,6 +97,29 @@ internal sealed partial class WorkflowHangfireStartup(IServiceProvider services,
         if (options.SchedulePollingInterval > SlowPoll)
         {
             LogSlowSchedulePoll(options.SchedulePollingInterval.TotalSeconds);
+        }
+    }
+
+    /// <summary>The application's server activates jobs with the application's activator: it must be able to build a workflow job.</summary>
+    private void CheckActivator(JobStorage storage, JobActivator? activator)
+    {
+        if (activator is null)
+        {
+            return;
+        }
+
+        try
+        {
+            using var connection = storage.GetConnection();
+            var job = new BackgroundJob("0", Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(Guid.Empty, CancellationToken.None)), DateTime.UtcNow);
+            using var scope = activator.BeginScope(new JobActivatorContext(connection, job, new JobCancellationToken(false)));
+            _ = scope.Resolve(typeof(WorkflowJob)) ?? throw new InvalidOperationException("The activator returned no instance.");
+        }
+#pragma warning disable CA1031 // Any failure means the same for the operator: workflow jobs cannot run on this server.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogActivatorCannotCreateJobs(ex, activator.GetType().FullName ?? activator.GetType().Name);
         }
     }
 
@@ -151,6 +175,11 @@ internal sealed partial class WorkflowHangfireStartup(IServiceProvider services,
         Message = "The application's Hangfire server options are not visible to Workflow.Jobs (they are not registered as a BackgroundJobServerOptions service): "
             + "check BackgroundJobServerOptions.SchedulePollingInterval, whose default of 15 s delays every retry and delayed run by up to 15 s (1 s is recommended)")]
     private partial void LogServerNotChecked();
+
+    [LoggerMessage(EventId = 230, Level = LogLevel.Error,
+        Message = "The application's Hangfire JobActivator ({Activator}) cannot create a workflow job from this host's services: every workflow job would fail on its server. "
+            + "Use Hangfire's default activator of AddHangfire (it resolves jobs from dependency injection) or make yours resolve from this host's IServiceProvider")]
+    private partial void LogActivatorCannotCreateJobs(Exception exception, string activator);
 
     [LoggerMessage(EventId = 229, Level = LogLevel.Warning,
         Message = "The application's Hangfire server moves due scheduled jobs every {Seconds} s (BackgroundJobServerOptions.SchedulePollingInterval): "

@@ -62,6 +62,8 @@ public class ExistingHangfireAppTests
 
         var monitoring = storage.GetMonitoringApi();
         await TestHosts.WaitUntilAsync(() => Task.FromResult(monitoring.Servers().Count > 0), Deadline, "the server announced itself");
+        // A job's body returns before its Succeeded state is committed.
+        await TestHosts.WaitUntilAsync(() => Task.FromResult(monitoring.SucceededListCount() >= 2), Deadline, "both jobs Succeeded");
         var librarySchemas = await CountAsync(connectionString, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'hangfire'");
         var appJobs = await CountAsync(connectionString, $"SELECT count(*) FROM {ExistingAppHost.Schema}.job");
         Assert.Multiple(() =>
@@ -194,6 +196,19 @@ public class ExistingHangfireAppTests
         var warnings = host.Logs.Entries.Where(e => e.Level >= LogLevel.Warning && e.Category.StartsWith("Workflow.Jobs", StringComparison.Ordinal))
             .Select(e => e.Message).ToList();
         Assert.That(warnings, Is.Empty);
+    }
+
+    [Test]
+    public async Task AppActivatorThatCannotBuildWorkflowJobs_IsAnError()
+    {
+        var connectionString = await TestEnvironment.CreateDatabaseAsync("activator");
+        // Hangfire's plain activator (Activator.CreateInstance) knows nothing of the host's services.
+        await using var host = await ExistingAppHost.StartAsync(connectionString, RegistrationOrder.HangfireFirst,
+            configure: services => services.AddSingleton(new JobActivator()));
+
+        var errors = host.Logs.Entries.Where(e => e.Level == LogLevel.Error && e.Category.StartsWith("Workflow.Jobs", StringComparison.Ordinal)).ToList();
+        Assert.That(errors, Has.Count.EqualTo(1));
+        Assert.That(errors[0].Message, Does.Contain("JobActivator"));
     }
 
     [TestCase(RegistrationOrder.HangfireFirst)]
