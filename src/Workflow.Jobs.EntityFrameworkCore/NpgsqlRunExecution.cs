@@ -22,8 +22,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
     private static readonly string StartSql =
         $"""
-        UPDATE {RunsTable} SET status = 'Running', attempts = attempts + 1, modified = @now
-        WHERE uuid = @run AND NOT is_removed AND status NOT IN ('Cancelled', 'Succeeded');
+        UPDATE {RunsTable} SET status = '{WorkflowTransitions.For(RunOperation.Start).To}', attempts = attempts + 1, modified = @now
+        WHERE uuid = @run AND NOT is_removed AND status IN {WorkflowTransitions.For(RunOperation.Start).SqlFrom};
         """;
 
     private static readonly string InsertStepSql =
@@ -51,8 +51,9 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
     private static readonly string RunSucceededSql =
         $"""
-        UPDATE {RunsTable} SET status = 'Succeeded', output_data = @run_output, succeeded_at = @now, modified = @now, completed_steps = @completed
-        WHERE uuid = @run AND status <> 'Cancelled';
+        UPDATE {RunsTable} SET status = '{WorkflowTransitions.For(RunOperation.Succeed).To}', output_data = @run_output, succeeded_at = @now, modified = @now,
+                               completed_steps = @completed
+        WHERE uuid = @run AND status IN {WorkflowTransitions.For(RunOperation.Succeed).SqlFrom};
         """;
 
     private readonly NpgsqlConnection _connection;
@@ -178,20 +179,20 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         return batch.BatchCommands[2].RecordsAffected == 1;
     }
 
-    public async Task FailStepAsync(Guid stepId, string message, WorkflowStatus runStatus, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task FailStepAsync(Guid stepId, string message, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(
             $"UPDATE {StepsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @step",
             new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message)));
-        batch.BatchCommands.Add(FailRunCommand(message, now, runStatus));
+        batch.BatchCommands.Add(FailRunCommand(message, now, runOperation));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = NewBatch();
-        batch.BatchCommands.Add(FailRunCommand(message, now, WorkflowStatus.Failed));
+        batch.BatchCommands.Add(FailRunCommand(message, now, RunOperation.Fail));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -209,7 +210,9 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 new NpgsqlParameter("step", step), Now(now)));
         }
 
-        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = 'Pending', modified = @now WHERE uuid = @run AND status = 'Running'", RunParameter(), Now(now)));
+        var interrupt = WorkflowTransitions.For(RunOperation.Interrupt);
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = '{interrupt.To}', modified = @now WHERE uuid = @run AND status IN {interrupt.SqlFrom}",
+            RunParameter(), Now(now)));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -245,9 +248,13 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         }
     }
 
-    private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now, WorkflowStatus status)
-        => Command($"UPDATE {RunsTable} SET status = @status, failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN ('Running', 'Pending')",
-            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message), NpgsqlWorkflowStore.Text("status", status.ToString()));
+    private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now, RunOperation operation)
+    {
+        var transition = WorkflowTransitions.For(operation);
+        return Command(
+            $"UPDATE {RunsTable} SET status = '{transition.To}', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN {transition.SqlFrom}",
+            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message));
+    }
 
     private NpgsqlBatchCommand StepStartCommand(StepStart step, DateTimeOffset now)
     {

@@ -41,12 +41,16 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
     internal NpgsqlDataSource DataSource => _dataSource;
 
-    public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
+    public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? createJob, CancellationToken cancellationToken)
     {
         await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await CreateRunCoreAsync(run, dispatch, cancellationToken).ConfigureAwait(false);
+            return await CreateRunCoreAsync(run, createJob, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable("The run was not created", ex);
         }
         finally
         {
@@ -71,8 +75,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, 0, 0, @key, @recurring, @queue)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, 0, 0, @key, @recurring, @queue, @job_request, @not_before)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -85,6 +89,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             insert.Parameters.Add(Text("key", run.IdempotencyKey));
             insert.Parameters.Add(Text("recurring", run.RecurringId));
             insert.Parameters.Add(Text("queue", run.Queue));
+            insert.Parameters.Add(Text("job_request", run.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null));
+            insert.Parameters.Add(new NpgsqlParameter("not_before", NpgsqlDbType.TimestampTz) { Value = (object?)run.NotBefore ?? DBNull.Value });
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)
             {
@@ -171,29 +177,117 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
         return page.Select(r => Map(r, steps[r.Id].ToList(), query.IncludeSteps)).ToList();
     }
 
-    public async Task<bool> TransitionAsync(Guid runId, IReadOnlyCollection<WorkflowStatus> from, WorkflowStatus to, DateTimeOffset now, string? message,
+    public async Task<RunChange?> TransitionAsync(Guid runId, RunOperation operation, DateTimeOffset now, string? message, JobRequestKind jobRequest,
         CancellationToken cancellationToken)
     {
-        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        var fromList = from.ToList();
-        var matching = db.Runs.Where(r => r.Id == runId && fromList.Contains(r.Status));
-        var changed = to == WorkflowStatus.Failed
-            ? await matching.ExecuteUpdateAsync(s => s
-                .SetProperty(r => r.Status, to)
-                .SetProperty(r => r.Modified, now)
-                .SetProperty(r => r.FailedAt, now)
-                .SetProperty(r => r.ExceptionMessage, r => message ?? r.ExceptionMessage), cancellationToken).ConfigureAwait(false)
-            : await matching.ExecuteUpdateAsync(s => s
-                .SetProperty(r => r.Status, to)
-                .SetProperty(r => r.Modified, now), cancellationToken).ConfigureAwait(false);
-        return changed > 0;
+        var transition = WorkflowTransitions.For(operation);
+        var failing = transition.To == WorkflowStatus.Failed;
+
+        // One statement: the status change (only from the statuses the table allows), the job write to
+        // follow it (a delete only when there is a job), and the run's previous status. A cancel drops any
+        // other pending job write: a cancelled run gets no new or requeued job.
+        var sql = $"""
+            WITH current AS (SELECT uuid, status FROM {RunsTable} WHERE uuid = @run AND NOT is_removed FOR UPDATE)
+            UPDATE {RunsTable} r
+            SET status = @to, modified = @now,
+                failed_at = CASE WHEN @failing THEN @now ELSE r.failed_at END,
+                exception_message = CASE WHEN @failing THEN COALESCE(@message, r.exception_message) ELSE r.exception_message END,
+                job_request = CASE
+                    WHEN @request IS NULL THEN CASE WHEN @cancel THEN NULL ELSE r.job_request END
+                    WHEN @request = '{JobRequestText(JobRequestKind.Delete)}' AND r.job_id IS NULL THEN NULL
+                    ELSE @request END
+            FROM current
+            WHERE r.uuid = current.uuid AND current.status IN {transition.SqlFrom}
+            RETURNING current.status, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before
+            """;
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds };
+            command.Parameters.AddWithValue("run", runId);
+            command.Parameters.Add(Text("to", transition.To.ToString()));
+            command.Parameters.AddWithValue("now", now);
+            command.Parameters.AddWithValue("failing", failing);
+            command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
+            command.Parameters.Add(Text("message", message));
+            command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            var previous = Enum.Parse<WorkflowStatus>(reader.GetString(0));
+            var kind = reader.IsDBNull(1) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
+            var request = jobRequest != JobRequestKind.None && kind == jobRequest
+                ? new JobRequest(runId, kind, reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4),
+                    reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5))
+                : null;
+            return new RunChange(previous, request);
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable($"Workflow run {runId} was not changed ({operation})", ex);
+        }
     }
 
-    public async Task SetJobIdAsync(Guid runId, string jobId, CancellationToken cancellationToken)
+    public async Task<WorkflowStatus?> GetStatusAsync(Guid runId, CancellationToken cancellationToken)
     {
         await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s.SetProperty(r => r.JobId, jobId), cancellationToken).ConfigureAwait(false);
+        var statuses = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => r.Status).ToListAsync(cancellationToken).ConfigureAwait(false);
+        return statuses.Count == 0 ? null : statuses[0];
     }
+
+    public async Task<IReadOnlyList<JobRequest>> GetJobRequestsAsync(DateTimeOffset recordedBefore, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT uuid, job_request, workflow_name, queue, job_id, not_before FROM {RunsTable}
+            WHERE job_request IS NOT NULL AND modified < @before ORDER BY modified LIMIT @limit
+            """, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds };
+        command.Parameters.AddWithValue("before", recordedBefore);
+        command.Parameters.AddWithValue("limit", limit);
+        var requests = new List<JobRequest>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            requests.Add(new JobRequest(reader.GetGuid(0), ParseJobRequest(reader.GetString(1)), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5)));
+        }
+
+        return requests;
+    }
+
+    public async Task<bool> CompleteJobRequestAsync(Guid runId, JobRequestKind kind, string? jobId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"UPDATE {RunsTable} SET job_request = NULL, job_id = COALESCE(@job, job_id) WHERE uuid = @run AND job_request = @kind", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.AddWithValue("run", runId);
+        command.Parameters.Add(Text("job", jobId));
+        command.Parameters.Add(Text("kind", JobRequestText(kind)));
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    internal static string JobRequestText(JobRequestKind kind) => kind switch
+    {
+        JobRequestKind.Create => "create",
+        JobRequestKind.Requeue => "requeue",
+        JobRequestKind.Delete => "delete",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "No job write."),
+    };
+
+    private static JobRequestKind ParseJobRequest(string text) => text switch
+    {
+        "create" => JobRequestKind.Create,
+        "requeue" => JobRequestKind.Requeue,
+        "delete" => JobRequestKind.Delete,
+        _ => JobRequestKind.None,
+    };
 
     public async Task<IRunExecution> BeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
     {

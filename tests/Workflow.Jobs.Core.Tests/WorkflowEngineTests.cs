@@ -92,7 +92,7 @@ public class WorkflowEngineTests
         Assert.That(ex!.Message, Is.EqualTo("this step failed"));
         Assert.That(ex.InnerException, Is.TypeOf<InvalidOperationException>());
         Assert.That(ex.StepName, Is.EqualTo(nameof(ThrowingStep)));
-        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", WorkflowStatus.Failed, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", RunOperation.Fail, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
     }
 
     [Test]
@@ -134,14 +134,36 @@ public class WorkflowEngineTests
     }
 
     [Test]
-    public void CreateAsync_PersistsNothing_WhenInputInvalid()
+    public void ExecuteAsync_ThrowsRunNotFound_WhenTheRunDoesNotExist()
     {
-        var input = WorkflowInput.FromJson(JObject.Parse("{\"test_step_input\":{\"argument_1\":-5}}"));
+        _execution.SetupGet(e => e.Run).Returns((RunRecord?)null);
 
-        var ex = Assert.ThrowsAsync<WorkflowDataValidationException>(() => _engine.CreateAsync<AddThenSquareWorkflow>(input));
+        var ex = Assert.ThrowsAsync<WorkflowRunNotFoundException>(() => _engine.ExecuteAsync(RunId));
 
-        Assert.That(ex!.Errors.Single().Path, Is.EqualTo("test_step_input.argument_1"));
-        _store.Verify(s => s.CreateRunAsync(It.IsAny<NewRunRecord>(), It.IsAny<Func<Guid, string?>?>(), It.IsAny<CancellationToken>()), Times.Never);
+        Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.NotFoundCode));
+        Assert.That(ex.WorkflowId, Is.EqualTo(RunId));
+    }
+
+    [Test]
+    public void ExecuteAsync_RunsNoStep_WhenTheRunWasCompensated()
+    {
+        GivenRun(WorkflowStatus.Compensated);
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.RunFinishedCode));
+        _execution.Verify(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public void ExecuteAsync_LeavesTheRetryToTheScheduler_WhenAStepFailsUnderIt()
+    {
+        GivenRun(WorkflowStatus.Pending, name: "ThrowingWorkflow", steps: ["ThrowingStep"]);
+
+        Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId, retriedByScheduler: true, CancellationToken.None));
+
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", RunOperation.FailForRetry, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()),
+            Times.Once);
     }
 }
 

@@ -222,8 +222,8 @@ public class WorkflowRunnerTests
 
         Assert.That(await _client.GetAsync(id), Is.Null);
         Assert.That((await _client.ListAsync(new WorkflowQuery { Limit = 1000 })).Select(r => r.Id), Does.Not.Contain(id));
-        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _runner.ExecuteAsync(id));
-        Assert.That(ex!.Code, Is.EqualTo("not_found"));
+        var ex = Assert.ThrowsAsync<WorkflowRunNotFoundException>(() => _runner.ExecuteAsync(id));
+        Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.NotFoundCode));
         Assert.That(_log.Count(id, "AddStep"), Is.Zero);
     }
 

@@ -20,6 +20,13 @@ public sealed class WorkflowJobsOptions
     public TimeSpan ExecutionLockPollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>
+    /// How old a job write recorded on a run (create, requeue or delete its job) must be before the outbox
+    /// does it in place of the caller that recorded it (which normally does it at once, after its commit).
+    /// Default 5 s.
+    /// </summary>
+    public TimeSpan OutboxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// Register what an adapter package provides (used by <c>UseNpgsql</c> and the Hangfire package).
     /// </summary>
     public void AddExtension(Action<IServiceCollection> registration)
@@ -35,6 +42,11 @@ public sealed class WorkflowJobsOptions
         if (ExecutionLockPollInterval <= TimeSpan.Zero)
         {
             throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(ExecutionLockPollInterval)} must be positive.");
+        }
+
+        if (OutboxDelay < TimeSpan.Zero)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(OutboxDelay)} must not be negative.");
         }
 
         if (DefaultRetry is null || DefaultRetry.Attempts < 0 || DefaultRetry.DelaysInSeconds is null || DefaultRetry.DelaysInSeconds.Any(d => d < 0))

@@ -29,7 +29,10 @@ public static class WorkflowJobsServiceCollectionExtensions
         services.TryAddSingleton(sp => new WorkflowRegistry(sp.GetServices<WorkflowRegistration>()));
         services.TryAddSingleton(sp => new WorkflowMetrics(sp.GetService<IMeterFactory>()));
         services.TryAddSingleton<WorkflowEngine>();
-        services.TryAddSingleton<IWorkflowRunner>(sp => sp.GetRequiredService<WorkflowEngine>());
+        services.TryAddSingleton<WorkflowRunner>();
+        services.TryAddSingleton<IWorkflowRunner>(sp => sp.GetRequiredService<WorkflowRunner>());
+        services.TryAddSingleton<WorkflowJobRequests>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowOutboxTask>());
         services.TryAddSingleton<WorkflowClient>();
         services.TryAddSingleton<IWorkflowClient>(sp => sp.GetRequiredService<WorkflowClient>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkflowJobsStartup>());
