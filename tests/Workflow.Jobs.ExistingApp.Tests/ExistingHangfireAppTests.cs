@@ -199,6 +199,19 @@ public class ExistingHangfireAppTests
     }
 
     [Test]
+    public async Task AppFilterProviderRegisteredAfterWorkflows_IsAnError()
+    {
+        var connectionString = await TestEnvironment.CreateDatabaseAsync("filters_after");
+        // Registered after AddHangfireJobs: it is the one the server uses, and it knows no workflow filters.
+        await using var host = await ExistingAppHost.StartAsync(connectionString, RegistrationOrder.HangfireFirst,
+            configure: services => services.AddSingleton<IJobFilterProvider>(JobFilterProviders.Providers));
+
+        var errors = host.Logs.Entries.Where(e => e.Level == LogLevel.Error && e.Category.StartsWith("Workflow.Jobs", StringComparison.Ordinal)).ToList();
+        Assert.That(errors, Has.Count.EqualTo(1));
+        Assert.That(errors[0].Message, Does.Contain("IJobFilterProvider").And.Contain("AddHangfireJobs()"));
+    }
+
+    [Test]
     public async Task AppActivatorThatCannotBuildWorkflowJobs_IsAnError()
     {
         var connectionString = await TestEnvironment.CreateDatabaseAsync("activator");
