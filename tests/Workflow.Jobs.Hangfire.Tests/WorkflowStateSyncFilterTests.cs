@@ -52,9 +52,9 @@ public class WorkflowStateSyncFilterTests
         Verify(RunOperation.Fail, "boom");
     }
 
-    [TestCase(FailedState.StateName)]
-    [TestCase(DeletedState.StateName)]
-    [TestCase(ProcessingState.StateName)]
+    [TestCase("Failed")]
+    [TestCase("Deleted")]
+    [TestCase("Processing")]
     public void OnStateApplied_RequeuesTheRun_WhenItsJobIsPutBackInTheQueue(string oldState)
     {
         _filter.OnStateApplied(Applied(new EnqueuedState(), oldState), new Mock<IWriteOnlyTransaction>().Object);
