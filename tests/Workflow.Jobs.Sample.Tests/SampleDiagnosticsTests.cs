@@ -1,32 +1,19 @@
-using System.Collections.Concurrent;
-using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Workflow.Jobs.Sample.Tests;
 
-/// <summary>The sample host's first start on a database it creates itself: what its logs and Npgsql's metrics show.</summary>
+/// <summary>The sample host's first start on a database it creates itself: what its logs and Npgsql's metrics and traces show.</summary>
 public class SampleDiagnosticsTests
 {
     [Test]
-    public async Task FirstStart_NamesNoConnectionStringInNpgsqlMetrics_AndLogsNoError_WhenItCreatesTheDatabase()
+    public async Task FirstStart_NamesNoConnectionStringInNpgsqlTelemetry_AndLogsNoError_WhenItCreatesTheDatabase()
     {
         var connectionString = TestDatabases.NewConnectionString("sample-first-start");
         var database = new NpgsqlConnectionStringBuilder(connectionString).Database!;
-        var poolNames = new ConcurrentQueue<string>();
-        using var meters = new MeterListener();
-        meters.InstrumentPublished = (instrument, listener) =>
-        {
-            if (instrument.Meter.Name == "Npgsql")
-            {
-                listener.EnableMeasurementEvents(instrument);
-            }
-        };
-        meters.SetMeasurementEventCallback<int>((_, _, tags, _) => RecordPoolName(poolNames, tags));
-        meters.SetMeasurementEventCallback<long>((_, _, tags, _) => RecordPoolName(poolNames, tags));
-        meters.SetMeasurementEventCallback<double>((_, _, tags, _) => RecordPoolName(poolNames, tags));
-        meters.Start();
+        var namingTheDatabase = $"Database={database}";
+        using var telemetry = new NpgsqlTelemetryCapture();
         var logs = new CapturedLogs();
 
         await using (var host = await SampleHost.StartOnAsync(connectionString, services: s => s.AddSingleton<ILoggerProvider>(logs)))
@@ -34,7 +21,7 @@ public class SampleDiagnosticsTests
             using var client = host.CreateClient();
             using var health = await client.GetAsync("/health");
             Assert.That(health.IsSuccessStatusCode, Is.True, "the sample created and migrated its database");
-            meters.RecordObservableInstruments();
+            telemetry.RecordObservableInstruments();
         }
 
         // Hangfire's log provider is process-wide (the last host started supplies it), so Hangfire entries may
@@ -42,21 +29,12 @@ public class SampleDiagnosticsTests
         var errors = logs.Entries.Where(e => e.Level >= LogLevel.Error && !e.Category.StartsWith("Hangfire", StringComparison.Ordinal));
         Assert.Multiple(() =>
         {
-            Assert.That(poolNames.Where(name => name.Contains(database, StringComparison.Ordinal)), Is.Empty,
+            Assert.That(telemetry.PoolNames.Where(name => name.Contains(namingTheDatabase, StringComparison.OrdinalIgnoreCase)), Is.Empty,
                 "pools named by a connection string naming the sample's database");
-            Assert.That(poolNames, Does.Contain("Workflow.Jobs"), "the library's pool reported metrics under its name");
+            Assert.That(telemetry.Spans.SelectMany(span => span.Values).Where(value => value.Contains(namingTheDatabase, StringComparison.OrdinalIgnoreCase)),
+                Is.Empty, "span tags with a connection string naming the sample's database");
+            Assert.That(telemetry.PoolNames, Does.Contain("Workflow.Jobs"), "the library's pool reported metrics under its name");
             Assert.That(errors, Is.Empty);
         });
-    }
-
-    private static void RecordPoolName(ConcurrentQueue<string> poolNames, ReadOnlySpan<KeyValuePair<string, object?>> tags)
-    {
-        foreach (var (key, value) in tags)
-        {
-            if (key == "db.client.connection.pool.name" && value is string name)
-            {
-                poolNames.Enqueue(name);
-            }
-        }
     }
 }

@@ -80,7 +80,7 @@ internal static class SampleTelemetry
 
     /// <summary>
     /// Drops client spans that have no parent — above all Hangfire's queue polling, a database query
-    /// every 100 ms per host — and samples everything else. Queries made by a request or a workflow run
+    /// every 50 ms per idle worker — and samples everything else. Queries made by a request or a workflow run
     /// are children of its span and are kept (the parent-based sampler follows the parent's decision).
     /// </summary>
     private sealed class SkipUnparentedClientSpansSampler : Sampler
