@@ -125,8 +125,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 reader.GetString(0),
                 Enum.Parse<WorkflowStatus>(reader.GetString(1)),
                 NpgsqlWorkflowStore.ParseJson(reader.GetString(2)),
-                reader.IsDBNull(3) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
-                reader.GetFieldValue<string[]>(4),
+                await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
+                await reader.GetFieldValueAsync<string[]>(4, cancellationToken).ConfigureAwait(false),
                 reader.GetInt32(5));
         }
 
@@ -138,7 +138,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 reader.GetGuid(0),
                 reader.GetString(1),
                 Enum.Parse<WorkflowStatus>(reader.GetString(2)),
-                reader.IsDBNull(3) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
+                await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
                 reader.GetInt32(4)));
         }
 
@@ -235,9 +235,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 _mayHoldLock = false;
             }
         }
-#pragma warning disable CA1031 // Whatever the failure, the outcome is the same: the session must not be reused.
+        // Whatever the failure, the outcome is the same: the session must not be reused.
         catch (Exception)
-#pragma warning restore CA1031
         {
         }
         finally
@@ -323,9 +322,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
             }
-#pragma warning disable CA1031 // Any failure of the probe means the guard can no longer be trusted.
+            // Any failure of the probe means the guard can no longer be trusted.
             catch (Exception ex)
-#pragma warning restore CA1031
             {
                 Reason = ex;
                 await _lost.CancelAsync().ConfigureAwait(false);
@@ -335,7 +333,9 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         public async ValueTask DisposeAsync()
         {
             await _stop.CancelAsync().ConfigureAwait(false);
+#pragma warning disable VSTHRD003 // _loop is this object's own probe loop, started in its constructor; no JoinableTaskFactory context exists to deadlock.
             await _loop.ConfigureAwait(false);
+#pragma warning restore VSTHRD003
             _stop.Dispose();
             _lost.Dispose();
         }

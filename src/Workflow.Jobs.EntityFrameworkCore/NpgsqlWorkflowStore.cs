@@ -12,7 +12,7 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// PostgreSQL storage. Queries go through EF Core; the execution path (guard, start, checkpoints) is
 /// hand-written SQL batches so that each checkpoint is exactly one transaction and one round trip.
 /// </summary>
-internal sealed class NpgsqlWorkflowStore : IWorkflowStore
+internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 {
     internal const string RunsTable = "workflow.workflow_runs";
     internal const string StepsTable = "workflow.workflow_steps";
@@ -40,6 +40,9 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
     }
 
     internal NpgsqlDataSource DataSource => _dataSource;
+
+    /// <summary>Releases the enqueue slots (the store is a singleton: the service provider disposes it).</summary>
+    public void Dispose() => _enqueueSlots.Dispose();
 
     private static TimeSpan BatchTimeout => TransactionManager.DefaultTimeout * 5 < TransactionManager.MaximumTimeout
         ? TransactionManager.DefaultTimeout * 5
@@ -106,7 +109,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
                     throw new InvalidOperationException($"Idempotency key '{run.IdempotencyKey}' conflicted but its run was not found.");
                 }
 
-                var result = new CreateRunResult(reader.GetGuid(0), Created: false, reader.IsDBNull(1) ? null : reader.GetString(1));
+                var result = new CreateRunResult(reader.GetGuid(0), Created: false, await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(1));
                 await reader.DisposeAsync().ConfigureAwait(false);
                 scope?.Complete();
                 return result;
@@ -218,7 +221,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
                 await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    existing[reader.GetString(0)] = (reader.GetGuid(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+                    existing[reader.GetString(0)] = (reader.GetGuid(1), await reader.IsDBNullAsync(2, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(2));
                 }
             }
         }
@@ -344,10 +347,10 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             }
 
             var previous = Enum.Parse<WorkflowStatus>(reader.GetString(0));
-            var kind = reader.IsDBNull(1) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
+            var kind = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
             var request = jobRequest != JobRequestKind.None && kind == jobRequest
-                ? new JobRequest(runId, kind, reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4),
-                    reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5))
+                ? new JobRequest(runId, kind, reader.GetString(2), await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(3), await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(4),
+                    await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false))
                 : null;
             return new RunChange(previous, request);
         }
@@ -378,8 +381,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            requests.Add(new JobRequest(reader.GetGuid(0), ParseJobRequest(reader.GetString(1)), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5)));
+            requests.Add(new JobRequest(reader.GetGuid(0), ParseJobRequest(reader.GetString(1)), reader.GetString(2), await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(3),
+                await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(4), await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false)));
         }
 
         return requests;
@@ -483,7 +486,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                running.Add(new AbandonedRun(reader.GetGuid(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2)));
+                running.Add(new AbandonedRun(reader.GetGuid(0), await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(1), await reader.IsDBNullAsync(2, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(2)));
             }
         }
 

@@ -151,9 +151,8 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
             {
                 throw;
             }
-#pragma warning disable CA1031 // A failing task is logged and tried again at the next tick; it never stops the loop or the other tasks.
+            // A failing task is logged and tried again at the next tick; it never stops the loop or the other tasks.
             catch (Exception ex)
-#pragma warning restore CA1031
             {
                 LogTaskFailed(ex, task.Name);
             }
@@ -174,9 +173,8 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
                 mayHoldLock = false;
             }
         }
-#pragma warning disable CA1031 // Whatever the failure, the outcome is the same: the session must not be reused.
+        // Whatever the failure, the outcome is the same: the session must not be reused.
         catch (Exception)
-#pragma warning restore CA1031
         {
         }
         finally

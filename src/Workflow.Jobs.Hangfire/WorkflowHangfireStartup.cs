@@ -26,13 +26,17 @@ internal sealed partial class WorkflowHangfireStartup(IServiceProvider services,
     {
         var hosting = services.GetRequiredService<WorkflowHangfireStorage>();
         var server = hosting.LibraryOwnsServer ? "the library's" : hosting.ServerInThisHost ? "the application's" : "none in this host";
-        if (hosting.JoinsRunTransaction)
+        if (logger.IsEnabled(LogLevel.Information))
         {
-            LogLibraryStorage(hosting.Storage.ToString() ?? hosting.Storage.GetType().Name, server);
-        }
-        else
-        {
-            LogApplicationStorage(hosting.Storage.ToString() ?? hosting.Storage.GetType().Name, server);
+            var storage = hosting.Storage.ToString() ?? hosting.Storage.GetType().Name;
+            if (hosting.JoinsRunTransaction)
+            {
+                LogLibraryStorage(storage, server);
+            }
+            else
+            {
+                LogApplicationStorage(storage, server);
+            }
         }
 
         if (services.GetService<IJobFilterProvider>() is not WorkflowHostFilterProvider)
@@ -115,9 +119,8 @@ internal sealed partial class WorkflowHangfireStartup(IServiceProvider services,
             using var scope = activator.BeginScope(new JobActivatorContext(connection, job, new JobCancellationToken(false)));
             _ = scope.Resolve(typeof(WorkflowJob)) ?? throw new InvalidOperationException("The activator returned no instance.");
         }
-#pragma warning disable CA1031 // Any failure means the same for the operator: workflow jobs cannot run on this server.
+        // Any failure means the same for the operator: workflow jobs cannot run on this server.
         catch (Exception ex)
-#pragma warning restore CA1031
         {
             LogActivatorCannotCreateJobs(ex, activator.GetType().FullName ?? activator.GetType().Name);
         }
@@ -197,9 +200,8 @@ internal sealed partial record PostgreSqlSettings(TimeSpan? QueuePollInterval, T
         {
             storage.WriteOptionsToLog(log);
         }
-#pragma warning disable CA1031 // Unreadable settings are reported as such, never fatal.
+        // Unreadable settings are reported as such, never fatal.
         catch (Exception)
-#pragma warning restore CA1031
         {
             return new PostgreSqlSettings(null, null, null);
         }

@@ -154,8 +154,14 @@ internal sealed class WorkflowStateSyncFilter(IWorkflowStore store, TimeProvider
     };
 
     private void Apply(Guid runId, RunOperation operation, string? message)
-        => Task.Run(() => store.TransitionAsync(runId, operation, time.GetUtcNow(), message, JobRequestKind.None, CancellationToken.None))
+    {
+        // Hangfire's IApplyStateFilter is synchronous and the store is asynchronous only: the call runs on a
+        // thread-pool thread (no synchronization context to deadlock) and this state change waits for it.
+#pragma warning disable VSTHRD002 // Synchronous Hangfire filter API; bridged through Task.Run as above.
+        Task.Run(() => store.TransitionAsync(runId, operation, time.GetUtcNow(), message, JobRequestKind.None, CancellationToken.None))
             .GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
+    }
 }
 
 /// <summary>Supplies the integration's filters for this host only (no global filter collection is touched).</summary>

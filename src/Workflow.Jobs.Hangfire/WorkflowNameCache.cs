@@ -15,7 +15,11 @@ internal sealed class WorkflowNameCache(IWorkflowStore store)
             return name;
         }
 
-        var run = store.GetRunAsync(runId, includeSteps: false, CancellationToken.None).GetAwaiter().GetResult();
+        // Hangfire formats job display names synchronously (JobDisplayNameAttribute.Format) and the store is
+        // asynchronous only: the read runs on a thread-pool thread, so no synchronization context can deadlock it.
+#pragma warning disable VSTHRD002 // Synchronous Hangfire dashboard API; bridged through Task.Run as above.
+        var run = Task.Run(() => store.GetRunAsync(runId, includeSteps: false, CancellationToken.None)).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
         if (run is null)
         {
             return null;

@@ -89,9 +89,13 @@ if (settings.ServesHttpApi)
 var app = builder.Build();
 
 var startupLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Workflow.Jobs.Sample");
-SampleLog.Starting(startupLogger, settings.Role, settings.DescribeDatabase(),
-    settings.RunsServer ? settings.WorkerCount?.ToString(CultureInfo.InvariantCulture) ?? "default" : "none",
-    string.Join(",", settings.Queues), settings.Exporter);
+if (startupLogger.IsEnabled(LogLevel.Information))
+{
+    var database = settings.DescribeDatabase();
+    var workers = settings.RunsServer ? settings.WorkerCount?.ToString(CultureInfo.InvariantCulture) ?? "default" : "none";
+    var queues = string.Join(",", settings.Queues);
+    SampleLog.Starting(startupLogger, settings.Role, database, workers, queues, settings.Exporter);
+}
 
 if (settings.ApplyMigrationsOnStartup)
 {

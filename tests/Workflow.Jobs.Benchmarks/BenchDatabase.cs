@@ -71,7 +71,7 @@ internal sealed class BenchDatabase : IAsyncDisposable
         var row = new object?[reader.FieldCount];
         for (var i = 0; i < row.Length; i++)
         {
-            row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+            row[i] = await reader.IsDBNullAsync(i, cancellationToken).ConfigureAwait(false) ? null : reader.GetValue(i);
         }
 
         return row;

@@ -333,7 +333,7 @@ internal sealed class BenchmarkRunner
             $"{result.Cost.WalSyncs} WAL syncs, worker CPU {(jobs == 0 ? 0 : cpu / jobs):0.00} ms/job"));
         if (_settings.Profile && jobs > 0)
         {
-            _log.WriteLine(await probe.StatementsAsync(database.Name, jobs, cancellationToken).ConfigureAwait(false));
+            await _log.WriteLineAsync(await probe.StatementsAsync(database.Name, jobs, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
         }
 
         return result;

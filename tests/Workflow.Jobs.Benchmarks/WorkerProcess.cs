@@ -57,9 +57,8 @@ internal static class WorkerProcess
                             throw new InvalidOperationException($"Unknown command '{command}'.");
                     }
                 }
-#pragma warning disable CA1031 // Every failure is reported to the orchestrator, which stops the benchmark.
+                // Every failure is reported to the orchestrator, which stops the benchmark.
                 catch (Exception ex)
-#pragma warning restore CA1031
                 {
                     await Console.Error.WriteLineAsync(ex.ToString()).ConfigureAwait(false);
                     await output.WriteLineAsync("error " + ex.Message.ReplaceLineEndings(" ")).ConfigureAwait(false);
@@ -202,9 +201,8 @@ internal sealed class WorkerClient : IAsyncDisposable
                 await _process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token).ConfigureAwait(false);
             }
         }
-#pragma warning disable CA1031 // Best effort: the process is killed below if it did not exit.
+        // Best effort: the process is killed below if it did not exit.
         catch (Exception)
-#pragma warning restore CA1031
         {
         }
         finally

@@ -84,7 +84,7 @@ public class OutboxTests
     [SetUp]
     public void Reset() => _dispatcher.FailuresLeft = 0;
 
-    private Task RunOutboxAsync()
+    private Task<int> RunOutboxAsync()
         => _host.Services.GetRequiredService<WorkflowJobRequests>().FulfilPendingAsync(TimeSpan.Zero, 100, CancellationToken.None);
 
     private async Task<string?> JobRequestAsync(Guid id)

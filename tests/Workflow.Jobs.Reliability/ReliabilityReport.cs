@@ -118,7 +118,7 @@ public sealed record ReliabilityReport
     {
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(facts);
-        async Task<long> Scalar(string sql)
+        async Task<long> ScalarAsync(string sql)
         {
             await using var command = db.CreateCommand(sql);
             return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
@@ -126,9 +126,9 @@ public sealed record ReliabilityReport
 
         const string Kills = "k AS (SELECT worker, min(killed_at) AS killed_at FROM reliability.kills GROUP BY worker)";
 
-        var succeeded = await Scalar("SELECT count(*) FROM workflow.workflow_runs WHERE status = 'Succeeded' AND idempotency_key LIKE 'rel-%'");
-        var totalRuns = await Scalar("SELECT count(*) FROM workflow.workflow_runs");
-        var keys = await Scalar("SELECT count(DISTINCT idempotency_key) FROM workflow.workflow_runs WHERE idempotency_key LIKE 'rel-%'");
+        var succeeded = await ScalarAsync("SELECT count(*) FROM workflow.workflow_runs WHERE status = 'Succeeded' AND idempotency_key LIKE 'rel-%'");
+        var totalRuns = await ScalarAsync("SELECT count(*) FROM workflow.workflow_runs");
+        var keys = await ScalarAsync("SELECT count(DISTINCT idempotency_key) FROM workflow.workflow_runs WHERE idempotency_key LIKE 'rel-%'");
 
         long afterKill = 0, other = 0;
         await using (var command = db.CreateCommand(
@@ -164,13 +164,13 @@ public sealed record ReliabilityReport
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                if (reader.IsDBNull(2))
+                if (await reader.IsDBNullAsync(2, cancellationToken))
                 {
                     unrecovered++;
                 }
                 else
                 {
-                    recovery.Add((reader.GetFieldValue<DateTimeOffset>(2) - reader.GetFieldValue<DateTimeOffset>(1)).TotalSeconds);
+                    recovery.Add((await reader.GetFieldValueAsync<DateTimeOffset>(2, cancellationToken) - await reader.GetFieldValueAsync<DateTimeOffset>(1, cancellationToken)).TotalSeconds);
                 }
             }
         }
@@ -182,7 +182,7 @@ public sealed record ReliabilityReport
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                if (reader.IsDBNull(1) || reader.GetInt64(1) != ReliabilityWorkflow.ExpectedValue(reader.GetInt64(0)))
+                if (await reader.IsDBNullAsync(1, cancellationToken) || reader.GetInt64(1) != ReliabilityWorkflow.ExpectedValue(reader.GetInt64(0)))
                 {
                     wrong++;
                 }
@@ -201,17 +201,17 @@ public sealed record ReliabilityReport
         return new ReliabilityReport
         {
             Facts = facts,
-            Steps = await Scalar("SELECT count(*) FROM workflow.workflow_steps WHERE status = 'Succeeded' AND NOT is_removed"),
+            Steps = await ScalarAsync("SELECT count(*) FROM workflow.workflow_steps WHERE status = 'Succeeded' AND NOT is_removed"),
             Lost = facts.Runs - succeeded,
-            RepeatedCheckpointWrites = await Scalar("SELECT count(*) FROM (SELECT step_id FROM reliability.checkpoints GROUP BY step_id HAVING count(*) > 1) d"),
-            RepeatedStepRecords = await Scalar(
+            RepeatedCheckpointWrites = await ScalarAsync("SELECT count(*) FROM (SELECT step_id FROM reliability.checkpoints GROUP BY step_id HAVING count(*) > 1) d"),
+            RepeatedStepRecords = await ScalarAsync(
                 "SELECT count(*) FROM (SELECT 1 FROM workflow.workflow_steps WHERE NOT is_removed GROUP BY workflow_record_uuid, step_name HAVING count(*) > 1) d"),
-            BodiesAfterCheckpoint = await Scalar(
+            BodiesAfterCheckpoint = await ScalarAsync(
                 """
                 SELECT count(DISTINCT l.id) FROM reliability.ledger l
                 JOIN reliability.checkpoints c ON c.run_id = l.run_id AND c.step_name = l.step_name AND l.started_at > c.at
                 """),
-            OverlappingExecutions = await Scalar(
+            OverlappingExecutions = await ScalarAsync(
                 $"""
                 WITH {Kills},
                 l AS (SELECT l.id, l.run_id, l.started_at, COALESCE(l.ended_at, k.killed_at, 'infinity'::timestamptz) AS ended_at
@@ -221,13 +221,13 @@ public sealed record ReliabilityReport
                 """),
             ReexecutedAfterKill = afterKill,
             ReexecutedOther = other,
-            LedgerRows = await Scalar("SELECT count(*) FROM reliability.ledger"),
-            InjectedFailures = await Scalar("SELECT count(*) FROM reliability.ledger WHERE outcome = 'Failed'"),
+            LedgerRows = await ScalarAsync("SELECT count(*) FROM reliability.ledger"),
+            InjectedFailures = await ScalarAsync("SELECT count(*) FROM reliability.ledger WHERE outcome = 'Failed'"),
             RecoverySeconds = recovery,
             Unrecovered = unrecovered,
-            RunsWithoutJob = await Scalar(
+            RunsWithoutJob = await ScalarAsync(
                 "SELECT count(*) FROM workflow.workflow_runs r WHERE r.job_id IS NULL OR NOT EXISTS (SELECT 1 FROM hangfire.job j WHERE j.id = r.job_id::bigint)"),
-            JobsWithoutRun = await Scalar(
+            JobsWithoutRun = await ScalarAsync(
                 """
                 SELECT (SELECT count(*) FROM hangfire.job WHERE invocationdata::text LIKE '%WorkflowJob%')
                      - (SELECT count(*) FROM workflow.workflow_runs r JOIN hangfire.job j ON j.id = r.job_id::bigint)

@@ -26,7 +26,9 @@ public sealed class WorkerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+#pragma warning disable VSTHRD003 // The completion source is this object's own (set from the process's output); no JoinableTaskFactory context exists.
     public Task Ready => _ready.Task;
+#pragma warning restore VSTHRD003
 
     /// <summary>When the process printed its ready line (UTC), or null.</summary>
     public DateTime? ReadyAt { get; private set; }

@@ -48,7 +48,7 @@ public static class WorkerProgram
         catch (Exception ex)
         {
             // Starting needs the database (migrations, Hangfire's schema): say so and let the orchestrator start another.
-            Console.Error.WriteLine($"worker {settings.Label} could not start: {ex.GetType().Name}: {ex.Message}");
+            await Console.Error.WriteLineAsync($"worker {settings.Label} could not start: {ex.GetType().Name}: {ex.Message}");
             return 3;
         }
 

@@ -59,7 +59,7 @@ public class CustomerProvisioningWorkflowTests
     [Test]
     public async Task Run_SucceedsAfterOneAutomaticRetry_WhenAStepFailsOnce()
     {
-        var id = await _host.EnqueueAsync(_client, "customer-provisioning", Input("once.test", "admin_users_input", failures: 1));
+        var id = await SampleHost.EnqueueAsync(_client, "customer-provisioning", Input("once.test", "admin_users_input", failures: 1));
 
         var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
@@ -74,7 +74,7 @@ public class CustomerProvisioningWorkflowTests
     public async Task Run_FailsThenResumesAtTheFailedStep_WhenRetriedThroughTheApi()
     {
         // Three failures: the first attempt and both automatic retries fail, so the run ends Failed.
-        var id = await _host.EnqueueAsync(_client, "customer-provisioning", Input("resume.test", "subscription_input", failures: 3));
+        var id = await SampleHost.EnqueueAsync(_client, "customer-provisioning", Input("resume.test", "subscription_input", failures: 3));
 
         var failed = await SampleHost.WaitForFinalFailureAsync(_client, id);
 
@@ -101,9 +101,9 @@ public class CustomerProvisioningWorkflowTests
     [Test]
     public async Task Run_ReusesTheCustomer_WhenItsEmailIsAlreadyKnown()
     {
-        var first = await _host.EnqueueAsync(_client, "customer-provisioning", Input("known.test", admins: 1));
+        var first = await SampleHost.EnqueueAsync(_client, "customer-provisioning", Input("known.test", admins: 1));
         var firstRun = await SampleHost.WaitForStatusAsync(_client, first, WorkflowStatus.Succeeded);
-        var second = await _host.EnqueueAsync(_client, "customer-provisioning", Input("known.test", admins: 1));
+        var second = await SampleHost.EnqueueAsync(_client, "customer-provisioning", Input("known.test", admins: 1));
         var secondRun = await SampleHost.WaitForStatusAsync(_client, second, WorkflowStatus.Succeeded);
 
         Assert.That(firstRun["output"]!["customer_output"]!["created"]!.Value<bool>(), Is.True);
@@ -119,7 +119,7 @@ public class CustomerProvisioningWorkflowTests
         Assert.That(arm.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(armed["armedFailures"]!["send_welcome_email"]!.Value<int>(), Is.EqualTo(1));
 
-        var id = await _host.EnqueueAsync(_client, "customer-provisioning", Input("armed.test", admins: 1));
+        var id = await SampleHost.EnqueueAsync(_client, "customer-provisioning", Input("armed.test", admins: 1));
         var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
         Assert.That(Step(run, "send-welcome")["attempts"]!.Value<int>(), Is.EqualTo(2));

@@ -257,7 +257,7 @@ public class HostileInputApiTests
         Assert.That(await CountAsync("hangfire.job"), Is.EqualTo(jobsBefore), "no job created");
 
         // The host keeps serving: a valid run is accepted and executed.
-        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("after" + Guid.NewGuid().ToString("N")[..8]));
+        var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("after" + Guid.NewGuid().ToString("N")[..8]));
         await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
     }
 
@@ -275,8 +275,8 @@ public class HostileInputApiTests
         input["welcome_input"] = new JObject { ["subject"] = "ようこそ — 歡迎 — Καλώς ήρθατε" };
         var escaped = ValidInput("escaped").ToString().Replace("Acme escaped", "\\u00c6r\\u00f8 \\ud83d\\ude80", StringComparison.Ordinal);
 
-        var id = await _host.EnqueueAsync(_client, Provisioning, input);
-        var escapedId = await _host.EnqueueAsync(_client, Provisioning, JObject.Parse(escaped));
+        var id = await SampleHost.EnqueueAsync(_client, Provisioning, input);
+        var escapedId = await SampleHost.EnqueueAsync(_client, Provisioning, JObject.Parse(escaped));
         var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
         var escapedRun = await SampleHost.WaitForStatusAsync(_client, escapedId, WorkflowStatus.Succeeded);
 

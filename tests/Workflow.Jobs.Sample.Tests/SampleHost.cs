@@ -115,7 +115,7 @@ public sealed class SampleHost : WebApplicationFactory<Program>
     }
 
     /// <summary>POSTs a run and returns its id (asserting 202).</summary>
-    public async Task<Guid> EnqueueAsync(HttpClient client, string workflow, JObject input, string? idempotencyKey = null)
+    public static async Task<Guid> EnqueueAsync(HttpClient client, string workflow, JObject input, string? idempotencyKey = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{workflow}") { Content = Json(input) };
         if (idempotencyKey is not null)

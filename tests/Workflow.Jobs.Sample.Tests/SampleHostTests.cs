@@ -137,7 +137,7 @@ public class SampleHostTests
         var input = JObject.Parse("""
             { "customer_input": { "name": "Traced", "email": "ops@traced.test" }, "admin_users_input": { "admins": [ { "email": "a@traced.test" } ] } }
             """);
-        var id = await _host.EnqueueAsync(_client, "customer-provisioning", input);
+        var id = await SampleHost.EnqueueAsync(_client, "customer-provisioning", input);
         await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
         List<Activity> spans = [];

@@ -41,7 +41,7 @@ public class SampleRoleTests
     {
         using var client = _webAlone.CreateClient();
 
-        var id = await _webAlone.EnqueueAsync(client, "customer-provisioning", Input("webonly.test"));
+        var id = await SampleHost.EnqueueAsync(client, "customer-provisioning", Input("webonly.test"));
 
         var hostedServices = _webAlone.Services.GetServices<IHostedService>().Select(s => s.GetType().Name).ToList();
         Assert.That(hostedServices, Has.None.Contains("BackgroundJobServer"), "no Hangfire server in a Web host");
@@ -57,7 +57,7 @@ public class SampleRoleTests
     public async Task WebRole_Returns204AndCancelsTheRun_WhenAPendingRunIsCancelled()
     {
         using var client = _webAlone.CreateClient();
-        var id = await _webAlone.EnqueueAsync(client, "customer-provisioning", Input("webcancel.test"));
+        var id = await SampleHost.EnqueueAsync(client, "customer-provisioning", Input("webcancel.test"));
 
         using var response = await client.PostAsync($"/api/workflows/{id}/cancel", null);
 
@@ -85,7 +85,7 @@ public class SampleRoleTests
     {
         using var client = _web.CreateClient();
 
-        var id = await _web.EnqueueAsync(client, "customer-provisioning", Input("scaleout.test"));
+        var id = await SampleHost.EnqueueAsync(client, "customer-provisioning", Input("scaleout.test"));
 
         var run = await SampleHost.WaitForStatusAsync(client, id, WorkflowStatus.Succeeded);
         Assert.That(run["completedSteps"]!.Value<int>(), Is.EqualTo(4));

@@ -159,7 +159,7 @@ public sealed partial class SecurityTests
     {
         var input = Input(tag);
         input["subscription_input"] = new JObject { ["simulate_failures"] = 20 };
-        var id = await _open.EnqueueAsync(_openClient, "customer-provisioning", input);
+        var id = await SampleHost.EnqueueAsync(_openClient, "customer-provisioning", input);
         var run = await SampleHost.WaitForFinalFailureAsync(_openClient, id);
         var job = run["jobId"]!.Value<string>()!;
         // The run is marked Failed from inside the job's state change, just before Hangfire commits it.
@@ -365,7 +365,7 @@ public sealed partial class SecurityTests
     [Test]
     public async Task DashboardCommand_IsLoggedWithTheBasicUser_WhenRemoteWithBasicCredentials()
     {
-        var id = await _secured.EnqueueAsync(_keyed, "customer-provisioning", Input("audit", adminFailures: 20));
+        var id = await SampleHost.EnqueueAsync(_keyed, "customer-provisioning", Input("audit", adminFailures: 20));
         await SampleHost.WaitForFinalFailureAsync(_keyed, id);
         using var client = _secured.CreateDefaultClient(new CookieContainerHandler());
         var page = Request(HttpMethod.Get, $"/hangfire/workflows/{id}", remote: true);
@@ -448,8 +448,8 @@ public sealed partial class SecurityTests
 
         // The API, successes and errors.
         await SendAsync(_keyed, Request(HttpMethod.Get, "/api/workflow-definitions"));
-        var ok = await _secured.EnqueueAsync(_keyed, "customer-provisioning", Input("secret-ok"));
-        var failing = await _secured.EnqueueAsync(_keyed, "customer-provisioning", Input("secret-fail", adminFailures: 20));
+        var ok = await SampleHost.EnqueueAsync(_keyed, "customer-provisioning", Input("secret-ok"));
+        var failing = await SampleHost.EnqueueAsync(_keyed, "customer-provisioning", Input("secret-fail", adminFailures: 20));
         await SampleHost.WaitForStatusAsync(_keyed, ok, WorkflowStatus.Succeeded);
         var failed = await SampleHost.WaitForFinalFailureAsync(_keyed, failing);
         var job = failed["jobId"]!.Value<string>()!;

@@ -108,7 +108,7 @@ public class WorkflowApiTests
     [Test]
     public async Task GetRun_ReturnsTheRunWithItsSteps_WhenItExists()
     {
-        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@get.test"));
+        var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@get.test"));
         await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
         using var response = await _client.GetAsync($"/api/workflows/{id}");
@@ -230,8 +230,8 @@ public class WorkflowApiTests
     {
         var key = "order-" + Guid.NewGuid();
 
-        var first = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@idem.test"), key);
-        var second = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@idem.test"), key);
+        var first = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@idem.test"), key);
+        var second = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@idem.test"), key);
 
         Assert.That(second, Is.EqualTo(first));
         Assert.That(await CountRunsAsync("idempotency_key = @key", ("key", key)), Is.EqualTo(1));
@@ -243,7 +243,7 @@ public class WorkflowApiTests
     public async Task Enqueue_Returns409_WhenIdempotencyKeyWasUsedForAnotherWorkflow()
     {
         var key = "report-" + Guid.NewGuid();
-        var first = await _host.EnqueueAsync(_client, "usage-report", new JObject(), key);
+        var first = await SampleHost.EnqueueAsync(_client, "usage-report", new JObject(), key);
 
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@conflict.test")) };
         request.Headers.Add("Idempotency-Key", key);
@@ -289,8 +289,8 @@ public class WorkflowApiTests
     [Test]
     public async Task List_FiltersByStatusAndName_WhenBothAreGiven()
     {
-        var failed = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@listfail.test", subscriptionFailures: 10));
-        var succeeded = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@listok.test"));
+        var failed = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@listfail.test", subscriptionFailures: 10));
+        var succeeded = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@listok.test"));
         await SampleHost.WaitForFinalFailureAsync(_client, failed);
         await SampleHost.WaitForStatusAsync(_client, succeeded, WorkflowStatus.Succeeded);
 
@@ -310,8 +310,8 @@ public class WorkflowApiTests
     [Test]
     public async Task List_PagesNewestFirst_WithLimitAndOffset()
     {
-        var older = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@page1.test"));
-        var newer = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@page2.test"));
+        var older = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@page1.test"));
+        var newer = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@page2.test"));
         await SampleHost.WaitForStatusAsync(_client, older, WorkflowStatus.Succeeded);
         await SampleHost.WaitForStatusAsync(_client, newer, WorkflowStatus.Succeeded);
 
@@ -358,7 +358,7 @@ public class WorkflowApiTests
     [TestCase("cancel")]
     public async Task Command_Returns409WithTheStatus_WhenRunHasSucceeded(string command)
     {
-        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput($"ops@{command}409.test"));
+        var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput($"ops@{command}409.test"));
         await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
         var (status, body) = await PostAsync($"/api/workflows/{id}/{command}", null);
@@ -371,7 +371,7 @@ public class WorkflowApiTests
     [Test]
     public async Task Retry_Returns202AndTheRunSucceeds_WhenRunFailed()
     {
-        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@retry.test", subscriptionFailures: 3));
+        var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@retry.test", subscriptionFailures: 3));
         await SampleHost.WaitForFinalFailureAsync(_client, id);
 
         using var response = await _client.PostAsync($"/api/workflows/{id}/retry", null);
@@ -386,7 +386,7 @@ public class WorkflowApiTests
     [Test]
     public async Task Cancel_Returns204AndTheRunIsCancelled_WhenRunFailed()
     {
-        var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@cancel.test", subscriptionFailures: 10));
+        var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@cancel.test", subscriptionFailures: 10));
         await SampleHost.WaitForFinalFailureAsync(_client, id);
 
         using var response = await _client.PostAsync($"/api/workflows/{id}/cancel", null);

@@ -75,9 +75,8 @@ internal sealed partial class WorkflowJobRequests
         {
             throw;
         }
-#pragma warning disable CA1031 // Whatever failed, the request stays recorded on the run and the outbox does it later.
+        // Whatever failed, the request stays recorded on the run and the outbox does it later.
         catch (Exception ex)
-#pragma warning restore CA1031
         {
             LogDeferred(ex, request.Kind, request.RunId);
             return false;

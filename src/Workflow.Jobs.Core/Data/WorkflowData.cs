@@ -27,7 +27,7 @@ public abstract class WorkflowData
     /// </summary>
     /// <exception cref="WorkflowDataValidationException">With every problem found, paths in JSON names prefixed by the data key.</exception>
     public static T FromJson<T>(JObject json) where T : WorkflowData
-        => (T)WorkflowDataReader.Read(typeof(T), json, GetKey(typeof(T)), WorkflowDataReadMode.Strict);
+        => (T)WorkflowDataReader.Read(typeof(T), json, GetKey<T>(), WorkflowDataReadMode.Strict);
 
     /// <summary>
     /// Reads and validates an object of the given <see cref="WorkflowData"/> type. Unknown fields are refused.

@@ -50,9 +50,8 @@ public static class WorkflowJobsServiceCollectionExtensions
         {
             steps = new TWorkflow().Steps ?? [];
         }
-#pragma warning disable CA1031 // The registry reports broken definitions, naming the type, when the host starts.
+        // The registry reports broken definitions, naming the type, when the host starts.
         catch (Exception)
-#pragma warning restore CA1031
         {
             steps = [];
         }

@@ -80,7 +80,7 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
         {
             // The user the host's authentication put on the request (a policy's schemes, or UseAuthentication).
             var user = http.User.Identity is { IsAuthenticated: true } identity ? identity.Name ?? "(unnamed user)" : "(anonymous)";
-            LogCommand(logger, command, id, user, http.Connection.RemoteIpAddress?.ToString());
+            LogCommand(logger, command, id, user, http.Connection.RemoteIpAddress);
         }
 
         http.Response.StatusCode = StatusCodes.Status204NoContent;
@@ -105,5 +105,5 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information,
         Message = "Dashboard command {Command} on workflow run {WorkflowId} by {User} from {RemoteAddress}")]
-    private static partial void LogCommand(ILogger logger, string command, Guid workflowId, string user, string? remoteAddress);
+    private static partial void LogCommand(ILogger logger, string command, Guid workflowId, string user, System.Net.IPAddress? remoteAddress);
 }

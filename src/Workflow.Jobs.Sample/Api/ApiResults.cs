@@ -123,6 +123,6 @@ internal static class ApiResults
     }
 
     /// <summary>UTC ISO 8601 with milliseconds, or null.</summary>
-    private static JToken Time(DateTimeOffset? value)
+    private static JValue Time(DateTimeOffset? value)
         => value is { } v ? new JValue(v.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)) : JValue.CreateNull();
 }

@@ -104,7 +104,8 @@ internal static partial class WorkflowApi
             }
         }
 
-        LogEnqueued(loggers.CreateLogger(typeof(WorkflowApi)), id, name);
+        var logger = loggers.CreateLogger(typeof(WorkflowApi));
+        LogEnqueued(logger, id, name);
         return ApiResults.Json(new JObject { ["id"] = id.ToString() }, StatusCodes.Status202Accepted, RunPath(id));
     }
 
