@@ -67,7 +67,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
         // The run row and its job commit together: the job storage enlists in this scope and, sharing
         // the data source, gets the same physical connection (no two-phase commit). A caller's own
         // TransactionScope is joined, so rolling it back leaves neither run nor job.
-        using var scope = dispatch is null && Transaction.Current is null
+        using var scope = dispatch is null && Transaction.Current is null && run.CopiedSteps.Count == 0
             ? null
             : new TransactionScope(TransactionScopeOption.Required,
                 new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = TransactionManager.DefaultTimeout },
@@ -79,8 +79,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, 0, 0, @key, @recurring, @queue, @job_request, @not_before)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -95,6 +95,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             insert.Parameters.Add(Text("queue", run.Queue));
             insert.Parameters.Add(Text("job_request", run.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null));
             insert.Parameters.Add(new NpgsqlParameter("not_before", NpgsqlDbType.TimestampTz) { Value = (object?)run.NotBefore ?? DBNull.Value });
+            insert.Parameters.Add(new NpgsqlParameter("forked_from", NpgsqlDbType.Uuid) { Value = (object?)run.ForkedFrom ?? DBNull.Value });
+            insert.Parameters.AddWithValue("completed", run.CopiedSteps.Count);
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)
             {
@@ -113,6 +115,10 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             }
 
             id = (Guid)inserted;
+            if (run.CopiedSteps.Count > 0)
+            {
+                await InsertCopiedStepsAsync(connection, id, run, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         string? jobId = null;
@@ -131,6 +137,29 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
         scope?.Complete();
         return new CreateRunResult(id, Created: true, jobId);
+    }
+
+    /// <summary>Writes a fork's copied steps as Succeeded, chained in order (same transaction as the run).</summary>
+    private async Task InsertCopiedStepsAsync(NpgsqlConnection connection, Guid runId, NewRunRecord run, CancellationToken cancellationToken)
+    {
+        var ids = run.CopiedSteps.Select(_ => Guid.CreateVersion7()).ToArray();
+        var preceding = ids.Select((_, i) => i == 0 ? (Guid?)null : ids[i - 1]).ToArray();
+        await using var copy = new NpgsqlCommand(
+            $"""
+            INSERT INTO {StepsTable} (uuid, workflow_record_uuid, preceding_step_uuid, step_name, status, input_data, output_data,
+                                      created, modified, succeeded_at, is_removed, attempts)
+            SELECT s.id, @run, s.preceding, s.name, 'Succeeded', s.input, s.output, @now, @now, @now, false, 0
+            FROM unnest(@ids, @preceding, @names, @inputs, @outputs) AS s(id, preceding, name, input, output)
+            """, connection);
+        copy.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+        copy.Parameters.AddWithValue("run", runId);
+        copy.Parameters.AddWithValue("now", run.Created);
+        copy.Parameters.AddWithValue("ids", ids);
+        copy.Parameters.Add(new NpgsqlParameter("preceding", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = preceding });
+        copy.Parameters.AddWithValue("names", run.CopiedSteps.Select(c => c.StepName).ToArray());
+        copy.Parameters.Add(new NpgsqlParameter("inputs", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = run.CopiedSteps.Select(c => c.Input.ToString(Formatting.None)).ToArray() });
+        copy.Parameters.Add(new NpgsqlParameter("outputs", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = run.CopiedSteps.Select(c => c.Output.ToString(Formatting.None)).ToArray() });
+        await copy.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
@@ -552,6 +581,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             CompletedSteps = run.CompletedSteps,
             Attempts = run.Attempts,
             RecurringId = run.RecurringId,
+            ForkedFrom = run.ForkedFrom,
             IdempotencyKey = run.IdempotencyKey,
             Steps = includeSteps ? ordered.Select(MapStep).ToList() : [],
         };

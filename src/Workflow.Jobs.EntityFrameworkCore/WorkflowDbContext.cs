@@ -46,6 +46,8 @@ public sealed class WorkflowRunEntity
     public string? JobRequest { get; set; }
     /// <summary>The earliest time the run's job should run (an enqueue delay).</summary>
     public DateTimeOffset? NotBefore { get; set; }
+    /// <summary>The run this one was forked from.</summary>
+    public Guid? ForkedFrom { get; set; }
 }
 
 /// <summary>A persisted step of a run.</summary>
@@ -131,11 +133,14 @@ public sealed class WorkflowDbContext : DbContext
         run.Property(r => r.Queue).HasColumnName("queue").HasMaxLength(50);
         run.Property(r => r.JobRequest).HasColumnName("job_request").HasMaxLength(16);
         run.Property(r => r.NotBefore).HasColumnName("not_before");
+        run.Property(r => r.ForkedFrom).HasColumnName("forked_from");
         run.HasQueryFilter(r => !r.IsRemoved);
         run.HasIndex(r => r.Created).HasDatabaseName("ix_workflow_runs_created");
         run.HasIndex(r => new { r.Status, r.Created }).HasDatabaseName("ix_workflow_runs_status_created");
         run.HasIndex(r => new { r.WorkflowName, r.Created }).HasDatabaseName("ix_workflow_runs_name_created");
         run.HasIndex(r => new { r.RecurringId, r.Created }).HasDatabaseName("ix_workflow_runs_recurring_created").HasFilter("recurring_id IS NOT NULL");
+        // A run's forks, for the link back from the original.
+        run.HasIndex(r => r.ForkedFrom).HasDatabaseName("ix_workflow_runs_forked_from").HasFilter("forked_from IS NOT NULL");
         // The outbox reads only runs with a pending job write: a small partial index, empty when all is done.
         run.HasIndex(r => r.Modified).HasDatabaseName("ix_workflow_runs_job_request").HasFilter("job_request IS NOT NULL");
         run.HasIndex(r => r.IdempotencyKey).HasDatabaseName("ux_workflow_runs_idempotency_key").IsUnique().HasFilter("idempotency_key IS NOT NULL");

@@ -78,6 +78,9 @@ public sealed record WorkflowRun
     /// <summary>The idempotency key given at enqueue, if any.</summary>
     public string? IdempotencyKey { get; init; }
 
+    /// <summary>The run this one was forked from (<see cref="IWorkflowClient.ForkAsync"/>), if any.</summary>
+    public Guid? ForkedFrom { get; init; }
+
     /// <summary>The step records, in execution order (empty when a listing did not ask for them).</summary>
     public IReadOnlyList<WorkflowStepRun> Steps { get; init; } = [];
 }

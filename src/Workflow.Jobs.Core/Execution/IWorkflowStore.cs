@@ -16,12 +16,21 @@ internal sealed record NewRunRecord(
     /// <summary>When the job should run at the earliest (an enqueue delay); null for at once.</summary>
     public DateTimeOffset? NotBefore { get; init; }
 
+    /// <summary>The run this one is forked from.</summary>
+    public Guid? ForkedFrom { get; init; }
+
+    /// <summary>Steps written with the run as already Succeeded (a fork's copies of the original's), in order.</summary>
+    public IReadOnlyList<CopiedStep> CopiedSteps { get; init; } = [];
+
     /// <summary>
     /// Whether the run is written marked as awaiting its job (the outbox): the job is created after the
     /// run commits, and the outbox creates it if that does not happen.
     /// </summary>
     public bool AwaitingJob { get; init; }
 }
+
+/// <summary>A step written as Succeeded with a new run (never executed in it).</summary>
+internal sealed record CopiedStep(string StepName, JObject Input, JObject Output);
 
 /// <summary>A job write that must follow a run's committed change (the outbox).</summary>
 internal enum JobRequestKind

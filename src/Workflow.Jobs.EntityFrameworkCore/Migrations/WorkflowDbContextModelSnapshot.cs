@@ -49,6 +49,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("failed_at");
 
+                    b.Property<Guid?>("ForkedFrom")
+                        .HasColumnType("uuid")
+                        .HasColumnName("forked_from");
+
                     b.Property<string>("IdempotencyKey")
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)")
@@ -120,6 +124,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     b.HasIndex("Created")
                         .HasDatabaseName("ix_workflow_runs_created");
+
+                    b.HasIndex("ForkedFrom")
+                        .HasDatabaseName("ix_workflow_runs_forked_from")
+                        .HasFilter("forked_from IS NOT NULL");
 
                     b.HasIndex("IdempotencyKey")
                         .IsUnique()
