@@ -409,12 +409,12 @@ public sealed partial class SecurityTests
         await SampleHost.WaitForStatusAsync(_keyed, ok, WorkflowStatus.Succeeded);
         var failed = await SampleHost.WaitForFinalFailureAsync(_keyed, failing);
         var job = failed["jobId"]!.Value<string>()!;
-        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{failing}/retry"));
+        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{failing}/retry", content: SampleHost.NoInput()));
         await SampleHost.WaitForFinalFailureAsync(_keyed, failing, executions: 6);
         await SendAsync(_keyed, Request(HttpMethod.Get, "/api/workflows?status=Failed"));
         await SendAsync(_keyed, Request(HttpMethod.Get, "/api/workflows?status=nope&limit=0"));
-        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{ok}/cancel"));
-        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{Guid.NewGuid()}/retry"));
+        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{ok}/cancel", content: SampleHost.NoInput()));
+        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{Guid.NewGuid()}/retry", content: SampleHost.NoInput()));
         await SendAsync(_keyed, Request(HttpMethod.Get, "/api/workflows/not-a-guid"));
         await SendAsync(_keyed, Request(HttpMethod.Post, "/api/workflows/customer-provisioning", content: SampleHost.Json("""{"customer_input": {"name": ""}}""")));
         await SendAsync(_keyed, Request(HttpMethod.Post, "/api/workflows/customer-provisioning", content: SampleHost.Json("{'broken")));
