@@ -58,7 +58,8 @@ internal static class StorageOutage
             innermost = inner;
         }
 
-        return innermost.Message.Length > 300 ? innermost.Message[..300] + "…" : innermost.Message;
+        var message = ReferenceEquals(found, innermost) ? found.Message : $"{found.Message} ({innermost.Message})";
+        return message.Length > 300 ? message[..300] + "…" : message;
     }
 
     public static IResult Answer(string cause, TimeSpan retryAfter)

@@ -124,6 +124,25 @@ public class WorkflowApiTests
         Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("no-such-workflow"));
     }
 
+    [Test]
+    public async Task OpenApiDocument_ListsTheWorkflowEndpoints()
+    {
+        using var response = await _client.GetAsync("/openapi/v1.json");
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
+        var paths = (JObject)SampleHost.Parse(text)["paths"]!;
+        Assert.That(paths.Properties().Select(p => p.Name), Is.SupersetOf(new[]
+        {
+            "/api/workflows", "/api/workflows/{name}", "/api/workflows/{id}", "/api/workflows/{id}/retry", "/api/workflows/{id}/cancel",
+            "/api/workflow-definitions", "/api/workflow-definitions/{name}",
+        }));
+        Assert.That(paths["/api/workflows/{name}"]!["post"]!["operationId"]!.Value<string>(), Is.EqualTo("WorkflowJobs_Enqueue"));
+        Assert.That(((JObject)paths["/api/workflows/{name}"]!["post"]!["responses"]!).Properties().Select(p => p.Name),
+            Is.SupersetOf(new[] { "202", "400", "404", "415", "503" }));
+        Assert.That(paths["/api/workflows"]!["get"]!["tags"]![0]!.Value<string>(), Is.EqualTo("Workflows"));
+    }
+
     /// <summary>A schema with its <c>$ref</c> (to <c>#/definitions/..</c>, possibly inside a one-element <c>allOf</c>/<c>oneOf</c>) followed.</summary>
     private static JObject Resolve(JObject root, JToken schema)
     {
