@@ -269,7 +269,7 @@ internal sealed class WholeNumberConverter : JsonConverter
                 {
                     var shown = reader.Value?.ToString() ?? "";
                     shown = shown.Length > 40 ? shown[..40] + "…" : shown;
-                    throw new JsonSerializationException($"Wrong type or format: '{shown}' is not a whole number in the range of {target.Name}.", ex);
+                    throw new JsonSerializationException($"Wrong type or format: '{shown}' is not a whole number from {Range(target)}.", ex);
                 }
 
             default:
@@ -279,4 +279,17 @@ internal sealed class WholeNumberConverter : JsonConverter
 
     public override void WriteJson(JsonWriter writer, object? value, JsonSerializer serializer)
         => throw new NotSupportedException();
+
+    /// <summary>The range of an integer type in JSON terms (messages name no .NET types).</summary>
+    private static string Range(Type type) => Type.GetTypeCode(type) switch
+    {
+        TypeCode.Byte => string.Create(CultureInfo.InvariantCulture, $"{byte.MinValue} to {byte.MaxValue}"),
+        TypeCode.SByte => string.Create(CultureInfo.InvariantCulture, $"{sbyte.MinValue} to {sbyte.MaxValue}"),
+        TypeCode.Int16 => string.Create(CultureInfo.InvariantCulture, $"{short.MinValue} to {short.MaxValue}"),
+        TypeCode.UInt16 => string.Create(CultureInfo.InvariantCulture, $"{ushort.MinValue} to {ushort.MaxValue}"),
+        TypeCode.Int32 => string.Create(CultureInfo.InvariantCulture, $"{int.MinValue} to {int.MaxValue}"),
+        TypeCode.UInt32 => string.Create(CultureInfo.InvariantCulture, $"{uint.MinValue} to {uint.MaxValue}"),
+        TypeCode.UInt64 => string.Create(CultureInfo.InvariantCulture, $"{ulong.MinValue} to {ulong.MaxValue}"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{long.MinValue} to {long.MaxValue}"),
+    };
 }
