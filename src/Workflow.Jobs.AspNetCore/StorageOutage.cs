@@ -51,14 +51,23 @@ internal static class StorageOutage
     private static string Describe(Exception found)
     {
         // The driver's own message ("Failed to connect to 127.0.0.1:5432", "57P01: terminating connection ...")
-        // names the cause; Npgsql does not put connection strings or passwords in its messages.
-        var innermost = found;
+        // names the cause, rather than a wrapper's; Npgsql does not put connection strings or passwords in messages.
+        var driver = found;
+        for (var current = found; current is not null; current = current.InnerException)
+        {
+            if (current is DbException)
+            {
+                driver = current;
+            }
+        }
+
+        var innermost = driver;
         while (innermost.InnerException is { } inner)
         {
             innermost = inner;
         }
 
-        var message = ReferenceEquals(found, innermost) ? found.Message : $"{found.Message} ({innermost.Message})";
+        var message = ReferenceEquals(driver, innermost) ? driver.Message : $"{driver.Message} ({innermost.Message})";
         return message.Length > 300 ? message[..300] + "…" : message;
     }
 

@@ -9,6 +9,24 @@ public class UnitOfWorkException : Exception
     /// <summary>Code for a step that threw.</summary>
     public const string StepFailedCode = "step_failed";
 
+    /// <summary>Code for a run that does not exist (or was removed).</summary>
+    public const string NotFoundCode = "not_found";
+
+    /// <summary>Code for a run that was cancelled.</summary>
+    public const string CancelledCode = "cancelled";
+
+    /// <summary>Code for a run of a workflow that this host does not have (or an unknown name at enqueue).</summary>
+    public const string UnknownWorkflowCode = "unknown_workflow";
+
+    /// <summary>Code for a run whose steps no longer match the deployed definition.</summary>
+    public const string DefinitionMismatchCode = "definition_mismatch";
+
+    /// <summary>Code for an operation on a run that has finished (for example a signal).</summary>
+    public const string RunFinishedCode = "run_finished";
+
+    /// <summary>Code for the workflow database being unreachable: nothing was written, the call is safe to retry.</summary>
+    public const string StorageUnavailableCode = "storage_unavailable";
+
     /// <summary>Creates the exception.</summary>
     public UnitOfWorkException() : this("The unit of work failed.") { }
 
@@ -24,7 +42,7 @@ public class UnitOfWorkException : Exception
         Code = code;
     }
 
-    /// <summary>A machine-readable code: <c>step_failed</c>, <c>validation_failed</c>, <c>definition_mismatch</c>, <c>not_found</c>, <c>cancelled</c>, <c>unknown_workflow</c>.</summary>
+    /// <summary>A machine-readable code: <c>step_failed</c>, <c>validation_failed</c>, <c>definition_mismatch</c>, <c>not_found</c>, <c>cancelled</c>, <c>unknown_workflow</c>, <c>storage_unavailable</c>.</summary>
     public string Code { get; }
 
     /// <summary>The run the failure belongs to, when known.</summary>

@@ -22,8 +22,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
     private static readonly string StartSql =
         $"""
-        UPDATE {RunsTable} SET status = 'Running', attempts = attempts + 1, modified = @now
-        WHERE uuid = @run AND NOT is_removed AND status NOT IN ('Cancelled', 'Succeeded');
+        UPDATE {RunsTable} SET status = '{WorkflowTransitions.For(RunOperation.Start).To}', attempts = attempts + 1, modified = @now
+        WHERE uuid = @run AND NOT is_removed AND status IN {WorkflowTransitions.For(RunOperation.Start).SqlFrom};
         """;
 
     private static readonly string InsertStepSql =
@@ -51,8 +51,9 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
     private static readonly string RunSucceededSql =
         $"""
-        UPDATE {RunsTable} SET status = 'Succeeded', output_data = @run_output, succeeded_at = @now, modified = @now, completed_steps = @completed
-        WHERE uuid = @run AND status <> 'Cancelled';
+        UPDATE {RunsTable} SET status = '{WorkflowTransitions.For(RunOperation.Succeed).To}', output_data = @run_output, succeeded_at = @now, modified = @now,
+                               completed_steps = @completed
+        WHERE uuid = @run AND status IN {WorkflowTransitions.For(RunOperation.Succeed).SqlFrom};
         """;
 
     private readonly NpgsqlConnection _connection;
@@ -64,8 +65,11 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     // Whether this session may hold the guard: set before asking for it, cleared only on a clear "no".
     private bool _mayHoldLock;
 
-    public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds)
+    private readonly TimeSpan _guardCheckInterval;
+
+    public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds, TimeSpan guardCheckInterval = default)
     {
+        _guardCheckInterval = guardCheckInterval;
         _connection = connection;
         _dataSource = dataSource;
         _runId = runId;
@@ -178,20 +182,20 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         return batch.BatchCommands[2].RecordsAffected == 1;
     }
 
-    public async Task FailStepAsync(Guid stepId, string message, WorkflowStatus runStatus, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task FailStepAsync(Guid stepId, string message, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(
             $"UPDATE {StepsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @step",
             new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message)));
-        batch.BatchCommands.Add(FailRunCommand(message, now, runStatus));
+        batch.BatchCommands.Add(FailRunCommand(message, now, runOperation));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = NewBatch();
-        batch.BatchCommands.Add(FailRunCommand(message, now, WorkflowStatus.Failed));
+        batch.BatchCommands.Add(FailRunCommand(message, now, RunOperation.Fail));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -209,9 +213,13 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 new NpgsqlParameter("step", step), Now(now)));
         }
 
-        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = 'Pending', modified = @now WHERE uuid = @run AND status = 'Running'", RunParameter(), Now(now)));
+        var interrupt = WorkflowTransitions.For(RunOperation.Interrupt);
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = '{interrupt.To}', modified = @now WHERE uuid = @run AND status IN {interrupt.SqlFrom}",
+            RunParameter(), Now(now)));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    public IGuardWatch WatchGuard() => new GuardWatch(_connection, _guardCheckInterval);
 
     public async ValueTask DisposeAsync()
     {
@@ -245,9 +253,13 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         }
     }
 
-    private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now, WorkflowStatus status)
-        => Command($"UPDATE {RunsTable} SET status = @status, failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN ('Running', 'Pending')",
-            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message), NpgsqlWorkflowStore.Text("status", status.ToString()));
+    private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now, RunOperation operation)
+    {
+        var transition = WorkflowTransitions.For(operation);
+        return Command(
+            $"UPDATE {RunsTable} SET status = '{transition.To}', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN {transition.SqlFrom}",
+            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message));
+    }
 
     private NpgsqlBatchCommand StepStartCommand(StepStart step, DateTimeOffset now)
     {
@@ -274,5 +286,58 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         var command = new NpgsqlBatchCommand(sql);
         command.Parameters.AddRange(parameters);
         return command;
+    }
+
+    /// <summary>
+    /// Probes the guard connection at an interval while a step body runs. A probe that fails means the
+    /// session (and the advisory lock with it) is gone: the step body is cancelled before a recovering host
+    /// can requeue the run, so two bodies of one run never overlap for long.
+    /// </summary>
+    private sealed class GuardWatch : IGuardWatch
+    {
+        private readonly CancellationTokenSource _lost = new();
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+
+        public GuardWatch(NpgsqlConnection connection, TimeSpan interval)
+        {
+            _loop = interval <= TimeSpan.Zero ? Task.CompletedTask : WatchAsync(connection, interval);
+        }
+
+        public CancellationToken Lost => _lost.Token;
+
+        public Exception? Reason { get; private set; }
+
+        private async Task WatchAsync(NpgsqlConnection connection, TimeSpan interval)
+        {
+            var timeout = Math.Max(1, (int)Math.Ceiling(interval.TotalSeconds * 2));
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(interval, _stop.Token).ConfigureAwait(false);
+                    await using var probe = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = timeout };
+                    await probe.ExecuteScalarAsync(_stop.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+            }
+#pragma warning disable CA1031 // Any failure of the probe means the guard can no longer be trusted.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Reason = ex;
+                await _lost.CancelAsync().ConfigureAwait(false);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync().ConfigureAwait(false);
+            await _loop.ConfigureAwait(false);
+            _stop.Dispose();
+            _lost.Dispose();
+        }
     }
 }

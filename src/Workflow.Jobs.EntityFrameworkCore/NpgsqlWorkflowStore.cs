@@ -41,12 +41,20 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
     internal NpgsqlDataSource DataSource => _dataSource;
 
-    public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
+    private static TimeSpan BatchTimeout => TransactionManager.DefaultTimeout * 5 < TransactionManager.MaximumTimeout
+        ? TransactionManager.DefaultTimeout * 5
+        : TransactionManager.MaximumTimeout;
+
+    public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? createJob, CancellationToken cancellationToken)
     {
         await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await CreateRunCoreAsync(run, dispatch, cancellationToken).ConfigureAwait(false);
+            return await CreateRunCoreAsync(run, createJob, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable("The run was not created", ex);
         }
         finally
         {
@@ -71,8 +79,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, 0, 0, @key, @recurring, @queue)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, 0, 0, @key, @recurring, @queue, @job_request, @not_before)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -85,6 +93,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             insert.Parameters.Add(Text("key", run.IdempotencyKey));
             insert.Parameters.Add(Text("recurring", run.RecurringId));
             insert.Parameters.Add(Text("queue", run.Queue));
+            insert.Parameters.Add(Text("job_request", run.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null));
+            insert.Parameters.Add(new NpgsqlParameter("not_before", NpgsqlDbType.TimestampTz) { Value = (object?)run.NotBefore ?? DBNull.Value });
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)
             {
@@ -121,6 +131,128 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
         scope?.Complete();
         return new CreateRunResult(id, Created: true, jobId);
+    }
+
+    public async Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+        CancellationToken cancellationToken)
+    {
+        if (runs.Count == 0)
+        {
+            return [];
+        }
+
+        await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await CreateRunsCoreAsync(runs, createJob, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable("The runs were not created", ex);
+        }
+        finally
+        {
+            _enqueueSlots.Release();
+        }
+    }
+
+    private async Task<IReadOnlyList<CreateRunResult>> CreateRunsCoreAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+        CancellationToken cancellationToken)
+    {
+        // Same transaction rules as one run: the jobs enlist in this scope on the same connection. A batch
+        // writes a job per run, so it gets more time than one enqueue before the scope aborts it.
+        using var scope = createJob is null && Transaction.Current is null
+            ? null
+            : new TransactionScope(TransactionScopeOption.Required,
+                new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = BatchTimeout },
+                TransactionScopeAsyncFlowOption.Enabled);
+        // Without a scope the batch is one INSERT statement: atomic on its own. With one, every connection
+        // opened below is the one connector enlisted in it (each is closed before the next is opened, so the
+        // job storage, sharing the data source, gets that connector too: no second enlisted connection).
+        var inserted = new HashSet<Guid>();
+        var existing = new Dictionary<string, (Guid Id, string? JobId)>(StringComparer.Ordinal);
+        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            // One statement for the whole batch; a key used earlier in the batch or by an existing run is skipped.
+            var first = runs[0];
+            await using var insert = new NpgsqlCommand(
+                $"""
+                INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
+                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores) AS r(id, input, key, queue, job_request, not_before)
+                ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING uuid
+                """, connection);
+            insert.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+            insert.Parameters.AddWithValue("name", first.WorkflowName);
+            insert.Parameters.AddWithValue("now", first.Created);
+            insert.Parameters.AddWithValue("steps", first.StepNames.ToArray());
+            insert.Parameters.AddWithValue("ids", runs.Select(r => r.Id).ToArray());
+            insert.Parameters.Add(new NpgsqlParameter("inputs", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = runs.Select(r => r.Input.ToString(Formatting.None)).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = runs.Select(r => r.IdempotencyKey).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("queues", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = runs.Select(r => r.Queue).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("job_requests", NpgsqlDbType.Array | NpgsqlDbType.Text)
+            {
+                Value = runs.Select(r => r.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null).ToArray(),
+            });
+            insert.Parameters.Add(new NpgsqlParameter("not_befores", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz)
+            {
+                Value = runs.Select(r => r.NotBefore).ToArray(),
+            });
+            await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    inserted.Add(reader.GetGuid(0));
+                }
+            }
+
+            // Runs whose key was taken: the existing run (by an earlier call, or earlier in this batch).
+            var taken = runs.Where(r => !inserted.Contains(r.Id) && r.IdempotencyKey is not null).Select(r => r.IdempotencyKey!).Distinct().ToArray();
+            if (taken.Length > 0)
+            {
+                await using var select = new NpgsqlCommand($"SELECT idempotency_key, uuid, job_id FROM {RunsTable} WHERE idempotency_key = ANY(@keys)", connection);
+                select.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+                select.Parameters.AddWithValue("keys", taken);
+                await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    existing[reader.GetString(0)] = (reader.GetGuid(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+                }
+            }
+        }
+
+        var jobs = new Dictionary<Guid, string>();
+        if (createJob is not null)
+        {
+            foreach (var run in runs.Where(r => inserted.Contains(r.Id)))
+            {
+                if (createJob(run) is { } jobId)
+                {
+                    jobs[run.Id] = jobId;
+                }
+            }
+
+            if (jobs.Count > 0)
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var update = new NpgsqlCommand(
+                    $"UPDATE {RunsTable} r SET job_id = j.job FROM unnest(@ids, @jobs) AS j(id, job) WHERE r.uuid = j.id", connection);
+                update.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+                update.Parameters.AddWithValue("ids", jobs.Keys.ToArray());
+                update.Parameters.AddWithValue("jobs", jobs.Values.ToArray());
+                await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        scope?.Complete();
+        return runs.Select(r => inserted.Contains(r.Id)
+                ? new CreateRunResult(r.Id, Created: true, jobs.GetValueOrDefault(r.Id))
+                : existing.TryGetValue(r.IdempotencyKey ?? "", out var found)
+                    ? new CreateRunResult(found.Id, Created: false, found.JobId)
+                    : throw new InvalidOperationException($"Idempotency key '{r.IdempotencyKey}' conflicted but its run was not found."))
+            .ToList();
     }
 
     public async Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken)
@@ -171,29 +303,117 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
         return page.Select(r => Map(r, steps[r.Id].ToList(), query.IncludeSteps)).ToList();
     }
 
-    public async Task<bool> TransitionAsync(Guid runId, IReadOnlyCollection<WorkflowStatus> from, WorkflowStatus to, DateTimeOffset now, string? message,
+    public async Task<RunChange?> TransitionAsync(Guid runId, RunOperation operation, DateTimeOffset now, string? message, JobRequestKind jobRequest,
         CancellationToken cancellationToken)
     {
-        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        var fromList = from.ToList();
-        var matching = db.Runs.Where(r => r.Id == runId && fromList.Contains(r.Status));
-        var changed = to == WorkflowStatus.Failed
-            ? await matching.ExecuteUpdateAsync(s => s
-                .SetProperty(r => r.Status, to)
-                .SetProperty(r => r.Modified, now)
-                .SetProperty(r => r.FailedAt, now)
-                .SetProperty(r => r.ExceptionMessage, r => message ?? r.ExceptionMessage), cancellationToken).ConfigureAwait(false)
-            : await matching.ExecuteUpdateAsync(s => s
-                .SetProperty(r => r.Status, to)
-                .SetProperty(r => r.Modified, now), cancellationToken).ConfigureAwait(false);
-        return changed > 0;
+        var transition = WorkflowTransitions.For(operation);
+        var failing = transition.To == WorkflowStatus.Failed;
+
+        // One statement: the status change (only from the statuses the table allows), the job write to
+        // follow it (a delete only when there is a job), and the run's previous status. A cancel drops any
+        // other pending job write: a cancelled run gets no new or requeued job.
+        var sql = $"""
+            WITH current AS (SELECT uuid, status FROM {RunsTable} WHERE uuid = @run AND NOT is_removed FOR UPDATE)
+            UPDATE {RunsTable} r
+            SET status = @to, modified = @now,
+                failed_at = CASE WHEN @failing THEN @now ELSE r.failed_at END,
+                exception_message = CASE WHEN @failing THEN COALESCE(@message, r.exception_message) ELSE r.exception_message END,
+                job_request = CASE
+                    WHEN @request IS NULL THEN CASE WHEN @cancel THEN NULL ELSE r.job_request END
+                    WHEN @request = '{JobRequestText(JobRequestKind.Delete)}' AND r.job_id IS NULL THEN NULL
+                    ELSE @request END
+            FROM current
+            WHERE r.uuid = current.uuid AND current.status IN {transition.SqlFrom}
+            RETURNING current.status, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before
+            """;
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds };
+            command.Parameters.AddWithValue("run", runId);
+            command.Parameters.Add(Text("to", transition.To.ToString()));
+            command.Parameters.AddWithValue("now", now);
+            command.Parameters.AddWithValue("failing", failing);
+            command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
+            command.Parameters.Add(Text("message", message));
+            command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            var previous = Enum.Parse<WorkflowStatus>(reader.GetString(0));
+            var kind = reader.IsDBNull(1) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
+            var request = jobRequest != JobRequestKind.None && kind == jobRequest
+                ? new JobRequest(runId, kind, reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4),
+                    reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5))
+                : null;
+            return new RunChange(previous, request);
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable($"Workflow run {runId} was not changed ({operation})", ex);
+        }
     }
 
-    public async Task SetJobIdAsync(Guid runId, string jobId, CancellationToken cancellationToken)
+    public async Task<WorkflowStatus?> GetStatusAsync(Guid runId, CancellationToken cancellationToken)
     {
         await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s.SetProperty(r => r.JobId, jobId), cancellationToken).ConfigureAwait(false);
+        var statuses = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => r.Status).ToListAsync(cancellationToken).ConfigureAwait(false);
+        return statuses.Count == 0 ? null : statuses[0];
     }
+
+    public async Task<IReadOnlyList<JobRequest>> GetJobRequestsAsync(DateTimeOffset recordedBefore, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT uuid, job_request, workflow_name, queue, job_id, not_before FROM {RunsTable}
+            WHERE job_request IS NOT NULL AND modified < @before ORDER BY modified LIMIT @limit
+            """, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds };
+        command.Parameters.AddWithValue("before", recordedBefore);
+        command.Parameters.AddWithValue("limit", limit);
+        var requests = new List<JobRequest>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            requests.Add(new JobRequest(reader.GetGuid(0), ParseJobRequest(reader.GetString(1)), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5)));
+        }
+
+        return requests;
+    }
+
+    public async Task<bool> CompleteJobRequestAsync(Guid runId, JobRequestKind kind, string? jobId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"UPDATE {RunsTable} SET job_request = NULL, job_id = COALESCE(@job, job_id) WHERE uuid = @run AND job_request = @kind", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.AddWithValue("run", runId);
+        command.Parameters.Add(Text("job", jobId));
+        command.Parameters.Add(Text("kind", JobRequestText(kind)));
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    internal static string JobRequestText(JobRequestKind kind) => kind switch
+    {
+        JobRequestKind.Create => "create",
+        JobRequestKind.Requeue => "requeue",
+        JobRequestKind.Delete => "delete",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "No job write."),
+    };
+
+    private static JobRequestKind ParseJobRequest(string text) => text switch
+    {
+        "create" => JobRequestKind.Create,
+        "requeue" => JobRequestKind.Requeue,
+        "delete" => JobRequestKind.Delete,
+        _ => JobRequestKind.None,
+    };
 
     public async Task<IRunExecution> BeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
     {
@@ -204,7 +424,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds);
+        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
         try
         {
             while (!await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))
@@ -220,6 +440,75 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await execution.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    public async Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
+    {
+        NpgsqlConnection connection;
+        using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
+        {
+            connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
+        try
+        {
+            if (await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return execution;
+            }
+        }
+        catch
+        {
+            await execution.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        await execution.DisposeAsync().ConfigureAwait(false);
+        return null;
+    }
+
+    public async Task<IReadOnlyList<AbandonedRun>> FindAbandonedRunsAsync(int limit, CancellationToken cancellationToken)
+    {
+        // Running runs first (cheap, from the status index; usually none or a few), then the advisory locks
+        // held in this database. A Running run always has its guard held by its execution (the status is
+        // written under the guard and changed before the guard is released), so one without is abandoned.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var running = new List<AbandonedRun>();
+        await using (var command = new NpgsqlCommand(
+            $"SELECT uuid, job_id, queue FROM {RunsTable} WHERE status = 'Running' AND NOT is_removed ORDER BY modified LIMIT @limit", connection))
+        {
+            command.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+            command.Parameters.AddWithValue("limit", limit);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                running.Add(new AbandonedRun(reader.GetGuid(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2)));
+            }
+        }
+
+        if (running.Count == 0)
+        {
+            return running;
+        }
+
+        var held = new HashSet<long>();
+        await using (var command = new NpgsqlCommand(
+            """
+            SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+            WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, connection))
+        {
+            command.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                held.Add(reader.GetInt64(0));
+            }
+        }
+
+        return running.Where(r => !held.Contains(NpgsqlRunExecution.LockKey(r.RunId))).ToList();
     }
 
     internal static NpgsqlParameter Jsonb(string name, JToken? value)

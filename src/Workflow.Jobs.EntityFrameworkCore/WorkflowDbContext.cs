@@ -42,6 +42,10 @@ internal sealed class WorkflowRunEntity
     public string? RecurringId { get; set; }
     /// <summary>Hangfire queue.</summary>
     public string? Queue { get; set; }
+    /// <summary>The job write (create, requeue, delete) that must follow the run's last committed change; null when none is pending (the outbox).</summary>
+    public string? JobRequest { get; set; }
+    /// <summary>The earliest time the run's job should run (an enqueue delay).</summary>
+    public DateTimeOffset? NotBefore { get; set; }
 }
 
 /// <summary>A persisted step of a run.</summary>
@@ -125,11 +129,15 @@ internal sealed class WorkflowDbContext : DbContext
         run.Property(r => r.IdempotencyKey).HasColumnName("idempotency_key").HasMaxLength(200);
         run.Property(r => r.RecurringId).HasColumnName("recurring_id").HasMaxLength(200);
         run.Property(r => r.Queue).HasColumnName("queue").HasMaxLength(50);
+        run.Property(r => r.JobRequest).HasColumnName("job_request").HasMaxLength(16);
+        run.Property(r => r.NotBefore).HasColumnName("not_before");
         run.HasQueryFilter(r => !r.IsRemoved);
         run.HasIndex(r => r.Created).HasDatabaseName("ix_workflow_runs_created");
         run.HasIndex(r => new { r.Status, r.Created }).HasDatabaseName("ix_workflow_runs_status_created");
         run.HasIndex(r => new { r.WorkflowName, r.Created }).HasDatabaseName("ix_workflow_runs_name_created");
         run.HasIndex(r => new { r.RecurringId, r.Created }).HasDatabaseName("ix_workflow_runs_recurring_created").HasFilter("recurring_id IS NOT NULL");
+        // The outbox reads only runs with a pending job write: a small partial index, empty when all is done.
+        run.HasIndex(r => r.Modified).HasDatabaseName("ix_workflow_runs_job_request").HasFilter("job_request IS NOT NULL");
         run.HasIndex(r => r.IdempotencyKey).HasDatabaseName("ux_workflow_runs_idempotency_key").IsUnique().HasFilter("idempotency_key IS NOT NULL");
     }
 

@@ -69,7 +69,7 @@ internal sealed class RecurringWorkflowJob
     public async Task StartAsync(string recurringId, string workflowName, string input, PerformContext? context, CancellationToken cancellationToken)
     {
         var workflow = _registry.Find(workflowName)
-            ?? throw new UnitOfWorkException($"Unknown workflow '{workflowName}' in schedule '{recurringId}'.", "unknown_workflow");
+            ?? throw new UnitOfWorkException($"Unknown workflow '{workflowName}' in schedule '{recurringId}'.", UnitOfWorkException.UnknownWorkflowCode);
         // One run per firing even if this job is retried: the firing's job id is the idempotency key.
         var key = context?.BackgroundJob?.Id is { } jobId ? $"recurring:{recurringId}:{jobId}" : null;
         await _client.EnqueueAsync(workflow, WorkflowJson.ParseObject(input), new EnqueueOptions { IdempotencyKey = key, Queue = context?.BackgroundJob?.Job?.Queue },

@@ -33,13 +33,22 @@ internal sealed partial class WorkflowJob
         {
             await _engine.ExecuteAsync(workflowId, retriedByScheduler: true, cancellationToken).ConfigureAwait(false);
         }
-        catch (UnitOfWorkException ex) when (ex.Code == "cancelled")
+        catch (WorkflowRunNotFoundException)
         {
-            // The run was cancelled (its job is normally deleted too): nothing to run, nothing to retry.
-            LogCancelled(workflowId);
+            // A job whose run does not exist (its creation rolled back after the job was written, or it was
+            // purged): nothing to run and nothing to retry, so the job completes quietly.
+            LogNoRun(workflowId);
+        }
+        catch (UnitOfWorkException ex) when (ex.Code is UnitOfWorkException.CancelledCode or UnitOfWorkException.RunFinishedCode)
+        {
+            // The run was cancelled or has finished for good (its job is normally deleted too): nothing to run, nothing to retry.
+            LogCancelled(workflowId, ex.Message);
         }
     }
 
-    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} is cancelled; its job ends without running a step")]
-    private partial void LogCancelled(Guid workflowId);
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} will not run: {Reason}; its job ends without running a step")]
+    private partial void LogCancelled(Guid workflowId, string reason);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} does not exist; its job completes without doing anything")]
+    private partial void LogNoRun(Guid workflowId);
 }

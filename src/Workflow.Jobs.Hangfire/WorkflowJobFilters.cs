@@ -115,16 +115,17 @@ internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, Wor
 }
 
 /// <summary>
-/// Keeps the run's status in step with its job: Deleted → Cancelled, Failed → Failed, waiting for a
-/// retry or requeued → Pending. (Processing → Running and Succeeded are written by the job itself,
-/// in the transactions it makes anyway.)
+/// Keeps the run's status in step with its job: Deleted → cancel, Failed → fail, waiting for a retry or
+/// requeued → requeue (each a named operation of <see cref="WorkflowTransitions"/>; the table decides
+/// whether the run's current status allows it). Processing → Running and Succeeded are written by the job
+/// itself, in the transactions it makes anyway.
 /// </summary>
+/// <remarks>
+/// Hangfire's state filters are synchronous; the store call runs on a thread-pool thread so that no
+/// synchronization context can deadlock it.
+/// </remarks>
 internal sealed class WorkflowStateSyncFilter(IWorkflowStore store, TimeProvider time) : IApplyStateFilter
 {
-    private static readonly WorkflowStatus[] Live = [WorkflowStatus.Pending, WorkflowStatus.Running, WorkflowStatus.Failed];
-    private static readonly WorkflowStatus[] Active = [WorkflowStatus.Pending, WorkflowStatus.Running];
-    private static readonly WorkflowStatus[] Resumable = [WorkflowStatus.Failed, WorkflowStatus.Cancelled, WorkflowStatus.Running];
-
     public void OnStateApplied(ApplyStateContext context, IWriteOnlyTransaction transaction)
     {
         var job = context.BackgroundJob?.Job;
@@ -133,19 +134,9 @@ internal sealed class WorkflowStateSyncFilter(IWorkflowStore store, TimeProvider
             return;
         }
 
-        var runId = (Guid)job!.Args[0];
-        var now = time.GetUtcNow();
-        switch (context.NewState)
+        if (OperationFor(context.NewState, context.OldStateName) is { } operation)
         {
-            case DeletedState:
-                Transition(runId, Live, WorkflowStatus.Cancelled, now, null);
-                break;
-            case FailedState failed:
-                Transition(runId, Active, WorkflowStatus.Failed, now, failed.Exception?.Message);
-                break;
-            case EnqueuedState or ScheduledState when context.OldStateName is not null:
-                Transition(runId, Resumable, WorkflowStatus.Pending, now, null);
-                break;
+            Apply((Guid)job!.Args[0], operation, (context.NewState as FailedState)?.Exception?.Message);
         }
     }
 
@@ -153,8 +144,18 @@ internal sealed class WorkflowStateSyncFilter(IWorkflowStore store, TimeProvider
     {
     }
 
-    private void Transition(Guid runId, WorkflowStatus[] from, WorkflowStatus to, DateTimeOffset now, string? message)
-        => store.TransitionAsync(runId, from, to, now, message, CancellationToken.None).GetAwaiter().GetResult();
+    /// <summary>The status change a job state leads to (exposed for tests).</summary>
+    internal static RunOperation? OperationFor(IState newState, string? oldStateName) => newState switch
+    {
+        DeletedState => RunOperation.Cancel,
+        FailedState => RunOperation.Fail,
+        EnqueuedState or ScheduledState when oldStateName is not null => RunOperation.Requeue,
+        _ => null,
+    };
+
+    private void Apply(Guid runId, RunOperation operation, string? message)
+        => Task.Run(() => store.TransitionAsync(runId, operation, time.GetUtcNow(), message, JobRequestKind.None, CancellationToken.None))
+            .GetAwaiter().GetResult();
 }
 
 /// <summary>Supplies the integration's filters for this host only (no global filter collection is touched).</summary>

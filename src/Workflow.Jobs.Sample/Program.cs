@@ -3,12 +3,12 @@
 // docs/sample.md is the reference of its settings and endpoints.
 using System.Globalization;
 using Hangfire;
-using Hangfire.Dashboard;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Logging.Console;
 using Workflow.Jobs;
 using Workflow.Jobs.Sample.Api;
 using Workflow.Jobs.Sample.Configuration;
+using Workflow.Jobs.Sample.Dashboard;
 using Workflow.Jobs.Sample.FakeApi;
 using Workflow.Jobs.Sample.Observability;
 using Workflow.Jobs.Sample.Workflows;
@@ -71,6 +71,20 @@ if (settings.ServesHttpApi)
             .AddAuthenticationSchemes(ApiKeyDefaults.PolicyName)
             .RequireAuthenticatedUser());
     }
+
+    if (settings.DashboardBasicAuth)
+    {
+        // Remote dashboard access with basic credentials (an authentication handler of the sample); local
+        // requests keep working without them.
+        authentication.AddScheme<BasicAuthenticationOptions, BasicAuthenticationHandler>(DashboardBasicDefaults.SchemeName, o =>
+        {
+            o.UserName = settings.DashboardUserName;
+            o.Password = settings.DashboardPassword;
+        });
+        builder.Services.AddAuthorizationBuilder().AddPolicy(DashboardBasicDefaults.PolicyName, policy => policy
+            .AddAuthenticationSchemes(DashboardBasicDefaults.SchemeName)
+            .RequireAssertion(context => WorkflowDashboardAuthorization.IsLocalRequest(context) || context.User.Identity?.IsAuthenticated == true));
+    }
 }
 
 var app = builder.Build();
@@ -127,9 +141,16 @@ if (settings.ServesHttpApi)
 
     // ---------------------------------------------------------------------------------------------
     // The Hangfire dashboard with the Workflows page (/hangfire/workflows). Local requests only unless
-    // WorkflowJobs:Dashboard configures a policy or basic auth (docs/dashboard.md).
-    app.UseWorkflowJobsDashboard(SampleHostSettings.DashboardPath, dashboard =>
-        dashboard.ConfigureDashboard = options => options.DashboardTitle = "Workflow.Jobs");
+    // WorkflowJobs:Dashboard configures basic credentials or names a policy (docs/dashboard.md).
+    app.MapWorkflowJobsDashboard(SampleHostSettings.DashboardPath, dashboard =>
+    {
+        if (settings.DashboardBasicAuth)
+        {
+            dashboard.AuthorizationPolicy = DashboardBasicDefaults.PolicyName;
+        }
+
+        dashboard.ConfigureDashboard = options => options.DashboardTitle = "Workflow.Jobs";
+    });
     // ---------------------------------------------------------------------------------------------
 }
 

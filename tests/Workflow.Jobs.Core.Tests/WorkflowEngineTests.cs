@@ -19,8 +19,9 @@ public class WorkflowEngineTests
         _store = new Mock<IWorkflowStore>(MockBehavior.Strict);
         _execution = new Mock<IRunExecution>();
         _execution.Setup(e => e.DisposeAsync()).Returns(ValueTask.CompletedTask);
+        _execution.Setup(e => e.WatchGuard()).Returns(() => new QuietWatch());
         _store.Setup(s => s.BeginExecutionAsync(RunId, It.IsAny<CancellationToken>())).ReturnsAsync(_execution.Object);
-        _services = new ServiceCollection().AddTransient<AddStep>().AddTransient<SquareStep>().AddTransient<ThrowingStep>().BuildServiceProvider();
+        _services = new ServiceCollection().AddSingleton<ExecutionLog>().AddTransient<AddStep>().AddTransient<SquareStep>().AddTransient<ThrowingStep>().BuildServiceProvider();
         var registry = new WorkflowRegistry([new WorkflowRegistration(typeof(AddThenSquareWorkflow)), new WorkflowRegistration(typeof(ThrowingWorkflow))]);
         _engine = new WorkflowEngine(_store.Object, registry, _services.GetRequiredService<IServiceScopeFactory>(), TimeProvider.System,
             new WorkflowMetrics(), NullLogger<WorkflowEngine>.Instance);
@@ -92,7 +93,7 @@ public class WorkflowEngineTests
         Assert.That(ex!.Message, Is.EqualTo("this step failed"));
         Assert.That(ex.InnerException, Is.TypeOf<InvalidOperationException>());
         Assert.That(ex.StepName, Is.EqualTo(nameof(ThrowingStep)));
-        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", WorkflowStatus.Failed, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", RunOperation.Fail, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
     }
 
     [Test]
@@ -134,15 +135,47 @@ public class WorkflowEngineTests
     }
 
     [Test]
-    public void CreateAsync_PersistsNothing_WhenInputInvalid()
+    public void ExecuteAsync_ThrowsRunNotFound_WhenTheRunDoesNotExist()
     {
-        var input = WorkflowInput.FromJson(JObject.Parse("{\"test_step_input\":{\"argument_1\":-5}}"));
+        _execution.SetupGet(e => e.Run).Returns((RunRecord?)null);
 
-        var ex = Assert.ThrowsAsync<WorkflowDataValidationException>(() => _engine.CreateAsync<AddThenSquareWorkflow>(input));
+        var ex = Assert.ThrowsAsync<WorkflowRunNotFoundException>(() => _engine.ExecuteAsync(RunId));
 
-        Assert.That(ex!.Errors.Single().Path, Is.EqualTo("test_step_input.argument_1"));
-        _store.Verify(s => s.CreateRunAsync(It.IsAny<NewRunRecord>(), It.IsAny<Func<Guid, string?>?>(), It.IsAny<CancellationToken>()), Times.Never);
+        Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.NotFoundCode));
+        Assert.That(ex.WorkflowId, Is.EqualTo(RunId));
     }
+
+    [Test]
+    public void ExecuteAsync_RunsNoStep_WhenTheRunWasCompensated()
+    {
+        GivenRun(WorkflowStatus.Compensated);
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.RunFinishedCode));
+        _execution.Verify(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public void ExecuteAsync_LeavesTheRetryToTheScheduler_WhenAStepFailsUnderIt()
+    {
+        GivenRun(WorkflowStatus.Pending, name: "ThrowingWorkflow", steps: ["ThrowingStep"]);
+
+        Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId, retriedByScheduler: true, CancellationToken.None));
+
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", RunOperation.FailForRetry, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()),
+            Times.Once);
+    }
+}
+
+/// <summary>A guard watch that never fires.</summary>
+internal sealed class QuietWatch : IGuardWatch
+{
+    public CancellationToken Lost => CancellationToken.None;
+
+    public Exception? Reason => null;
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
 public sealed class ThrowingStep : WorkflowStep<AddInput, AddOutput>

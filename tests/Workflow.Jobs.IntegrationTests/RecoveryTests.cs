@@ -1,4 +1,5 @@
 using Hangfire;
+using Hangfire.States;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -17,7 +18,7 @@ public sealed class AddWaitSquareNoRetryWorkflow : WorkflowDefinition
 }
 
 /// <summary>
-/// What a dead connection or a dead process leaves behind (issue 5, items 2 and 3), on a real server:
+/// What a dead connection or a dead process leaves behind, on a real server:
 /// the execution's connection dropped mid-step, and a Hangfire lock left by a killed process.
 /// </summary>
 public class RecoveryTests
@@ -32,13 +33,18 @@ public class RecoveryTests
     [OneTimeSetUp]
     public async Task OneTimeSetUpAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(RecoveryTests));
+        _connectionString = await TestDatabases.CreateAsync(nameof(RecoveryTests));
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance);
         builder.Services.AddSingleton<ExecutionLog>();
         builder.Services.AddSingleton<Gates>();
-        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(_connectionString))
+        builder.Services.AddWorkflowJobs(o =>
+            {
+                o.UseNpgsql(_connectionString);
+                // The tests run the recovery pass themselves and want it to act on its first sight.
+                o.RecoveryDelay = TimeSpan.Zero;
+            })
             .AddWorkflow<AddWaitSquareNoRetryWorkflow>()
             .AddWorkflow<AddWorkflow>()
             .AddHangfireJobs(o =>
@@ -75,7 +81,7 @@ public class RecoveryTests
         _gates.Open(gate);
 
         WorkflowRun? run = null;
-        await TestHosts.WaitUntilAsync(async () => (run = await _client.GetAsync(id))?.Status is WorkflowStatus.Succeeded or WorkflowStatus.Failed, Deadline,
+        await Eventually.UntilAsync(async () => (run = await _client.GetAsync(id))?.Status is WorkflowStatus.Succeeded or WorkflowStatus.Failed, Deadline,
             "the run to finish");
         Assert.That(run!.Status, Is.EqualTo(WorkflowStatus.Succeeded), run.ExceptionMessage);
         Assert.That(run.Output!["square_output"]!["result"]!.Value<int>(), Is.EqualTo(9));
@@ -98,8 +104,89 @@ public class RecoveryTests
         var requeue = Task.Run(() => jobs.Requeue(jobId));
         Assert.That(await requeue.WaitAsync(Deadline), Is.True);
 
-        await TestHosts.WaitUntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the run to succeed");
+        await Eventually.UntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the run to succeed");
     }
+
+    [Test]
+    public async Task ConnectionDroppedMidStep_CancelsTheStepBody_SoTheResumedExecutionNeverOverlapsIt()
+    {
+        var gate = Guid.NewGuid().ToString();
+        var id = await _client.EnqueueAsync<AddWaitSquareNoRetryWorkflow>(new WorkflowInput(new AddInput { Argument1 = 2, Argument2 = 2 }, new WaitInput { Gate = gate }));
+        await _gates.Entered(gate).Task.WaitAsync(Deadline);
+
+        Assert.That(await TerminateGuardConnectionAsync(), Is.EqualTo(1), "one execution holds a guard");
+
+        // The gate stays closed: only the guard watch can end the first body, and the run must resume
+        // (a second body enters the step) while the first one is no longer running.
+        await Eventually.UntilAsync(() => Task.FromResult(_log.Count(id, "WaitStep") == 2), Deadline, "the step to be resumed by a new execution");
+        _gates.Open(gate);
+        await Eventually.UntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the run to succeed");
+        Assert.That(_log.MaxConcurrent(id), Is.EqualTo(1), "the two bodies of the step never ran at the same time");
+        Assert.That(_log.Count(id, "AddStep"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task RecoveryPass_RequeuesTheJobOfARunWhoseExecutionDied()
+    {
+        // What a SIGKILLed worker leaves: the run Running, its job Processing on a server that is gone, and no
+        // guard (PostgreSQL released it with the session).
+        var runner = _host.Services.GetRequiredService<IWorkflowRunner>();
+        var id = await runner.CreateAsync<AddWorkflow>(new WorkflowInput(new AddInput { Argument1 = 20, Argument2 = 22 }));
+        var dispatcher = _host.Services.GetRequiredService<IWorkflowJobDispatcher>();
+        var jobId = dispatcher.Enqueue(id, "add", null, TimeSpan.FromDays(1));
+        var jobs = _host.Services.GetRequiredService<IBackgroundJobClientV2>();
+        Assert.That(jobs.ChangeState(jobId, new DeadServerProcessingState(), ScheduledState.StateName), Is.True);
+        await ExecuteAsync($"UPDATE workflow.workflow_runs SET status = 'Running', job_id = '{jobId}' WHERE uuid = '{id}'");
+
+        await RecoveryPassAsync();
+
+        await Eventually.UntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the recovered run to succeed");
+        Assert.That((await _client.GetAsync(id))!.Output!["test_step_output"]!["result"]!.Value<int>(), Is.EqualTo(42));
+    }
+
+    [Test]
+    public async Task RecoveryPass_LeavesALiveExecutionAlone()
+    {
+        var gate = Guid.NewGuid().ToString();
+        var id = await _client.EnqueueAsync<AddWaitSquareNoRetryWorkflow>(new WorkflowInput(new AddInput(), new WaitInput { Gate = gate }));
+        await _gates.Entered(gate).Task.WaitAsync(Deadline);
+        var jobId = (await _client.GetAsync(id))!.JobId!;
+
+        await RecoveryPassAsync();
+        await RecoveryPassAsync();
+
+        using (var connection = _host.Services.GetRequiredService<JobStorage>().GetConnection())
+        {
+            Assert.That(connection.GetStateData(jobId).Name, Is.EqualTo(ProcessingState.StateName));
+        }
+
+        Assert.That((await _client.GetAsync(id))!.Status, Is.EqualTo(WorkflowStatus.Running));
+        _gates.Open(gate);
+        await Eventually.UntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, "the run to succeed");
+        Assert.That(_log.Count(id, "WaitStep"), Is.EqualTo(1), "the live execution was never disturbed");
+    }
+
+    /// <summary>The Processing state a worker of a server that no longer exists would have written.</summary>
+    private sealed class DeadServerProcessingState : IState
+    {
+        public string Name => ProcessingState.StateName;
+
+        public string Reason => "taken by a worker that was then killed";
+
+        public bool IsFinal => false;
+
+        public bool IgnoreJobLoadException => false;
+
+        public Dictionary<string, string> SerializeData() => new()
+        {
+            ["StartedAt"] = global::Hangfire.Common.JobHelper.SerializeDateTime(DateTime.UtcNow),
+            ["ServerId"] = "dead-server",
+            ["WorkerId"] = "dead-worker",
+        };
+    }
+
+    private Task RecoveryPassAsync()
+        => _host.Services.GetServices<IWorkflowLeaderTask>().OfType<WorkflowRecoveryTask>().Single().RunOnceAsync(CancellationToken.None);
 
     private async Task<long> TerminateGuardConnectionAsync()
     {
@@ -107,6 +194,7 @@ public class RecoveryTests
             """
             SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
             WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.objsubid = 1 -- the runs' guards (one bigint key), not the leader loop's lock (two int keys)
             """);
     }
 

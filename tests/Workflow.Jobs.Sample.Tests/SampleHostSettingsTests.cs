@@ -84,6 +84,35 @@ public class SampleHostSettingsTests
         Assert.That(error.Message, Does.Contain("WorkflowJobs:Api:ApiKey is not set"));
     }
 
+    [TestCase("ops", null, "set both BasicAuthUserName and BasicAuthPassword")]
+    [TestCase(null, "secret", "set both BasicAuthUserName and BasicAuthPassword")]
+    [TestCase("o:ps", "secret", "BasicAuthUserName must not contain ':'")]
+    public void Load_Throws_WhenDashboardBasicCredentialsAreIncomplete(string? user, string? password, string expected)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => Load(new()
+        {
+            ["ConnectionStrings:WorkflowJobs"] = Connection,
+            ["WorkflowJobs:Dashboard:BasicAuthUserName"] = user,
+            ["WorkflowJobs:Dashboard:BasicAuthPassword"] = password,
+        }));
+
+        Assert.That(error!.Message, Does.Contain(expected).And.Not.Contain("secret"));
+    }
+
+    [Test]
+    public void Load_ReadsDashboardBasicCredentials_WhenBothAreSet()
+    {
+        var settings = Load(new()
+        {
+            ["ConnectionStrings:WorkflowJobs"] = Connection,
+            ["WorkflowJobs:Dashboard:BasicAuthUserName"] = "ops",
+            ["WorkflowJobs:Dashboard:BasicAuthPassword"] = "a long secret",
+        });
+
+        Assert.That(settings.DashboardBasicAuth, Is.True);
+        Assert.That((settings.DashboardUserName, settings.DashboardPassword), Is.EqualTo(("ops", "a long secret")));
+    }
+
     [Test]
     public void Load_NeverEchoesTheConnectionString_WhenItIsInvalid()
     {

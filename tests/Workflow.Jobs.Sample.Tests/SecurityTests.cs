@@ -20,7 +20,7 @@ using Workflow.Jobs.Sample.Configuration;
 namespace Workflow.Jobs.Sample.Tests;
 
 /// <summary>
-/// Security of the sample host (issue 5, item 5), on real PostgreSQL with a real Hangfire server:
+/// Security of the sample host, on real PostgreSQL with a real Hangfire server:
 /// <list type="bullet">
 /// <item>the dashboard, its Workflows page and the Retry/Cancel (and Hangfire's Requeue/Delete) commands refuse remote
 /// requests without credentials, and those commands change nothing;</item>
@@ -69,7 +69,7 @@ public sealed partial class SecurityTests
 
         await CreateSecretRoleAsync();
         var database = $"wjs_{Guid.NewGuid():N}"[..16] + "_secrets";
-        var connectionString = new NpgsqlConnectionStringBuilder(TestEnvironment.ServerConnectionString)
+        var connectionString = new NpgsqlConnectionStringBuilder(TestDatabases.ServerConnectionString)
         {
             Username = SecretRole,
             Password = _databasePassword,
@@ -119,7 +119,7 @@ public sealed partial class SecurityTests
     /// <summary>A superuser (it creates its database) whose password is the distinctive secret; the test cluster trusts local connections, so any password works.</summary>
     private async Task CreateSecretRoleAsync()
     {
-        await using var connection = new NpgsqlConnection(TestEnvironment.ServerConnectionString);
+        await using var connection = new NpgsqlConnection(TestDatabases.ServerConnectionString);
         await connection.OpenAsync();
         await using var create = new NpgsqlCommand($"""
             DO $$ BEGIN CREATE ROLE {SecretRole} LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
@@ -164,7 +164,7 @@ public sealed partial class SecurityTests
         var run = await SampleHost.WaitForFinalFailureAsync(_openClient, id);
         var job = run["jobId"]!.Value<string>()!;
         // The run is marked Failed from inside the job's state change, just before Hangfire commits it.
-        await SampleHost.WaitUntilAsync(() => Task.FromResult(JobState(job) == "Failed"), TimeSpan.FromSeconds(30), () => $"job {job} to be Failed");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(job) == "Failed"), TimeSpan.FromSeconds(30), () => $"job {job} to be Failed");
         return (id, job);
     }
 
@@ -339,6 +339,50 @@ public sealed partial class SecurityTests
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(body, Does.Contain("Workflows"));
+    }
+
+    [Test]
+    public async Task Dashboard_ServesLocalRequestWithoutCredentials_WhenBasicCredentialsAreConfigured()
+    {
+        var (status, body, _) = await SendAsync(_anonymous, Request(HttpMethod.Get, "/hangfire/workflows"));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body, Does.Contain("Workflows"));
+    }
+
+    [Test]
+    public async Task Dashboard_RefusesLocalAddress_WhenHostIsNotALoopbackName()
+    {
+        // A page of evil.example, whose name resolves to 127.0.0.1 (DNS rebinding), in the operator's browser.
+        var request = Request(HttpMethod.Get, "/hangfire/workflows");
+        request.Headers.Host = "evil.example";
+
+        var (status, _, response) = await SendAsync(_anonymous, request);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized), "not local: basic credentials are asked for");
+        Assert.That(response.Headers.WwwAuthenticate.ToString(), Does.StartWith("Basic"));
+    }
+
+    [Test]
+    public async Task DashboardCommand_IsLoggedWithTheBasicUser_WhenRemoteWithBasicCredentials()
+    {
+        var id = await _secured.EnqueueAsync(_keyed, "customer-provisioning", Input("audit", adminFailures: 20));
+        await SampleHost.WaitForFinalFailureAsync(_keyed, id);
+        using var client = _secured.CreateDefaultClient(new CookieContainerHandler());
+        var page = Request(HttpMethod.Get, $"/hangfire/workflows/{id}", remote: true);
+        page.Headers.Authorization = Basic(DashboardUser, _dashboardPassword);
+        var (pageStatus, body, _) = await SendAsync(client, page);
+        Assert.That(pageStatus, Is.EqualTo(HttpStatusCode.OK));
+        var antiforgery = (WebUtility.HtmlDecode(CsrfHeader().Match(body).Groups[1].Value), WebUtility.HtmlDecode(CsrfToken().Match(body).Groups[1].Value));
+        var cancel = Command($"/hangfire/workflows/{id}/cancel", antiforgery, remote: true);
+        cancel.Headers.Authorization = Basic(DashboardUser, _dashboardPassword);
+
+        var (status, _, _) = await SendAsync(client, cancel);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.NoContent));
+        var audit = _logs.Snapshot().Where(e => e.Contains("Workflow.Jobs.Dashboard[300]", StringComparison.Ordinal) && e.Contains(id.ToString(), StringComparison.Ordinal)).ToList();
+        Assert.That(audit, Has.Count.EqualTo(1));
+        Assert.That(audit[0], Does.Contain($"by {DashboardUser} from {RemoteAddress}"));
     }
 
     private static AuthenticationHeaderValue Basic(string user, string password)
@@ -545,7 +589,7 @@ public sealed partial class SecurityTests
     {
         var password = $"db-pw-{Guid.NewGuid():N}";
         var logs = new CapturingLoggerProvider();
-        var unreachable = new NpgsqlConnectionStringBuilder(TestEnvironment.ServerConnectionString)
+        var unreachable = new NpgsqlConnectionStringBuilder(TestDatabases.ServerConnectionString)
         {
             Port = 1, Username = SecretRole, Password = password, Database = "wjs_unreachable", Timeout = 5,
         }.ConnectionString;

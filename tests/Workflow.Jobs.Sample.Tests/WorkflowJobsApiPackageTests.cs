@@ -49,7 +49,7 @@ public class WorkflowJobsApiPackageTests
     private string _connectionString = null!;
 
     [OneTimeSetUp]
-    public async Task CreateDatabaseAsync() => _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(WorkflowJobsApiPackageTests));
+    public async Task CreateDatabaseAsync() => _connectionString = await TestDatabases.CreateAsync(nameof(WorkflowJobsApiPackageTests));
 
     private async Task<TestApp> StartAsync(Action<WebApplication> map, Action<IServiceCollection>? services = null)
     {

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
 
 namespace Workflow.Jobs;
@@ -19,29 +20,42 @@ internal interface IWorkflowJobDispatcher
 
     /// <summary>Deletes a job (its worker's cancellation token fires).</summary>
     void Delete(string jobId);
+
+    /// <summary>
+    /// Puts the job of an abandoned execution (its process or connection died) back in its queue, keeping its
+    /// retry budget; only while the job storage still shows it processing. False when it did not.
+    /// </summary>
+    bool RequeueAbandoned(string jobId, string? queue);
 }
 
-/// <summary>The <see cref="IWorkflowClient"/>: validation and persistence here, jobs through the dispatcher.</summary>
-internal sealed class WorkflowClient : IWorkflowClient
+/// <summary>
+/// The <see cref="IWorkflowClient"/>: creates runs (validation, persistence, pairing with a job) and asks
+/// for status changes by name; jobs go through the dispatcher, in the run's transaction when the job
+/// storage joins it, else through the outbox (<see cref="WorkflowJobRequests"/>).
+/// </summary>
+internal sealed partial class WorkflowClient : IWorkflowClient
 {
-    private static readonly WorkflowStatus[] Retryable = [WorkflowStatus.Failed, WorkflowStatus.Cancelled];
-    private static readonly WorkflowStatus[] Cancellable = [WorkflowStatus.Pending, WorkflowStatus.Running, WorkflowStatus.Failed];
+    internal const string NoDispatcherMessage =
+        "No job scheduler is configured for Workflow.Jobs: call AddHangfireJobs() on the builder returned by AddWorkflowJobs() " +
+        "(package Workflow.Jobs.Hangfire), or use IWorkflowRunner to execute in-process.";
 
-    private readonly WorkflowEngine _engine;
     private readonly IWorkflowStore _store;
     private readonly WorkflowRegistry _registry;
     private readonly IWorkflowJobDispatcher? _dispatcher;
+    private readonly WorkflowJobRequests _jobs;
     private readonly WorkflowMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly ILogger<WorkflowClient> _logger;
 
-    public WorkflowClient(WorkflowEngine engine, IWorkflowStore store, WorkflowRegistry registry, WorkflowMetrics metrics, TimeProvider time,
-        IWorkflowJobDispatcher? dispatcher = null)
+    public WorkflowClient(IWorkflowStore store, WorkflowRegistry registry, WorkflowJobRequests jobs, WorkflowMetrics metrics, TimeProvider time,
+        ILogger<WorkflowClient> logger, IWorkflowJobDispatcher? dispatcher = null)
     {
-        _engine = engine;
         _store = store;
         _registry = registry;
+        _jobs = jobs;
         _metrics = metrics;
         _time = time;
+        _logger = logger;
         _dispatcher = dispatcher;
     }
 
@@ -56,16 +70,138 @@ internal sealed class WorkflowClient : IWorkflowClient
     {
         ArgumentNullException.ThrowIfNull(workflowName);
         var workflow = _registry.Find(workflowName)
-            ?? throw new UnitOfWorkException($"Unknown workflow '{WorkflowDataError.Shorten(workflowName, 200)}'.", "unknown_workflow");
+            ?? throw new UnitOfWorkException($"Unknown workflow '{WorkflowDataError.Shorten(workflowName, 200)}'.", UnitOfWorkException.UnknownWorkflowCode);
         return EnqueueAsync(workflow, input, options, recurringId: null, cancellationToken);
     }
 
     internal async Task<Guid> EnqueueAsync(WorkflowDescriptor workflow, JObject input, EnqueueOptions? options, string? recurringId, CancellationToken cancellationToken)
     {
         var dispatcher = RequireDispatcher();
-        var result = await _engine.CreateAsync(workflow, input, options, recurringId,
-            runId => dispatcher.Enqueue(runId, workflow.Name, options?.Queue, options?.Delay), cancellationToken).ConfigureAwait(false);
+        var delay = options?.Delay is { } d && d > TimeSpan.Zero ? d : (TimeSpan?)null;
+        var record = NewRun(workflow, input, options, recurringId);
+        if (dispatcher.JoinsRunTransaction)
+        {
+            // One transaction: the job storage writes on the connection of the run's insert.
+            var created = await CreateAsync(workflow, record,
+                runId => dispatcher.Enqueue(runId, workflow.Name, options?.Queue, delay), cancellationToken).ConfigureAwait(false);
+            return created.Id;
+        }
+
+        // The outbox: the run commits marked as awaiting its job; the job is created after the commit.
+        var outboxRecord = record with { AwaitingJob = true, NotBefore = delay is { } wait ? record.Created + wait : null };
+        var result = await CreateAsync(workflow, outboxRecord, createJob: null, cancellationToken).ConfigureAwait(false);
+        if (result.Created)
+        {
+            await _jobs.AfterCommitAsync(new JobRequest(result.Id, JobRequestKind.Create, workflow.Name, options?.Queue, null, outboxRecord.NotBefore),
+                cancellationToken).ConfigureAwait(false);
+        }
+
         return result.Id;
+    }
+
+    public async Task<IReadOnlyList<Guid>> EnqueueManyAsync(string workflowName, IReadOnlyList<WorkflowEnqueueItem> items,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(workflowName);
+        ArgumentNullException.ThrowIfNull(items);
+        var dispatcher = RequireDispatcher();
+        var workflow = _registry.Find(workflowName)
+            ?? throw new UnitOfWorkException($"Unknown workflow '{WorkflowDataError.Shorten(workflowName, 200)}'.", UnitOfWorkException.UnknownWorkflowCode);
+
+        // Everything is validated before anything is written.
+        var records = new NewRunRecord[items.Count];
+        var errors = new List<WorkflowDataError>();
+        for (var index = 0; index < items.Count; index++)
+        {
+            var item = items[index];
+            if (item is null)
+            {
+                errors.Add(new WorkflowDataError($"[{index}]", "The item is required."));
+                continue;
+            }
+
+            try
+            {
+                var record = NewRun(workflow, item.Input, item.Options, recurringId: null);
+                var delay = item.Options?.Delay is { } d && d > TimeSpan.Zero ? d : (TimeSpan?)null;
+                records[index] = record with
+                {
+                    AwaitingJob = !dispatcher.JoinsRunTransaction,
+                    NotBefore = delay is { } wait ? record.Created + wait : null,
+                };
+            }
+            catch (WorkflowDataValidationException ex)
+            {
+                errors.AddRange(ex.Errors.Select(e => new WorkflowDataError(e.Path.Length == 0 ? $"[{index}]" : $"[{index}].{e.Path}", e.Message)));
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new WorkflowDataValidationException(errors);
+        }
+
+        var ids = new Guid[records.Length];
+        for (var offset = 0; offset < records.Length; offset += BatchSize)
+        {
+            var batch = records.Skip(offset).Take(BatchSize).ToList();
+            var results = await _store.CreateRunsAsync(batch,
+                dispatcher.JoinsRunTransaction ? run => dispatcher.Enqueue(run.Id, workflow.Name, run.Queue, Delay(run)) : null,
+                cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < results.Count; i++)
+            {
+                ids[offset + i] = results[i].Id;
+                if (results[i].Created)
+                {
+                    _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+                    if (!dispatcher.JoinsRunTransaction)
+                    {
+                        await _jobs.AfterCommitAsync(new JobRequest(batch[i].Id, JobRequestKind.Create, workflow.Name, batch[i].Queue, null, batch[i].NotBefore),
+                            cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+
+        LogCreatedMany(records.Length, workflow.Name);
+        return ids;
+    }
+
+    /// <summary>Runs (and jobs) created per transaction by <see cref="EnqueueManyAsync"/>.</summary>
+    internal const int BatchSize = 100;
+
+    private TimeSpan? Delay(NewRunRecord run) => run.NotBefore is { } notBefore && notBefore > _time.GetUtcNow() ? notBefore - _time.GetUtcNow() : null;
+
+    /// <summary>Validates and persists a run without a job (in-process execution through <see cref="IWorkflowRunner"/>).</summary>
+    internal async Task<Guid> CreateWithoutJobAsync(WorkflowDescriptor workflow, JObject input, CancellationToken cancellationToken)
+    {
+        var result = await CreateAsync(workflow, NewRun(workflow, input, options: null, recurringId: null), createJob: null, cancellationToken).ConfigureAwait(false);
+        return result.Id;
+    }
+
+    private NewRunRecord NewRun(WorkflowDescriptor workflow, JObject input, EnqueueOptions? options, string? recurringId)
+    {
+        var validated = WorkflowInputValidator.Validate(workflow, input);
+        if (options?.IdempotencyKey is { Length: > 200 })
+        {
+            throw new WorkflowDataValidationException([new WorkflowDataError("idempotency_key", "At most 200 characters.")]);
+        }
+
+        return new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, _time.GetUtcNow(),
+            options?.IdempotencyKey, recurringId, options?.Queue);
+    }
+
+    private async Task<CreateRunResult> CreateAsync(WorkflowDescriptor workflow, NewRunRecord record, Func<Guid, string?>? createJob,
+        CancellationToken cancellationToken)
+    {
+        var result = await _store.CreateRunAsync(record, createJob, cancellationToken).ConfigureAwait(false);
+        if (result.Created)
+        {
+            _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+            LogCreated(result.Id, workflow.Name, result.JobId);
+        }
+
+        return result;
     }
 
     public Task<WorkflowRun?> GetAsync(Guid workflowId, CancellationToken cancellationToken = default)
@@ -89,78 +225,53 @@ internal sealed class WorkflowClient : IWorkflowClient
 
     public async Task RetryAsync(Guid workflowId, CancellationToken cancellationToken = default)
     {
-        var dispatcher = RequireDispatcher();
-        var run = await _store.GetRunAsync(workflowId, includeSteps: false, cancellationToken).ConfigureAwait(false)
-            ?? throw new WorkflowRunNotFoundException(workflowId);
-        if (!await _store.TransitionAsync(workflowId, Retryable, WorkflowStatus.Pending, _time.GetUtcNow(), null, cancellationToken).ConfigureAwait(false))
+        RequireDispatcher();
+
+        // The run turns Pending and records "requeue its job" in one transaction; the requeue follows the
+        // commit, and the outbox does it if this process dies first (never a Pending run with a Failed job).
+        var change = await _store.TransitionAsync(workflowId, RunOperation.Retry, _time.GetUtcNow(), message: null, JobRequestKind.Requeue, cancellationToken)
+            .ConfigureAwait(false);
+        if (change is null)
         {
-            throw new WorkflowStateException(workflowId, run.Status, "retried");
+            var status = await _store.GetStatusAsync(workflowId, cancellationToken).ConfigureAwait(false)
+                ?? throw new WorkflowRunNotFoundException(workflowId);
+            throw new WorkflowStateException(workflowId, status, "retried");
         }
 
-        if (run.JobId is null || !dispatcher.Requeue(run.JobId, null))
+        if (change.Request is { } request)
         {
-            var jobId = dispatcher.Enqueue(workflowId, run.WorkflowName, null, null);
-            await _store.SetJobIdAsync(workflowId, jobId, cancellationToken).ConfigureAwait(false);
+            await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
+            _metrics.RunsRetried.Add(1, new KeyValuePair<string, object?>("workflow.name", request.WorkflowName));
         }
-
-        _metrics.RunsRetried.Add(1, new KeyValuePair<string, object?>("workflow.name", run.WorkflowName));
     }
 
     public async Task CancelAsync(Guid workflowId, CancellationToken cancellationToken = default)
     {
-        var run = await _store.GetRunAsync(workflowId, includeSteps: false, cancellationToken).ConfigureAwait(false)
-            ?? throw new WorkflowRunNotFoundException(workflowId);
-        if (run.Status == WorkflowStatus.Cancelled)
+        var change = await _store.TransitionAsync(workflowId, RunOperation.Cancel, _time.GetUtcNow(), message: null,
+            _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, cancellationToken).ConfigureAwait(false);
+        if (change is null)
         {
-            return;
-        }
-
-        if (!await _store.TransitionAsync(workflowId, Cancellable, WorkflowStatus.Cancelled, _time.GetUtcNow(), null, cancellationToken).ConfigureAwait(false))
-        {
-            var current = await _store.GetRunAsync(workflowId, includeSteps: false, cancellationToken).ConfigureAwait(false);
-            if (current?.Status == WorkflowStatus.Cancelled)
+            var status = await _store.GetStatusAsync(workflowId, cancellationToken).ConfigureAwait(false)
+                ?? throw new WorkflowRunNotFoundException(workflowId);
+            if (status == WorkflowStatus.Cancelled)
             {
                 return;
             }
 
-            throw new WorkflowStateException(workflowId, current?.Status ?? run.Status, "cancelled");
+            throw new WorkflowStateException(workflowId, status, "cancelled");
         }
 
-        if (run.JobId is not null)
+        if (change.Request is { } request)
         {
-            _dispatcher?.Delete(run.JobId);
+            await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private IWorkflowJobDispatcher RequireDispatcher()
-        => _dispatcher ?? throw new InvalidOperationException(
-            "No job scheduler is configured for Workflow.Jobs: call AddHangfireWorkflowJobs() (package Workflow.Jobs.Hangfire), or use IWorkflowRunner to execute in-process.");
-}
+    private IWorkflowJobDispatcher RequireDispatcher() => _dispatcher ?? throw new InvalidOperationException(NoDispatcherMessage);
 
-/// <summary>No run has the given id (or it was removed).</summary>
-public sealed class WorkflowRunNotFoundException : UnitOfWorkException
-{
-    /// <summary>Creates the exception.</summary>
-    public WorkflowRunNotFoundException(Guid workflowId) : base($"Workflow run {workflowId} does not exist.", "not_found")
-    {
-        WorkflowId = workflowId;
-    }
-}
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Enqueued {Count} workflow runs of {WorkflowName} in batches")]
+    private partial void LogCreatedMany(int count, string workflowName);
 
-/// <summary>The run's status does not allow the requested operation (retry a running run, cancel a succeeded one).</summary>
-public sealed class WorkflowStateException : InvalidOperationException
-{
-    /// <summary>Creates the exception.</summary>
-    public WorkflowStateException(Guid workflowId, WorkflowStatus status, string operation)
-        : base($"Workflow run {workflowId} is {status} and cannot be {operation}.")
-    {
-        WorkflowId = workflowId;
-        Status = status;
-    }
-
-    /// <summary>The run.</summary>
-    public Guid WorkflowId { get; }
-
-    /// <summary>Its status at the time.</summary>
-    public WorkflowStatus Status { get; }
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Created workflow run {WorkflowId} of {WorkflowName} (job {JobId})")]
+    private partial void LogCreated(Guid workflowId, string workflowName, string? jobId);
 }

@@ -20,6 +20,20 @@ public sealed class WorkflowJobsOptions
     public TimeSpan ExecutionLockPollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>
+    /// How old a job write recorded on a run (create, requeue or delete its job) must be before the outbox
+    /// does it in place of the caller that recorded it (which normally does it at once, after its commit).
+    /// Default 5 s.
+    /// </summary>
+    public TimeSpan OutboxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a run must be seen Running with no live execution (its guard free: the executing process or
+    /// its connection died) before the leader loop requeues its job. Longer than the storage's guard check
+    /// (a worker that lost its connection cancels its step body first). Default 2 s.
+    /// </summary>
+    public TimeSpan RecoveryDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// Register what an adapter package provides (used by <c>UseNpgsql</c> and the Hangfire package).
     /// </summary>
     internal void AddExtension(Action<IServiceCollection> registration)
@@ -35,6 +49,16 @@ public sealed class WorkflowJobsOptions
         if (ExecutionLockPollInterval <= TimeSpan.Zero)
         {
             throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(ExecutionLockPollInterval)} must be positive.");
+        }
+
+        if (RecoveryDelay < TimeSpan.Zero)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(RecoveryDelay)} must not be negative.");
+        }
+
+        if (OutboxDelay < TimeSpan.Zero)
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(OutboxDelay)} must not be negative.");
         }
 
         if (DefaultRetry is null || DefaultRetry.Attempts < 0 || DefaultRetry.DelaysInSeconds is null || DefaultRetry.DelaysInSeconds.Any(d => d < 0))

@@ -30,7 +30,11 @@ public static class WorkflowJobsServiceCollectionExtensions
         services.TryAddSingleton<IWorkflowCatalog>(sp => new WorkflowCatalog(sp.GetRequiredService<WorkflowRegistry>()));
         services.TryAddSingleton(sp => new WorkflowMetrics(sp.GetService<IMeterFactory>()));
         services.TryAddSingleton<WorkflowEngine>();
-        services.TryAddSingleton<IWorkflowRunner>(sp => sp.GetRequiredService<WorkflowEngine>());
+        services.TryAddSingleton<WorkflowRunner>();
+        services.TryAddSingleton<IWorkflowRunner>(sp => sp.GetRequiredService<WorkflowRunner>());
+        services.TryAddSingleton<WorkflowJobRequests>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowOutboxTask>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowRecoveryTask>());
         services.TryAddSingleton<WorkflowClient>();
         services.TryAddSingleton<IWorkflowClient>(sp => sp.GetRequiredService<WorkflowClient>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkflowJobsStartup>());

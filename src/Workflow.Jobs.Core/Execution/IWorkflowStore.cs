@@ -11,7 +11,41 @@ internal sealed record NewRunRecord(
     DateTimeOffset Created,
     string? IdempotencyKey = null,
     string? RecurringId = null,
-    string? Queue = null);
+    string? Queue = null)
+{
+    /// <summary>When the job should run at the earliest (an enqueue delay); null for at once.</summary>
+    public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>
+    /// Whether the run is written marked as awaiting its job (the outbox): the job is created after the
+    /// run commits, and the outbox creates it if that does not happen.
+    /// </summary>
+    public bool AwaitingJob { get; init; }
+}
+
+/// <summary>A job write that must follow a run's committed change (the outbox).</summary>
+internal enum JobRequestKind
+{
+    /// <summary>Nothing to do.</summary>
+    None = 0,
+
+    /// <summary>Create the run's job.</summary>
+    Create,
+
+    /// <summary>Put the run's job back in its queue with a fresh retry budget (or create one if it is gone).</summary>
+    Requeue,
+
+    /// <summary>Delete the run's job, if it has one.</summary>
+    Delete,
+}
+
+/// <summary>A pending job write of a run, as the outbox reads it.</summary>
+internal sealed record JobRequest(Guid RunId, JobRequestKind Kind, string WorkflowName, string? Queue, string? JobId, DateTimeOffset? NotBefore);
+
+/// <summary>What a status transition changed.</summary>
+/// <param name="Previous">The run's status before the change.</param>
+/// <param name="Request">The job write recorded with the change (to be done after it commits), if any.</param>
+internal sealed record RunChange(WorkflowStatus Previous, JobRequest? Request);
 
 /// <summary>What creating a run did.</summary>
 /// <param name="Id">The run's id: the new one, or the existing run's for a repeated idempotency key.</param>
@@ -41,10 +75,19 @@ internal sealed record StepStart(Guid StepId, string StepName, Guid? PrecedingSt
 internal interface IWorkflowStore
 {
     /// <summary>
-    /// Inserts the run (honouring its idempotency key) and, when <paramref name="dispatch"/> is given,
-    /// creates its job in the same transaction and stores the job id.
+    /// Inserts the run (honouring its idempotency key) and, when <paramref name="createJob"/> is given,
+    /// creates its job in the same transaction and stores the job id (the job storage must join that
+    /// transaction). Joins the caller's ambient transaction.
     /// </summary>
-    Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? dispatch, CancellationToken cancellationToken);
+    Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? createJob, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Inserts runs of one workflow in one transaction (joining the caller's), honouring idempotency keys,
+    /// and, when <paramref name="createJob"/> is given, creates the jobs of the new runs in that transaction.
+    /// Results are in the order of <paramref name="runs"/>.
+    /// </summary>
+    Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+        CancellationToken cancellationToken);
 
     Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken);
 
@@ -56,11 +99,34 @@ internal interface IWorkflowStore
     /// </summary>
     Task<IRunExecution> BeginExecutionAsync(Guid runId, CancellationToken cancellationToken);
 
-    /// <summary>Changes a run's status when it is in one of <paramref name="from"/>; returns whether it did.</summary>
-    Task<bool> TransitionAsync(Guid runId, IReadOnlyCollection<WorkflowStatus> from, WorkflowStatus to, DateTimeOffset now, string? message, CancellationToken cancellationToken);
+    /// <summary>
+    /// Applies <paramref name="operation"/> to the run when <see cref="WorkflowTransitions"/> allows it from the
+    /// run's current status, recording <paramref name="jobRequest"/> in the same transaction (a Delete only
+    /// when the run has a job). Returns null when the run does not exist or its status does not allow it.
+    /// </summary>
+    Task<RunChange?> TransitionAsync(Guid runId, RunOperation operation, DateTimeOffset now, string? message, JobRequestKind jobRequest,
+        CancellationToken cancellationToken);
 
-    /// <summary>Stores the job id of a run.</summary>
-    Task SetJobIdAsync(Guid runId, string jobId, CancellationToken cancellationToken);
+    /// <summary>The current status of a run, or null when it does not exist.</summary>
+    Task<WorkflowStatus?> GetStatusAsync(Guid runId, CancellationToken cancellationToken);
+
+    /// <summary>Job writes recorded before <paramref name="recordedBefore"/> and still not done, oldest first.</summary>
+    Task<IReadOnlyList<JobRequest>> GetJobRequestsAsync(DateTimeOffset recordedBefore, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks a job write done (when it is still the run's pending one), storing the job id when one was created.
+    /// Returns false when another write replaced it meanwhile.
+    /// </summary>
+    Task<bool> CompleteJobRequestAsync(Guid runId, JobRequestKind kind, string? jobId, CancellationToken cancellationToken);
+
+    /// <summary>Runs that are Running while no session holds their execution guard (their execution died).</summary>
+    Task<IReadOnlyList<AbandonedRun>> FindAbandonedRunsAsync(int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes the run's execution guard if nobody holds it (never waits) and loads the run; null when another
+    /// execution holds it. Disposing the result releases the guard.
+    /// </summary>
+    Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken);
 }
 
 /// <summary>One execution of a run, holding its guard. Every write is one transaction.</summary>
@@ -85,14 +151,33 @@ internal interface IRunExecution : IAsyncDisposable
     Task<bool> CompleteStepAsync(Guid stepId, JObject output, StepStart? next, JObject? runOutput, int completedSteps, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Records a failed step with the original message, and sets the run to <paramref name="runStatus"/>
-    /// (Failed; or Pending when a retry by the job scheduler may follow) with the same message.
+    /// Records a failed step with the original message, and applies <paramref name="runOperation"/> to the run
+    /// (<see cref="RunOperation.Fail"/>, or <see cref="RunOperation.FailForRetry"/> when the job scheduler may retry) with the same message.
     /// </summary>
-    Task FailStepAsync(Guid stepId, string message, WorkflowStatus runStatus, DateTimeOffset now, CancellationToken cancellationToken);
+    Task FailStepAsync(Guid stepId, string message, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Puts an interrupted run and step back to Pending (shutdown mid-step).</summary>
     Task InterruptAsync(Guid? stepId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Watches the guard while a step body runs (nothing else may use the execution until the watch is
+    /// disposed): the watch's token fires when the guard is lost (its connection died).
+    /// </summary>
+    IGuardWatch WatchGuard();
 }
+
+/// <summary>A watch over an execution's guard; disposing it stops the watch before the execution writes again.</summary>
+internal interface IGuardWatch : IAsyncDisposable
+{
+    /// <summary>Fires when the guard is lost.</summary>
+    CancellationToken Lost { get; }
+
+    /// <summary>Why the guard was lost (the connection's error), once <see cref="Lost"/> has fired.</summary>
+    Exception? Reason { get; }
+}
+
+/// <summary>A run that is Running while nobody holds its guard: its execution died.</summary>
+internal sealed record AbandonedRun(Guid RunId, string? JobId, string? Queue);

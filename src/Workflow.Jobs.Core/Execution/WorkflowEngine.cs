@@ -7,9 +7,10 @@ namespace Workflow.Jobs;
 
 /// <summary>
 /// Executes runs: the seed's <c>execute()</c> with checkpoints, resume, the execution guard and the
-/// definition check. Knows nothing of EF Core or Hangfire.
+/// definition check. It only executes (runs are created by the client); every status it writes is a named
+/// operation of <see cref="WorkflowTransitions"/>. Knows nothing of EF Core or Hangfire.
 /// </summary>
-internal sealed partial class WorkflowEngine : IWorkflowRunner
+internal sealed partial class WorkflowEngine
 {
     private readonly IWorkflowStore _store;
     private readonly WorkflowRegistry _registry;
@@ -29,37 +30,7 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
         _logger = logger;
     }
 
-    public async Task<Guid> CreateAsync<TWorkflow>(WorkflowInput input, CancellationToken cancellationToken = default)
-        where TWorkflow : WorkflowDefinition
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        var result = await CreateAsync(_registry.Get(typeof(TWorkflow)), input.ToJson(), options: null, recurringId: null, dispatch: null, cancellationToken)
-            .ConfigureAwait(false);
-        return result.Id;
-    }
-
-    /// <summary>Validates and persists a run; with <paramref name="dispatch"/>, creates its job atomically.</summary>
-    internal async Task<CreateRunResult> CreateAsync(WorkflowDescriptor workflow, JObject input, EnqueueOptions? options, string? recurringId,
-        Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
-    {
-        var validated = WorkflowInputValidator.Validate(workflow, input);
-        if (options?.IdempotencyKey is { Length: > 200 })
-        {
-            throw new WorkflowDataValidationException([new WorkflowDataError("idempotency_key", "At most 200 characters.")]);
-        }
-
-        var record = new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, _time.GetUtcNow(),
-            options?.IdempotencyKey, recurringId, options?.Queue);
-        var result = await _store.CreateRunAsync(record, dispatch, cancellationToken).ConfigureAwait(false);
-        if (result.Created)
-        {
-            _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
-            LogCreated(result.Id, workflow.Name, result.JobId);
-        }
-
-        return result;
-    }
-
+    /// <summary>Executes the run in-process (a failure is final: no job scheduler retries it).</summary>
     public Task<WorkflowOutput> ExecuteAsync(Guid workflowId, CancellationToken cancellationToken = default)
         => ExecuteAsync(workflowId, retriedByScheduler: false, cancellationToken);
 
@@ -72,7 +43,7 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
     {
         await using var execution = await _store.BeginExecutionAsync(workflowId, cancellationToken).ConfigureAwait(false);
         var run = execution.Run
-            ?? throw new UnitOfWorkException($"Workflow run {workflowId} does not exist.", "not_found") { WorkflowId = workflowId };
+            ?? throw new WorkflowRunNotFoundException(workflowId);
 
         if (run.Status == WorkflowStatus.Succeeded)
         {
@@ -84,12 +55,19 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
             throw Cancelled(run);
         }
 
+        if (!WorkflowTransitions.Allows(RunOperation.Start, run.Status))
+        {
+            // Finished for good (compensated): its forward steps never run again.
+            var message = $"Workflow run {run.Id} is {run.Status}; it does not run again.";
+            throw new UnitOfWorkException(message, UnitOfWorkException.RunFinishedCode, new NonRetryableException(message)) { WorkflowId = run.Id };
+        }
+
         var workflow = _registry.Find(run.WorkflowName);
         if (workflow is null)
         {
             var message = $"Workflow '{run.WorkflowName}' is not registered in this host.";
             await execution.FailRunAsync(message, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
-            throw new UnitOfWorkException(message, "unknown_workflow", new NonRetryableException(message)) { WorkflowId = run.Id };
+            throw new UnitOfWorkException(message, UnitOfWorkException.UnknownWorkflowCode, new NonRetryableException(message)) { WorkflowId = run.Id };
         }
 
         if (!run.StepNames.SequenceEqual(workflow.StepNames, StringComparer.Ordinal))
@@ -97,7 +75,7 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
             var message = $"Workflow '{run.WorkflowName}' changed since run {run.Id} started: the run has steps [{string.Join(", ", run.StepNames)}] " +
                           $"but the deployed definition has [{string.Join(", ", workflow.StepNames)}]. Finish it with the old definition or start a new run.";
             await execution.FailRunAsync(message, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
-            throw new UnitOfWorkException(message, "definition_mismatch", new NonRetryableException(message)) { WorkflowId = run.Id };
+            throw new UnitOfWorkException(message, UnitOfWorkException.DefinitionMismatchCode, new NonRetryableException(message)) { WorkflowId = run.Id };
         }
 
         using var activity = WorkflowTelemetry.Source.StartActivity("workflow.run " + workflow.Name);
@@ -183,12 +161,19 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
         activity?.SetTag("workflow.step.attempt", start.Attempt);
         var startedAt = Stopwatch.GetTimestamp();
         var tags = new TagList { { "workflow.name", workflow.Name }, { "workflow.step.name", step.Name } };
+        var watch = execution.WatchGuard();
         try
         {
-            var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
-            var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
-            var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated) { WorkflowName = workflow.Name, StepName = step.Name };
-            var output = await instance.ExecuteAsync(input, context, cancellationToken).ConfigureAwait(false);
+            WorkflowData output;
+            await using (watch.ConfigureAwait(false))
+            {
+                using var stepToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, watch.Lost);
+                var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
+                var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
+                var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated) { WorkflowName = workflow.Name, StepName = step.Name };
+                output = await instance.ExecuteAsync(input, context, stepToken.Token).ConfigureAwait(false);
+            }
+
             if (output.GetType() != step.OutputType && !step.OutputType.IsInstanceOfType(output))
             {
                 throw new NonRetryableException($"Step '{step.Name}' returned {output.GetType().Name} instead of {step.OutputType.Name}.");
@@ -204,13 +189,22 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
             await execution.InterruptAsync(start.StepId, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
             throw;
         }
+        catch (Exception ex) when (watch.Reason is { } lost)
+        {
+            // The guard's connection died under the step: nothing can be written on it any more, and another
+            // execution may take the run. The step body was cancelled; the database's own error surfaces, so
+            // the job scheduler treats it as an outage (retried without using the run's budget).
+            tags.Add("workflow.step.outcome", "guard_lost");
+            LogGuardLost(ex, run.Id, step.Name, start.StepId);
+            throw new WorkflowGuardLostException($"Workflow run {run.Id} lost its execution guard during step '{step.Name}': {lost.Message}", lost);
+        }
         catch (Exception ex)
         {
             tags.Add("workflow.step.outcome", "failed");
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             LogStepFailed(ex, run.Id, workflow.Name, step.Name, start.StepId, start.Attempt);
-            var runStatus = retriedByScheduler && !WorkflowFailures.IsFinal(ex) ? WorkflowStatus.Pending : WorkflowStatus.Failed;
-            await execution.FailStepAsync(start.StepId, ex.Message, runStatus, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            var runOperation = retriedByScheduler && !WorkflowFailures.IsFinal(ex) ? RunOperation.FailForRetry : RunOperation.Fail;
+            await execution.FailStepAsync(start.StepId, ex.Message, runOperation, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
             _metrics.RunsFailed.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
             throw new UnitOfWorkException(ex.Message, ex is WorkflowDataValidationException v ? v.Code : UnitOfWorkException.StepFailedCode, ex)
             {
@@ -232,10 +226,7 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
     }
 
     private static UnitOfWorkException Cancelled(RunRecord run)
-        => new($"Workflow run {run.Id} was cancelled.", "cancelled", new NonRetryableException($"Workflow run {run.Id} was cancelled.")) { WorkflowId = run.Id };
-
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Created workflow run {WorkflowId} of {WorkflowName} (job {JobId})")]
-    private partial void LogCreated(Guid workflowId, string workflowName, string? jobId);
+        => new($"Workflow run {run.Id} was cancelled.", UnitOfWorkException.CancelledCode, new NonRetryableException($"Workflow run {run.Id} was cancelled.")) { WorkflowId = run.Id };
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Executing workflow run {WorkflowId} of {WorkflowName} from step {StepIndex}/{StepCount}, attempt {Attempt}")]
     private partial void LogStarted(Guid workflowId, string workflowName, int stepIndex, int stepCount, int attempt);
@@ -245,6 +236,9 @@ internal sealed partial class WorkflowEngine : IWorkflowRunner
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} of {WorkflowName} failed on attempt {Attempt}")]
     private partial void LogStepFailed(Exception exception, Guid workflowId, string workflowName, string stepName, Guid stepId, int attempt);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was cancelled: its execution guard was lost; the run resumes elsewhere")]
+    private partial void LogGuardLost(Exception exception, Guid workflowId, string stepName, Guid stepId);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
     private partial void LogInterrupted(Guid workflowId, string stepName, Guid stepId);

@@ -5,7 +5,8 @@ internal static class WorkflowFailures
 {
     private static readonly HashSet<string> FinalCodes = new(StringComparer.Ordinal)
     {
-        WorkflowDataValidationException.ValidationFailedCode, "definition_mismatch", "unknown_workflow", "not_found", "cancelled",
+        WorkflowDataValidationException.ValidationFailedCode, UnitOfWorkException.DefinitionMismatchCode, UnitOfWorkException.UnknownWorkflowCode,
+        UnitOfWorkException.NotFoundCode, UnitOfWorkException.CancelledCode, UnitOfWorkException.RunFinishedCode,
     };
 
     /// <summary>

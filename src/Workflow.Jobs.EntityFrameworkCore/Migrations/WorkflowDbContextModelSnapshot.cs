@@ -68,9 +68,18 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("character varying(100)")
                         .HasColumnName("job_id");
 
+                    b.Property<string>("JobRequest")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("job_request");
+
                     b.Property<DateTimeOffset>("Modified")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("modified");
+
+                    b.Property<DateTimeOffset?>("NotBefore")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("not_before");
 
                     b.Property<string>("OutputData")
                         .HasColumnType("jsonb")
@@ -116,6 +125,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .IsUnique()
                         .HasDatabaseName("ux_workflow_runs_idempotency_key")
                         .HasFilter("idempotency_key IS NOT NULL");
+
+                    b.HasIndex("Modified")
+                        .HasDatabaseName("ix_workflow_runs_job_request")
+                        .HasFilter("job_request IS NOT NULL");
 
                     b.HasIndex("RecurringId", "Created")
                         .HasDatabaseName("ix_workflow_runs_recurring_created")

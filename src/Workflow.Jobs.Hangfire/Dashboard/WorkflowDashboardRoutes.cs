@@ -4,15 +4,18 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary>
-/// Adds the Workflows pages, their commands and the menu item to Hangfire's dashboard. Hangfire keeps
-/// routes and menu items in process-wide lists, so they are added once per process (by the type
-/// initializer, which the runtime runs exactly once); every request then resolves the workflow services
-/// of its own host (<c>HttpContext.RequestServices</c>), so several hosts in one process each show their own runs.
+/// Adds the Workflows pages, their commands, their stylesheet and script, and the menu item to Hangfire's dashboard.
+/// Hangfire keeps routes, resources and menu items in process-wide lists, so they are added once per process (by the
+/// type initializer, which the runtime runs exactly once); every request then resolves the workflow services of its
+/// own host (<c>HttpContext.RequestServices</c>), so several hosts in one process each show their own runs.
 /// </summary>
 internal static class WorkflowDashboardRoutes
 {
     /// <summary>The list page, relative to the dashboard.</summary>
     public const string ListPath = "/workflows";
+
+    public const string StylesheetResource = "Workflow.Jobs.Hangfire.Dashboard.workflows.css";
+    public const string ScriptResource = "Workflow.Jobs.Hangfire.Dashboard.workflows.js";
 
     private const string IdPattern = "(?<Id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})";
 
@@ -32,6 +35,11 @@ internal static class WorkflowDashboardRoutes
         routes.Add(ListPath + "/" + IdPattern, new WorkflowPageDispatcher(WorkflowPageLoader.LoadRunAsync));
         routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.Cancel + ")",
             new WorkflowCommandDispatcher());
+
+        // Served in the dashboard's combined stylesheet and script (cached by the browser like Hangfire's own).
+        var assembly = typeof(WorkflowDashboardRoutes).Assembly;
+        DashboardRoutes.AddStylesheet(assembly, StylesheetResource);
+        DashboardRoutes.AddJavaScript(assembly, ScriptResource);
 
         // Second, after "Jobs": the place operators look first.
         NavigationMenu.Items.Insert(Math.Min(1, NavigationMenu.Items.Count), MenuItemFor);

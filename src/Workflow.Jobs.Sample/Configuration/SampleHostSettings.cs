@@ -64,7 +64,7 @@ public sealed class SampleHostSettings
     /// <summary><c>WorkflowJobs:Workers:ServerName</c>: the Hangfire server name; default the machine name.</summary>
     public string ServerName { get; init; } = Environment.MachineName;
 
-    /// <summary><c>WorkflowJobs:Workers:QueuePollIntervalMs</c>: how often idle workers poll. Default 100 ms (the library's default).</summary>
+    /// <summary><c>WorkflowJobs:Workers:QueuePollIntervalMs</c>: how often idle workers poll. Default 50 ms (the library's default).</summary>
     public TimeSpan? QueuePollInterval { get; init; }
 
     /// <summary><c>WorkflowJobs:Workers:InvisibilityTimeoutSeconds</c>: recovery bound after a worker dies. Default 60 s (the library's default).</summary>
@@ -84,6 +84,18 @@ public sealed class SampleHostSettings
 
     /// <summary><c>WorkflowJobs:Api:ApiKey</c>: enables the built-in <c>ApiKey</c> policy (header <c>X-Api-Key</c>). Never logged.</summary>
     public string? ApiKey { get; init; }
+
+    /// <summary>
+    /// <c>WorkflowJobs:Dashboard:BasicAuthUserName</c>: with <see cref="DashboardPassword"/>, lets remote requests into
+    /// the dashboard with these HTTP basic credentials (local requests need none). Default none: local requests only.
+    /// </summary>
+    public string? DashboardUserName { get; init; }
+
+    /// <summary><c>WorkflowJobs:Dashboard:BasicAuthPassword</c>: the dashboard's basic password. Never logged.</summary>
+    public string? DashboardPassword { get; init; }
+
+    /// <summary>Whether remote requests may enter the dashboard with basic credentials.</summary>
+    public bool DashboardBasicAuth => DashboardUserName is not null && DashboardPassword is not null;
 
     /// <summary><c>WorkflowJobs:Api:MaxRequestBodyBytes</c>: largest accepted request body. Default 256 KiB; larger bodies get 413.</summary>
     public int MaxRequestBodyBytes { get; init; } = 256 * 1024;
@@ -204,6 +216,19 @@ public sealed class SampleHostSettings
             errors.Add($"WorkflowJobs:Api uses the '{ApiKeyDefaults.PolicyName}' policy but WorkflowJobs:Api:ApiKey is not set.");
         }
 
+        var dashboard = section.GetSection("Dashboard");
+        var dashboardUser = Blank(dashboard["BasicAuthUserName"]);
+        var dashboardPassword = string.IsNullOrEmpty(dashboard["BasicAuthPassword"]) ? null : dashboard["BasicAuthPassword"];
+        if ((dashboardUser is null) != (dashboardPassword is null))
+        {
+            errors.Add("WorkflowJobs:Dashboard: set both BasicAuthUserName and BasicAuthPassword to use basic authentication, or neither.");
+        }
+
+        if (dashboardUser?.Contains(':', StringComparison.Ordinal) == true)
+        {
+            errors.Add("WorkflowJobs:Dashboard:BasicAuthUserName must not contain ':'.");
+        }
+
         var settings = new SampleHostSettings
         {
             ConnectionString = connectionString ?? "",
@@ -219,6 +244,8 @@ public sealed class SampleHostSettings
             WritePolicy = writePolicy,
             ReadPolicy = readPolicy,
             ApiKey = Blank(apiKey),
+            DashboardUserName = dashboardUser,
+            DashboardPassword = dashboardPassword,
             MaxRequestBodyBytes = ReadInt(api, "MaxRequestBodyBytes", 1024, 64 * 1024 * 1024, errors, "WorkflowJobs:Api:") ?? 256 * 1024,
             Exporter = exporter,
             OtlpEndpoint = otlp,

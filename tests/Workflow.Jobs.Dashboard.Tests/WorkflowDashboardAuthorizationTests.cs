@@ -1,69 +1,71 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Security.Claims;
-using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Workflow.Jobs.Sample.Tests.Dashboard;
+namespace Workflow.Jobs.Dashboard.Tests;
 
 /// <summary>
-/// Who may open the dashboard and run its commands: local requests by default; remote ones only with basic
-/// credentials or an authorization policy. "Remote" is a request forwarded for another address (X-Forwarded-For).
+/// Who may open the dashboard and run its commands: local requests (loopback address and loopback Host name) by
+/// default; with an authorization policy, whoever satisfies it. "Remote" is a request forwarded for another address
+/// (X-Forwarded-For).
 /// </summary>
 [TestFixture]
 [Parallelizable(ParallelScope.Self)]
 public sealed class WorkflowDashboardAuthorizationTests
 {
-    private const string User = "ops";
-    private const string Password = "correct horse battery staple";
     private const string Policy = "dashboard-ops";
 
+    private readonly CapturingLoggerProvider _policyLogs = new();
     private DashboardTestHost _localOnly = null!;
-    private DashboardTestHost _basic = null!;
     private DashboardTestHost _policy = null!;
 
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _localOnly = await DashboardTestHost.StartAsync("auth-local", runServer: false);
-
-        // Basic credentials from configuration, as an operator would set them (WorkflowJobs__Dashboard__BasicAuthPassword).
-        _basic = await DashboardTestHost.StartAsync("auth-basic", runServer: false, configureBuilder: b => b.Configuration.AddInMemoryCollection(
-            new Dictionary<string, string?>
+        // Emptying Hangfire's filter lists in ConfigureDashboard must not open the dashboard: every test below that
+        // expects a refusal from this host proves the local-only rule still holds.
+        _localOnly = await DashboardTestHost.StartAsync("auth-local", o => o.ConfigureDashboard = d =>
+        {
+            d.Authorization = [];
+            d.AsyncAuthorization = [];
+        }, runServer: false);
+        _policy = await DashboardTestHost.StartAsync("auth-policy", o =>
             {
-                ["WorkflowJobs:Dashboard:BasicAuthUserName"] = User,
-                ["WorkflowJobs:Dashboard:BasicAuthPassword"] = Password,
-            }));
-
-        _policy = await DashboardTestHost.StartAsync("auth-policy", o => o.AuthorizationPolicy = Policy, runServer: false,
+                o.AuthorizationPolicy = Policy;
+                o.ReadOnlyFunc = http => http.User.Identity?.Name == "reader";
+            },
+            runServer: false,
             configureBuilder: b =>
             {
                 b.Services.AddAuthentication(HeaderAuthenticationHandler.SchemeName)
                     .AddScheme<AuthenticationSchemeOptions, HeaderAuthenticationHandler>(HeaderAuthenticationHandler.SchemeName, _ => { });
                 b.Services.AddAuthorization(o => o.AddPolicy(Policy, p => p.RequireAuthenticatedUser().RequireRole("ops")));
             },
-            configurePipeline: app => app.UseAuthentication());
+            logs: _policyLogs);
     }
 
     [OneTimeTearDown]
     public async Task StopAsync()
     {
         await _localOnly.DisposeAsync();
-        await _basic.DisposeAsync();
         await _policy.DisposeAsync();
     }
 
-    [Test]
-    public async Task Page_IsServed_WhenRequestIsLocal()
+    [TestCase(null)]
+    [TestCase("localhost")]
+    [TestCase("LOCALHOST")]
+    [TestCase("127.0.0.1")]
+    [TestCase("[::1]")]
+    public async Task Page_IsServed_WhenRequestIsLocal(string? host)
     {
         using var client = _localOnly.CreateClient();
+        client.Host = host is null ? null : host + ":" + _localOnly.BaseAddress.Port;
 
         var (status, body, _) = await client.GetAsync("/hangfire/workflows");
 
@@ -75,7 +77,7 @@ public sealed class WorkflowDashboardAuthorizationTests
     [TestCase("/hangfire/workflows/9b0c8a55-2f4e-4d0e-9d51-1f1a4a2b6c7d")]
     [TestCase("/hangfire")]
     [TestCase("/hangfire/jobs/enqueued")]
-    public async Task Page_IsRefused_WhenRemoteAndNoRemoteAccessConfigured(string path)
+    public async Task Page_IsRefused_WhenRemoteAndNoPolicyConfigured(string path)
     {
         using var client = _localOnly.CreateClient(remote: true);
 
@@ -85,9 +87,39 @@ public sealed class WorkflowDashboardAuthorizationTests
         Assert.That(body, Does.Contain("local requests only"));
     }
 
+    [TestCase("evil.example")]
+    [TestCase("localhost.evil.example")]
+    [TestCase("127.0.0.1.nip.io")]
+    public async Task Page_IsRefused_WhenLocalAddressButHostIsNotLoopbackName(string host)
+    {
+        // DNS rebinding: a page of evil.example, whose name now resolves to 127.0.0.1, calls the dashboard from the
+        // operator's own browser. The connection is local; only the Host header tells.
+        using var client = _localOnly.CreateClient();
+        client.Host = host + ":" + _localOnly.BaseAddress.Port;
+
+        var (status, body, _) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That(body, Does.Contain("local requests only").And.Not.Contain("page-header"));
+    }
+
+    [Test]
+    public async Task Command_IsRefused_WhenLocalAddressButHostIsNotLoopbackName()
+    {
+        var id = await _localOnly.EnqueueHelloAsync();
+        using var client = _localOnly.CreateClient();
+        await client.GetAsync($"/hangfire/workflows/{id}");
+        client.Host = "evil.example:" + _localOnly.BaseAddress.Port;
+
+        var (status, _) = await client.PostAsync($"/hangfire/workflows/{id}/cancel");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That((await _localOnly.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Pending));
+    }
+
     [TestCase("cancel")]
     [TestCase("retry")]
-    public async Task Command_IsRefused_WhenRemoteAndNoRemoteAccessConfigured(string command)
+    public async Task Command_IsRefused_WhenRemoteAndNoPolicyConfigured(string command)
     {
         var id = await _localOnly.EnqueueHelloAsync();
         using var local = _localOnly.CreateClient();
@@ -101,63 +133,6 @@ public sealed class WorkflowDashboardAuthorizationTests
     }
 
     [Test]
-    public async Task Page_AsksForBasicCredentials_WhenRemoteWithoutCredentials()
-    {
-        using var client = _basic.CreateClient(remote: true);
-
-        var (status, _, response) = await client.GetAsync("/hangfire/workflows");
-
-        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
-        Assert.That(response.Headers.WwwAuthenticate.ToString(), Does.StartWith("Basic realm=\"Workflow.Jobs dashboard\""));
-    }
-
-    [Test]
-    public async Task Page_IsRefused_WhenBasicPasswordWrong()
-    {
-        using var client = _basic.CreateClient(remote: true, authorization: () => Basic(User, "wrong"));
-
-        var (status, _, _) = await client.GetAsync("/hangfire/workflows");
-
-        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
-    }
-
-    [Test]
-    public async Task Page_IsServed_WhenBasicCredentialsMatch()
-    {
-        using var client = _basic.CreateClient(remote: true, authorization: () => Basic(User, Password));
-
-        var (status, body, _) = await client.GetAsync("/hangfire/workflows");
-
-        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
-        Assert.That(body, Does.Contain("page-header\">Workflows"));
-    }
-
-    [Test]
-    public async Task Cancel_CancelsRun_WhenRemoteWithBasicCredentials()
-    {
-        var id = await _basic.EnqueueHelloAsync();
-        using var client = _basic.CreateClient(remote: true, authorization: () => Basic(User, Password));
-        await client.GetAsync($"/hangfire/workflows/{id}");
-
-        var (status, _) = await client.PostAsync($"/hangfire/workflows/{id}/cancel");
-
-        Assert.That(status, Is.EqualTo(HttpStatusCode.NoContent));
-        Assert.That((await _basic.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Cancelled));
-    }
-
-    [Test]
-    public async Task Cancel_IsRefused_WhenRemoteWithoutCredentials()
-    {
-        var id = await _basic.EnqueueHelloAsync();
-        using var client = _basic.CreateClient(remote: true);
-
-        var (status, _) = await client.PostAsync($"/hangfire/workflows/{id}/cancel");
-
-        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
-        Assert.That((await _basic.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Pending));
-    }
-
-    [Test]
     public async Task Page_IsChallenged_WhenRemoteAndNotAuthenticated()
     {
         using var client = _policy.CreateClient(remote: true);
@@ -166,6 +141,16 @@ public sealed class WorkflowDashboardAuthorizationTests
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
         Assert.That(response.Headers.WwwAuthenticate.ToString(), Does.StartWith(HeaderAuthenticationHandler.SchemeName), "the policy's authentication challenges");
+    }
+
+    [Test]
+    public async Task Page_IsChallenged_WhenLocalAndNotAuthenticated()
+    {
+        using var client = _policy.CreateClient();
+
+        var (status, _, _) = await client.GetAsync("/hangfire/workflows");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized), "with a policy, the policy decides for local requests too");
     }
 
     [Test]
@@ -193,7 +178,7 @@ public sealed class WorkflowDashboardAuthorizationTests
     }
 
     [Test]
-    public async Task Cancel_CancelsRun_WhenUserSatisfiesPolicy()
+    public async Task Cancel_CancelsRunAndLogsTheUser_WhenUserSatisfiesPolicy()
     {
         var id = await _policy.EnqueueHelloAsync();
         using var client = _policy.CreateClient(remote: true);
@@ -205,6 +190,34 @@ public sealed class WorkflowDashboardAuthorizationTests
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.NoContent));
         Assert.That((await _policy.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Cancelled));
+        var audit = _policyLogs.Entries.Where(e => e.Category == "Workflow.Jobs.Dashboard" && e.EventId.Id == 300 && e.Message.Contains(id.ToString(), StringComparison.Ordinal)).ToList();
+        Assert.That(audit, Has.Count.EqualTo(1), "one audit entry for the command");
+        Assert.That(audit[0].Message, Does.Contain("by alice from " + DashboardTestHost.RemoteAddress));
+    }
+
+    [Test]
+    public async Task ReadOnlyFunc_SeesThePolicysUser_WhenDecidingPerRequest()
+    {
+        var id = await _policy.EnqueueHelloAsync();
+        using var reader = _policy.CreateClient(remote: true);
+        reader.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "reader";
+        reader.ExtraHeaders[HeaderAuthenticationHandler.RoleHeader] = "ops";
+        using var alice = _policy.CreateClient(remote: true);
+        alice.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "alice";
+        alice.ExtraHeaders[HeaderAuthenticationHandler.RoleHeader] = "ops";
+
+        var (_, readerPage, _) = await reader.GetAsync($"/hangfire/workflows/{id}");
+        var (_, alicePage, _) = await alice.GetAsync($"/hangfire/workflows/{id}");
+        var (status, body) = await reader.PostAsync($"/hangfire/workflows/{id}/cancel");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(readerPage, Does.Contain("Read-only dashboard").And.Not.Contain("id=\"workflow-cancel\""));
+            Assert.That(alicePage, Does.Contain("id=\"workflow-cancel\""));
+            Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+            Assert.That(body, Does.Contain("read-only"));
+        });
+        Assert.That((await _policy.GetRunAsync(id)).Status, Is.EqualTo(WorkflowStatus.Pending));
     }
 
     [Test]
@@ -224,9 +237,11 @@ public sealed class WorkflowDashboardAuthorizationTests
     public async Task ListPage_ShowsOnlyItsOwnHostsRuns_WhenHostsShareTheProcess()
     {
         var mine = await _localOnly.EnqueueHelloAsync("mine");
-        var theirs = await _basic.EnqueueHelloAsync("theirs");
+        var theirs = await _policy.EnqueueHelloAsync("theirs");
         using var client = _localOnly.CreateClient();
-        using var other = _basic.CreateClient();
+        using var other = _policy.CreateClient();
+        other.ExtraHeaders[HeaderAuthenticationHandler.UserHeader] = "alice";
+        other.ExtraHeaders[HeaderAuthenticationHandler.RoleHeader] = "ops";
 
         var (_, body, _) = await client.GetAsync("/hangfire/workflows");
         var (_, otherBody, _) = await other.GetAsync("/hangfire/workflows");
@@ -239,23 +254,23 @@ public sealed class WorkflowDashboardAuthorizationTests
     }
 
     [Test]
-    public void UseWorkflowJobsDashboard_Throws_WhenPolicyIsNotDefined()
+    public void MapWorkflowJobsDashboard_Throws_WhenPolicyIsNotDefined()
     {
         using var app = BuildUnstartedApp(_localOnly.ConnectionString, b => b.Services.AddAuthorization());
 
-        var error = Assert.Throws<InvalidOperationException>(() => app.UseWorkflowJobsDashboard(configure: o => o.AuthorizationPolicy = "missing"));
+        var error = Assert.Throws<InvalidOperationException>(() => app.MapWorkflowJobsDashboard(configure: o => o.AuthorizationPolicy = "missing"));
 
         Assert.That(error!.Message, Does.Contain("'missing' is not defined"));
     }
 
     [Test]
-    public void UseWorkflowJobsDashboard_Throws_WhenBasicPasswordMissing()
+    public void MapWorkflowJobsDashboard_Throws_WhenPolicyIsNamedButAuthorizationIsNotConfigured()
     {
         using var app = BuildUnstartedApp(_localOnly.ConnectionString, null);
 
-        var error = Assert.Throws<InvalidOperationException>(() => app.UseWorkflowJobsDashboard(configure: o => o.BasicAuthUserName = "ops"));
+        var error = Assert.Throws<InvalidOperationException>(() => app.MapWorkflowJobsDashboard(configure: o => o.AuthorizationPolicy = "ops"));
 
-        Assert.That(error!.Message, Does.Contain("BasicAuthPassword"));
+        Assert.That(error!.Message, Does.Contain("AddAuthorization"));
     }
 
     private static WebApplication BuildUnstartedApp(string connectionString, Action<WebApplicationBuilder>? configure)
@@ -266,9 +281,6 @@ public sealed class WorkflowDashboardAuthorizationTests
         configure?.Invoke(builder);
         return builder.Build();
     }
-
-    private static AuthenticationHeaderValue Basic(string user, string password)
-        => new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(user + ":" + password)));
 }
 
 /// <summary>A stand-in for a real sign-in: the user and role come from request headers.</summary>

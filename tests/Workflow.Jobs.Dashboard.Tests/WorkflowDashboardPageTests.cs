@@ -1,7 +1,8 @@
 using System.Net;
 using System.Text.RegularExpressions;
+using Npgsql;
 
-namespace Workflow.Jobs.Sample.Tests.Dashboard;
+namespace Workflow.Jobs.Dashboard.Tests;
 
 /// <summary>The Workflows page and run page, Retry and Cancel, on a real host with a real Hangfire server.</summary>
 [TestFixture]
@@ -86,6 +87,79 @@ public sealed partial class WorkflowDashboardPageTests
         {
             Assert.That(ids, Is.SupersetOf(_hello));
             Assert.That(ids, Does.Not.Contain(_failed));
+        });
+    }
+
+    [TestCase("Running,Succeeded")]
+    [TestCase("Failed,Succeeded")]
+    [TestCase("3")]
+    [TestCase("Bogus")]
+    public async Task ListPage_Answers400NamingStatus_WhenStatusIsNotOneName(string status)
+    {
+        using var client = _host.CreateClient();
+
+        var (code, body, _) = await client.GetAsync("/hangfire/workflows?status=" + Uri.EscapeDataString(status));
+
+        Assert.That(code, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body, Does.Contain("id=\"workflow-filter-error\"").And.Contain("The parameter &#39;status&#39;").And.Contain("expected one of"));
+        Assert.That(Rows(body), Is.Empty, "no run is listed for a filter that cannot be applied (no Failed run under Running,Succeeded)");
+    }
+
+    [Test]
+    public async Task ListPage_Answers400NamingName_WhenNameContainsNul()
+    {
+        using var client = _host.CreateClient();
+
+        var (code, body, _) = await client.GetAsync("/hangfire/workflows?name=dashboard%00hello");
+
+        Assert.That(code, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body, Does.Contain("The parameter &#39;name&#39; contains a NUL character"));
+        Assert.That(Rows(body), Is.Empty);
+    }
+
+    [TestCase(WorkflowStatus.Waiting, "label-info")]
+    [TestCase(WorkflowStatus.Compensated, "workflow-status-compensated")]
+    public async Task ListPage_ShowsAndFiltersStatus_WhenRunIsInNewStatus(WorkflowStatus status, string css)
+    {
+        // A delayed run is never picked up; its stored status is set as the engine would set it.
+        var id = await _host.EnqueueHelloAsync("status " + status, TimeSpan.FromHours(1));
+        await SetStatusAsync(id, status);
+        using var client = _host.CreateClient();
+
+        var (code, body, _) = await client.GetAsync("/hangfire/workflows?status=" + status.ToString().ToLowerInvariant());
+        var (_, runPage, _) = await client.GetAsync($"/hangfire/workflows/{id}");
+
+        Assert.That(code, Is.EqualTo(HttpStatusCode.OK));
+        var rows = Rows(body);
+        Assert.Multiple(() =>
+        {
+            Assert.That(rows.Select(r => r.Id), Does.Contain(id));
+            Assert.That(rows.Select(r => r.Status), Is.All.EqualTo(status.ToString()));
+            Assert.That(rows.Single(r => r.Id == id).Html, Does.Contain(css).And.Contain($"data-status=\"{status}\""));
+            Assert.That(body, Does.Contain($"<option value=\"{status}\" selected>"), "the status filter offers it");
+            Assert.That(runPage, Does.Contain($"data-status=\"{status}\""));
+        });
+    }
+
+    [Test]
+    public async Task Pages_UseDashboardStylesheetAndScript_WhenRendered()
+    {
+        using var client = _host.CreateClient();
+        var (_, body, _) = await client.GetAsync($"/hangfire/workflows/{_failed}");
+        var css = StylesheetLink().Match(body);
+        var js = ScriptLink().Match(body);
+        Assert.That(css.Success && js.Success, Is.True, "the layout links Hangfire's combined stylesheet and script");
+
+        var (cssStatus, stylesheet, _) = await client.GetAsync(css.Groups["href"].Value);
+        var (jsStatus, script, _) = await client.GetAsync(js.Groups["href"].Value);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(body, Does.Not.Contain("<style>").And.Not.Contain("fetch("), "no inline stylesheet or script in the page");
+            Assert.That(cssStatus, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(stylesheet, Does.Contain(".workflow-progress"));
+            Assert.That(jsStatus, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(script, Does.Contain("data-workflow-command"));
         });
     }
 
@@ -248,11 +322,27 @@ public sealed partial class WorkflowDashboardPageTests
         });
     }
 
+    private async Task SetStatusAsync(Guid id, WorkflowStatus status)
+    {
+        await using var connection = new NpgsqlConnection(_host.ConnectionString);
+        await connection.OpenAsync();
+        await using var update = new NpgsqlCommand("UPDATE workflow.workflow_runs SET status = @status WHERE uuid = @id", connection);
+        update.Parameters.AddWithValue("status", status.ToString());
+        update.Parameters.AddWithValue("id", id);
+        Assert.That(await update.ExecuteNonQueryAsync(), Is.EqualTo(1));
+    }
+
     private static List<(Guid Id, string Status, string Html)> Rows(string body)
         => RunRows().Matches(body).Select(m => (Guid.Parse(m.Groups["id"].Value), m.Groups["status"].Value, m.Groups["html"].Value)).ToList();
 
     [GeneratedRegex("<tr class=\"js-workflow-run\" data-workflow-id=\"(?<id>[0-9a-f-]{36})\" data-status=\"(?<status>\\w+)\">(?<html>.*?)</tr>", RegexOptions.Singleline)]
     private static partial Regex RunRows();
+
+    [GeneratedRegex("<link rel=\"stylesheet\" href=\"(?<href>/hangfire/css\\d+)\"")]
+    private static partial Regex StylesheetLink();
+
+    [GeneratedRegex("<script src=\"(?<href>/hangfire/js\\d+)\"")]
+    private static partial Regex ScriptLink();
 
     [GeneratedRegex("<tr class=\"js-workflow-step\" data-step=\"(?<name>[^\"]+)\">(?<html>.*?)</tr>", RegexOptions.Singleline)]
     private static partial Regex StepRows();

@@ -6,57 +6,9 @@ using Microsoft.Extensions.Logging;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary>
-/// Renders a Workflows page: loads its data asynchronously from the request's own services, then renders
-/// the page (a <see cref="RazorPage"/> inside Hangfire's layout) through Hangfire's page dispatcher.
-/// </summary>
-/// <remarks>
-/// <see cref="RazorPage.Execute"/> is synchronous and a page can only be bound to its context by Hangfire's
-/// own dispatcher, so the I/O happens here first and the page only writes HTML.
-/// </remarks>
-internal sealed class WorkflowPageDispatcher(Func<WorkflowPageRequest, Task<WorkflowDashboardPage>> load) : IDashboardDispatcher
-{
-    public async Task Dispatch(DashboardContext context)
-    {
-        if (WorkflowPageRequest.From(context) is not { } request)
-        {
-            context.Response.StatusCode = StatusCodes.Status404NotFound;
-            return;
-        }
-
-        var page = await load(request).ConfigureAwait(false);
-        if (page.StatusCode is { } status)
-        {
-            context.Response.StatusCode = status;
-        }
-
-        var renderer = new RouteCollection();
-        renderer.AddRazorPage("/", _ => page);
-        await renderer.FindDispatcher("/").Item1.Dispatch(context).ConfigureAwait(false);
-    }
-}
-
-/// <summary>What a page loader needs: the dashboard context, the request and the host's workflow services.</summary>
-internal sealed record WorkflowPageRequest(DashboardContext Dashboard, HttpContext Http, IWorkflowClient Client)
-{
-    public static WorkflowPageRequest? From(DashboardContext context)
-    {
-        // Only ASP.NET Core hosts; a host without workflow services does not have the pages.
-        if (context is not AspNetCoreDashboardContext aspNetCore
-            || aspNetCore.HttpContext.RequestServices.GetService<IWorkflowClient>() is not { } client)
-        {
-            return null;
-        }
-
-        return new WorkflowPageRequest(context, aspNetCore.HttpContext, client);
-    }
-
-    public Guid RouteId => Guid.Parse(Dashboard.UriMatch.Groups["Id"].Value);
-}
-
-/// <summary>
 /// Retry and Cancel of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
 /// and antiforgery check (done by Hangfire's dashboard middleware before any dispatcher runs), refused in
-/// read-only mode. Answers 204, or 404 / 409 with a plain-text reason the page shows.
+/// read-only mode. Answers 204, or 404 / 409 / 503 with a plain-text reason the page shows.
 /// </summary>
 internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
 {
@@ -116,10 +68,19 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
             await RespondAsync(http, StatusCodes.Status409Conflict, ex.Message).ConfigureAwait(false);
             return;
         }
+        catch (Exception ex) when (DatabaseUnavailable.Is(ex))
+        {
+            http.Response.Headers.RetryAfter = DatabaseUnavailable.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await RespondAsync(http, StatusCodes.Status503ServiceUnavailable,
+                "The workflow database is unavailable; nothing was changed. Try again in a few seconds.").ConfigureAwait(false);
+            return;
+        }
 
         if (logger is not null)
         {
-            LogCommand(logger, command, id, http.User.Identity?.Name, http.Connection.RemoteIpAddress?.ToString());
+            // The user the host's authentication put on the request (a policy's schemes, or UseAuthentication).
+            var user = http.User.Identity is { IsAuthenticated: true } identity ? identity.Name ?? "(unnamed user)" : "(anonymous)";
+            LogCommand(logger, command, id, user, http.Connection.RemoteIpAddress?.ToString());
         }
 
         http.Response.StatusCode = StatusCodes.Status204NoContent;
@@ -144,5 +105,5 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information,
         Message = "Dashboard command {Command} on workflow run {WorkflowId} by {User} from {RemoteAddress}")]
-    private static partial void LogCommand(ILogger logger, string command, Guid workflowId, string? user, string? remoteAddress);
+    private static partial void LogCommand(ILogger logger, string command, Guid workflowId, string user, string? remoteAddress);
 }

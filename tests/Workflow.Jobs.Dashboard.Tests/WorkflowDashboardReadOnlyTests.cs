@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Workflow.Jobs.Sample.Tests.Dashboard;
+namespace Workflow.Jobs.Dashboard.Tests;
 
 /// <summary>A read-only dashboard shows runs but neither offers nor accepts Retry and Cancel.</summary>
 [TestFixture]

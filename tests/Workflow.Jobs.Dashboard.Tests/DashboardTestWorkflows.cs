@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Newtonsoft.Json;
 
-namespace Workflow.Jobs.Sample.Tests.Dashboard;
+namespace Workflow.Jobs.Dashboard.Tests;
 
 [WorkflowKey("dashboard_greet_input")]
 public sealed class GreetInput : WorkflowData

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using Hangfire;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.HttpOverrides;
@@ -8,13 +10,14 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
-namespace Workflow.Jobs.Sample.Tests.Dashboard;
+namespace Workflow.Jobs.Dashboard.Tests;
 
 /// <summary>
 /// A real web host of the tests' own (not the sample's): Kestrel on 127.0.0.1 with a free port, Workflow.Jobs on
-/// its own PostgreSQL database with a Hangfire server, and the dashboard mapped by <c>UseWorkflowJobsDashboard</c>.
+/// its own PostgreSQL database with a Hangfire server, and the dashboard mapped by <c>MapWorkflowJobsDashboard</c>.
 /// Requests are local; a test makes one remote by sending <c>X-Forwarded-For</c>, which the host honours
-/// (<c>UseForwardedHeaders</c>, loopback being a trusted proxy) as a reverse-proxied host does.
+/// (<c>UseForwardedHeaders</c>, loopback being a trusted proxy) as a reverse-proxied host does. A host whose
+/// services include authorization gets <c>UseAuthentication</c> and <c>UseAuthorization</c> after the forwarded headers.
 /// </summary>
 public sealed class DashboardTestHost : IAsyncDisposable
 {
@@ -44,15 +47,25 @@ public sealed class DashboardTestHost : IAsyncDisposable
     public JobStorage Storage => App.Services.GetRequiredService<JobStorage>();
 
     public static async Task<DashboardTestHost> StartAsync(string name, Action<WorkflowDashboardOptions>? dashboard = null,
-        Action<WebApplicationBuilder>? configureBuilder = null, Action<WebApplication>? configurePipeline = null, bool runServer = true)
+        Action<WebApplicationBuilder>? configureBuilder = null, bool runServer = true, ILoggerProvider? logs = null,
+        string? workflowConnectionString = null, Action<WorkflowJobsOptions>? configureWorkflows = null)
     {
-        var connectionString = await DashboardDatabase.CreateAsync(name);
+        var connectionString = workflowConnectionString ?? await DashboardDatabase.CreateAsync(name);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
         builder.Services.AddSingleton<FailureSwitch>();
         builder.Services.AddAntiforgery();
-        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
+        builder.Services.AddWorkflowJobs(o =>
+            {
+                o.UseNpgsql(connectionString);
+                configureWorkflows?.Invoke(o);
+            })
             .AddWorkflow<HelloWorkflow>()
             .AddWorkflow<FlakyWorkflow>()
             .AddHangfireJobs(o =>
@@ -66,8 +79,17 @@ public sealed class DashboardTestHost : IAsyncDisposable
 
         var app = builder.Build();
         app.UseForwardedHeaders(new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor });
-        configurePipeline?.Invoke(app);
-        app.UseWorkflowJobsDashboard(configure: dashboard);
+        if (app.Services.GetService<IAuthenticationSchemeProvider>() is not null)
+        {
+            app.UseAuthentication();
+        }
+
+        if (app.Services.GetService<IAuthorizationHandlerProvider>() is not null)
+        {
+            app.UseAuthorization();
+        }
+
+        app.MapWorkflowJobsDashboard(configure: dashboard);
         await app.StartAsync();
         var address = app.Urls.Single();
         return new DashboardTestHost(app, new Uri(address.TrimEnd('/') + "/"), connectionString);
@@ -166,6 +188,9 @@ public sealed partial class DashboardHttpClient : IDisposable
 
     public Dictionary<string, string> ExtraHeaders { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>The Host header to send instead of the address's own (for example a name that resolves to 127.0.0.1).</summary>
+    public string? Host { get; set; }
+
     public async Task<(HttpStatusCode Status, string Body, HttpResponseMessage Response)> GetAsync(string path)
     {
         using var request = Prepare(HttpMethod.Get, path);
@@ -205,6 +230,11 @@ public sealed partial class DashboardHttpClient : IDisposable
         if (_authorization?.Invoke() is { } authorization)
         {
             request.Headers.Authorization = authorization;
+        }
+
+        if (Host is not null)
+        {
+            request.Headers.Host = Host;
         }
 
         foreach (var (name, value) in ExtraHeaders)

@@ -1,6 +1,6 @@
 using Microsoft.Playwright;
 
-namespace Workflow.Jobs.Sample.Tests.Dashboard;
+namespace Workflow.Jobs.Dashboard.Tests;
 
 /// <summary>
 /// The Workflows page in a real browser: headless Debian Chromium (/usr/bin/chromium, installed by deploy/test.sh
