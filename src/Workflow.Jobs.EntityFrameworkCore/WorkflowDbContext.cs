@@ -4,7 +4,7 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 namespace Workflow.Jobs.EntityFrameworkCore;
 
 /// <summary>A persisted run (the seed's unit-of-work fields plus status, attempts and the definition's steps).</summary>
-public sealed class WorkflowRunEntity
+internal sealed class WorkflowRunEntity
 {
     /// <summary>Primary key (<c>uuid</c>).</summary>
     public Guid Id { get; set; }
@@ -51,7 +51,7 @@ public sealed class WorkflowRunEntity
 }
 
 /// <summary>A persisted step of a run.</summary>
-public sealed class WorkflowStepEntity
+internal sealed class WorkflowStepEntity
 {
     /// <summary>Primary key (<c>uuid</c>), the step's idempotency key.</summary>
     public Guid Id { get; set; }
@@ -86,7 +86,7 @@ public sealed class WorkflowStepEntity
 }
 
 /// <summary>The workflow tables, in schema <c>workflow</c>.</summary>
-public sealed class WorkflowDbContext : DbContext
+internal sealed class WorkflowDbContext : DbContext
 {
     /// <summary>The schema of the workflow tables.</summary>
     public const string Schema = "workflow";

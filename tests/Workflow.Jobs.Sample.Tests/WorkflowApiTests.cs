@@ -55,37 +55,116 @@ public class WorkflowApiTests
     }
 
     [Test]
-    public async Task GetDefinitions_DescribesEachWorkflowsStepsAndInputFields()
+    public async Task GetDefinitions_ListsEachWorkflowsStepsAndRetryPolicy()
     {
         using var response = await _client.GetAsync("/api/workflow-definitions");
         var body = (JArray)await SampleHost.ReadJsonAsync(response);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EquivalentTo(new[] { Provisioning, "usage-report" }));
+        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EqualTo(new[] { Provisioning, "usage-report" }), "ordered by name");
         var provisioning = body.Single(d => d["name"]!.Value<string>() == Provisioning);
         Assert.That(provisioning["steps"]!.Select(s => s["name"]!.Value<string>()),
             Is.EqualTo(new[] { "get-or-create-customer", "create-subscription", "create-admin-users", "send-welcome" }));
         Assert.That(provisioning["steps"]![0]!["inputKey"]!.Value<string>(), Is.EqualTo("customer_input"));
+        Assert.That(provisioning["steps"]![0]!["outputKey"]!.Value<string>(), Is.EqualTo("customer_output"));
+        var report = body.Single(d => d["name"]!.Value<string>() == "usage-report");
+        Assert.That(report["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(1), "the usage report's own retry policy");
+        Assert.That(provisioning["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(2), "the host default from WorkflowJobs:Retry");
+    }
 
-        JToken Field(string key, string name) => provisioning["input"]![key]!["fields"]!.Single(f => f["name"]!.Value<string>() == name);
+    [Test]
+    public async Task GetDefinition_DescribesTheCompositeInputAsJsonSchema()
+    {
+        using var response = await _client.GetAsync($"/api/workflow-definitions/{Provisioning}");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body["name"]!.Value<string>(), Is.EqualTo(Provisioning));
+        var schema = (JObject)body["inputSchema"]!;
+        Assert.That(schema["$schema"]!.Value<string>(), Does.Contain("json-schema.org"));
+        Assert.That(schema["type"]!.Value<string>(), Is.EqualTo("object"));
+        Assert.That(schema["additionalProperties"]!.Value<bool>(), Is.False, "unknown input keys are refused");
+        Assert.That(((JObject)schema["properties"]!).Properties().Select(p => p.Name),
+            Is.EqualTo(new[] { "customer_input", "subscription_input", "admin_users_input", "welcome_input" }));
+        Assert.That(schema["required"]!.Values<string>(), Is.EquivalentTo(new[] { "customer_input", "admin_users_input" }),
+            "the parts whose empty object is refused");
+
+        JObject Part(string key) => Resolve(schema, schema["properties"]![key]!);
+        JObject Field(string key, string name) => Resolve(schema, Part(key)["properties"]![name]!);
+        string?[] Required(JObject objectSchema) => objectSchema["required"]?.Values<string>().ToArray() ?? [];
+
+        var customer = Part("customer_input");
+        Assert.That(customer["additionalProperties"]!.Value<bool>(), Is.False, "unknown fields are refused");
         Assert.That(Field("customer_input", "name")["type"]!.Value<string>(), Is.EqualTo("string"));
-        Assert.That(Field("customer_input", "name")["required"]!.Value<bool>(), Is.True);
+        Assert.That(Field("customer_input", "name")["maxLength"]!.Value<int>(), Is.EqualTo(200));
+        Assert.That(Field("customer_input", "name")["description"]!.Value<string>(), Is.EqualTo("The customer's name."));
         Assert.That(Field("customer_input", "email")["format"]!.Value<string>(), Is.EqualTo("email"));
-        Assert.That(Field("customer_input", "country")["required"]!.Value<bool>(), Is.False);
+        Assert.That(Required(customer), Is.EquivalentTo(new[] { "name", "email" }), "country falls back to a valid default");
         Assert.That(Field("customer_input", "country")["default"]!.Value<string>(), Is.EqualTo("US"));
+        Assert.That(Field("customer_input", "country")["pattern"]!.Value<string>(), Is.EqualTo("^[A-Z]{2}$"));
         Assert.That(Field("subscription_input", "seats")["type"]!.Value<string>(), Is.EqualTo("integer"));
         Assert.That(Field("subscription_input", "seats")["maximum"]!.Value<int>(), Is.EqualTo(10_000));
         Assert.That(Field("subscription_input", "plan")["enum"]!.Values<string>(), Is.EqualTo(new[] { "starter", "business", "enterprise" }));
         var admins = Field("admin_users_input", "admins");
         Assert.That(admins["type"]!.Value<string>(), Is.EqualTo("array"));
-        Assert.That(admins["required"]!.Value<bool>(), Is.True);
+        Assert.That(Required(Part("admin_users_input")), Does.Contain("admins"));
         Assert.That(admins["minItems"]!.Value<int>(), Is.EqualTo(1));
-        var adminEmail = admins["items"]!["fields"]!.Single(f => f["name"]!.Value<string>() == "email");
-        Assert.That(adminEmail["required"]!.Value<bool>(), Is.True);
-        Assert.That(adminEmail["format"]!.Value<string>(), Is.EqualTo("email"));
-        var report = body.Single(d => d["name"]!.Value<string>() == "usage-report");
-        Assert.That(report["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(1), "the usage report's own retry policy");
-        Assert.That(provisioning["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(2), "the host default from WorkflowJobs:Retry");
+        var admin = Resolve(schema, admins["items"]!);
+        Assert.That(Required(admin), Does.Contain("email"));
+        Assert.That(Resolve(schema, admin["properties"]!["email"]!)["format"]!.Value<string>(), Is.EqualTo("email"));
+    }
+
+    [Test]
+    public async Task GetDefinition_Returns404_WhenWorkflowIsUnknown()
+    {
+        using var response = await _client.GetAsync("/api/workflow-definitions/no-such-workflow");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("no-such-workflow"));
+    }
+
+    [Test]
+    public async Task OpenApiDocument_ListsTheWorkflowEndpoints()
+    {
+        using var response = await _client.GetAsync("/openapi/v1.json");
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
+        var paths = (JObject)SampleHost.Parse(text)["paths"]!;
+        Assert.That(paths.Properties().Select(p => p.Name), Is.SupersetOf(new[]
+        {
+            "/api/workflows", "/api/workflows/{name}", "/api/workflows/{id}", "/api/workflows/{id}/retry", "/api/workflows/{id}/cancel",
+            "/api/workflow-definitions", "/api/workflow-definitions/{name}",
+        }));
+        Assert.That(paths["/api/workflows/{name}"]!["post"]!["operationId"]!.Value<string>(), Is.EqualTo("WorkflowJobs_Enqueue"));
+        Assert.That(((JObject)paths["/api/workflows/{name}"]!["post"]!["responses"]!).Properties().Select(p => p.Name),
+            Is.SupersetOf(new[] { "202", "400", "404", "415", "503" }));
+        Assert.That(paths["/api/workflows"]!["get"]!["tags"]![0]!.Value<string>(), Is.EqualTo("Workflows"));
+    }
+
+    /// <summary>A schema with its <c>$ref</c> (to <c>#/definitions/..</c>, possibly inside a one-element <c>allOf</c>/<c>oneOf</c>) followed.</summary>
+    private static JObject Resolve(JObject root, JToken schema)
+    {
+        var current = (JObject)schema;
+        for (var hops = 0; hops < 10; hops++)
+        {
+            if (current["$ref"]?.Value<string>() is { } reference)
+            {
+                Assert.That(reference, Does.StartWith("#/"), "references stay inside the document");
+                current = (JObject)root.SelectToken(reference[2..].Replace('/', '.'))!;
+            }
+            else if ((current["allOf"] ?? current["oneOf"]) is JArray { Count: 1 } single && current["properties"] is null)
+            {
+                current = (JObject)single[0];
+            }
+            else
+            {
+                return current;
+            }
+        }
+
+        throw new AssertionException("reference loop");
     }
 
     [Test]
@@ -348,7 +427,7 @@ public class WorkflowApiTests
     [TestCase("cancel")]
     public async Task Command_Returns404_WhenRunIsUnknown(string command)
     {
-        var (status, body) = await PostAsync($"/api/workflows/{Guid.NewGuid()}/{command}", null);
+        var (status, body) = await PostAsync($"/api/workflows/{Guid.NewGuid()}/{command}", SampleHost.NoInput());
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.NotFound));
         Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("does not exist"));
@@ -361,10 +440,10 @@ public class WorkflowApiTests
         var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput($"ops@{command}409.test"));
         await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
-        var (status, body) = await PostAsync($"/api/workflows/{id}/{command}", null);
+        var (status, body) = await PostAsync($"/api/workflows/{id}/{command}", SampleHost.NoInput());
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.Conflict));
-        Assert.That(body["status"]!.Value<string>(), Is.EqualTo("Succeeded"));
+        Assert.That(body["runStatus"]!.Value<string>(), Is.EqualTo("Succeeded"));
         Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("Succeeded"));
     }
 
@@ -374,7 +453,7 @@ public class WorkflowApiTests
         var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@retry.test", subscriptionFailures: 3));
         await SampleHost.WaitForFinalFailureAsync(_client, id);
 
-        using var response = await _client.PostAsync($"/api/workflows/{id}/retry", null);
+        using var response = await _client.PostAsync($"/api/workflows/{id}/retry", SampleHost.NoInput());
         var body = await SampleHost.ReadJsonAsync(response);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
@@ -389,7 +468,7 @@ public class WorkflowApiTests
         var id = await _host.EnqueueAsync(_client, Provisioning, ValidInput("ops@cancel.test", subscriptionFailures: 10));
         await SampleHost.WaitForFinalFailureAsync(_client, id);
 
-        using var response = await _client.PostAsync($"/api/workflows/{id}/cancel", null);
+        using var response = await _client.PostAsync($"/api/workflows/{id}/cancel", SampleHost.NoInput());
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
         var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Cancelled);

@@ -1,0 +1,324 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json.Linq;
+
+namespace Workflow.Jobs.AspNetCore;
+
+/// <summary>
+/// The endpoints of the HTTP API over <see cref="IWorkflowClient"/> and <see cref="IWorkflowCatalog"/>. Request
+/// bodies are read as text, limited in size and parsed with <see cref="WorkflowJson.ParseObject"/> (strict JSON):
+/// ASP.NET model binding never touches workflow input.
+/// </summary>
+internal sealed partial class WorkflowApiEndpoints
+{
+    public const string IdempotencyKeyHeader = "Idempotency-Key";
+    public const int MaxIdempotencyKeyLength = 200;
+
+    private readonly WorkflowJobsApiOptions _options;
+    private readonly string _runsPath;
+    private readonly RunJson _json;
+
+    /// <param name="options">The checked options.</param>
+    /// <param name="prefix">The API's route prefix, for the links in answers (<c>/api</c> gives <c>/api/workflows/{id}</c>).</param>
+    public WorkflowApiEndpoints(WorkflowJobsApiOptions options, string prefix)
+    {
+        _options = options;
+        _runsPath = prefix.TrimEnd('/') + "/workflows";
+        _json = new RunJson(_runsPath, options.DashboardPath);
+    }
+
+    public void Map(RouteGroupBuilder read, RouteGroupBuilder write)
+    {
+        read.MapGet("/workflow-definitions", ListDefinitions)
+            .WithName("WorkflowJobs_ListDefinitions").WithSummary("The registered workflows with their steps and retry policies.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json");
+        read.MapGet("/workflow-definitions/{name}", GetDefinition)
+            .WithName("WorkflowJobs_GetDefinition").WithSummary("One workflow with the JSON Schema of its composite input.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json").ProducesProblem(StatusCodes.Status404NotFound);
+        read.MapGet("/workflows", ListAsync)
+            .WithName("WorkflowJobs_ListRuns").WithSummary("Runs, newest first, filtered by status and workflow name.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json").ProducesProblem(StatusCodes.Status400BadRequest);
+        read.MapGet("/workflows/{id:guid}", GetAsync)
+            .WithName("WorkflowJobs_GetRun").WithSummary("A run with its steps, input and output.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json").ProducesProblem(StatusCodes.Status404NotFound);
+        write.MapPost("/workflows/{name}", EnqueueAsync)
+            .WithName("WorkflowJobs_Enqueue").WithSummary("Validates the composite input and starts a run of the named workflow.")
+            // No Accepts metadata: routing would answer a wrong Content-Type with a bare 415, without problem details.
+            .WithDescription("The body is the composite input (application/json), described by GET workflow-definitions/{name}. "
+                + "An Idempotency-Key header makes a repeated request return the first run.")
+            .Produces(StatusCodes.Status202Accepted, contentType: "application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        write.MapPost("/workflows/{id:guid}/retry", RetryAsync)
+            .WithName("WorkflowJobs_Retry").WithSummary("Enqueues a failed or cancelled run again; it resumes at the failed step.")
+            .Produces(StatusCodes.Status202Accepted, contentType: "application/json")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        write.MapPost("/workflows/{id:guid}/cancel", CancelAsync)
+            .WithName("WorkflowJobs_Cancel").WithSummary("Cancels a run that has not finished (or has failed).")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+
+        // An id that is not a GUID matches none of the routes above: answer why, not an empty 404.
+        read.MapGet("/workflows/{id}", (string id) => NotARunId(id)).ExcludeFromDescription();
+        write.MapPost("/workflows/{id}/retry", (string id) => NotARunId(id)).ExcludeFromDescription();
+        write.MapPost("/workflows/{id}/cancel", (string id) => NotARunId(id)).ExcludeFromDescription();
+    }
+
+    /// <summary>Answers 503 with Retry-After when the workflow database cannot be reached, instead of 500.</summary>
+    public async ValueTask<object?> AnswerOutagesAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try
+        {
+            return await next(context).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (StorageOutage.Is(ex, out var cause) && !context.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            LogOutage(Logger(context.HttpContext), ex, context.HttpContext.Request.Method, context.HttpContext.Request.Path);
+            return StorageOutage.Answer(cause, _options.RetryAfter);
+        }
+    }
+
+    private IResult ListDefinitions(IWorkflowCatalog catalog, WorkflowJobsOptions jobsOptions)
+        => ApiResults.Json(new JArray(catalog.Workflows.Select(w => RunJson.Definition(w, jobsOptions.DefaultRetry, withSchema: false))));
+
+    private IResult GetDefinition(string name, IWorkflowCatalog catalog, WorkflowJobsOptions jobsOptions)
+        => catalog.Find(name) is { } workflow
+            ? ApiResults.Json(RunJson.Definition(workflow, jobsOptions.DefaultRetry, withSchema: true))
+            : UnknownWorkflow(name);
+
+    private async Task<IResult> EnqueueAsync(string name, HttpRequest request, IWorkflowClient client, IWorkflowCatalog catalog,
+        CancellationToken cancellationToken)
+    {
+        if (catalog.Find(name) is null)
+        {
+            return UnknownWorkflow(name);
+        }
+
+        var key = request.Headers[IdempotencyKeyHeader].ToString();
+        if (request.Headers[IdempotencyKeyHeader].Count > 1 || (request.Headers.ContainsKey(IdempotencyKeyHeader) && key.Trim().Length == 0)
+            || key.Length > MaxIdempotencyKeyLength)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, IdempotencyKeyHeader,
+                $"The {IdempotencyKeyHeader} header must be one non-blank value of at most {MaxIdempotencyKeyLength} characters.");
+        }
+
+        if (!WorkflowStatusText.IsStorable(key))
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, IdempotencyKeyHeader,
+                $"The {IdempotencyKeyHeader} header cannot contain the NUL character (\\u0000).");
+        }
+
+        if (!RequestBody.IsJson(request))
+        {
+            return RequestBody.UnsupportedMediaType();
+        }
+
+        var body = await RequestBody.ReadAsync(request, _options.MaxRequestBodyBytes, cancellationToken).ConfigureAwait(false);
+        if (body.Error is not null)
+        {
+            return body.Error;
+        }
+
+        Guid id;
+        try
+        {
+            // No body (or only whitespace) is the empty input: every step takes its defaults.
+            var input = body.Text!.Trim().Length == 0 ? new JObject() : WorkflowJson.ParseObject(body.Text);
+            id = await client.EnqueueAsync(name, input, new EnqueueOptions { IdempotencyKey = key.Length == 0 ? null : key }, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, ex.Errors);
+        }
+        catch (UnitOfWorkException ex) when (ex.Code == "unknown_workflow")
+        {
+            return UnknownWorkflow(name);
+        }
+
+        if (key.Length > 0)
+        {
+            // A key names one run: reusing it for another workflow is a client error, not a silent answer about a different run.
+            var existing = await client.GetAsync(id, cancellationToken).ConfigureAwait(false);
+            if (existing is not null && existing.WorkflowName != name)
+            {
+                return ApiResults.Problem(StatusCodes.Status409Conflict, IdempotencyKeyHeader,
+                    $"The {IdempotencyKeyHeader} was already used for run {id} of workflow '{existing.WorkflowName}'.");
+            }
+        }
+
+        LogEnqueued(Logger(request.HttpContext), id, name);
+        return Accepted(id);
+    }
+
+    private async Task<IResult> GetAsync(Guid id, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        var run = await client.GetAsync(id, cancellationToken).ConfigureAwait(false);
+        return run is null ? RunNotFound(id) : ApiResults.Json(_json.Detail(run));
+    }
+
+    private async Task<IResult> ListAsync(HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        var errors = new List<WorkflowDataError>();
+        var query = request.Query;
+        var statusText = query["status"].ToString();
+        if (!WorkflowStatusText.TryParse(statusText, out var status))
+        {
+            errors.Add(new WorkflowDataError("status", $"Unknown status '{Shorten(Printable(statusText))}'; expected one of: {WorkflowStatusText.Expected}."));
+        }
+
+        var limit = ReadInt(query["limit"].ToString(), "limit", _options.DefaultPageSize, 1, _options.MaxPageSize, errors);
+        var offset = ReadInt(query["offset"].ToString(), "offset", 0, 0, int.MaxValue, errors);
+        var name = query["name"].ToString() is { Length: > 0 } n ? n : null;
+        if (!WorkflowStatusText.IsStorable(name))
+        {
+            errors.Add(new WorkflowDataError("name", "The name filter cannot contain the NUL character (\\u0000)."));
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
+        }
+
+        var runs = await client.ListAsync(new WorkflowQuery { Status = status, WorkflowName = name, Limit = limit, Offset = offset }, cancellationToken)
+            .ConfigureAwait(false);
+        var body = new JObject
+        {
+            ["items"] = new JArray(runs.Select(_json.Summary)),
+            ["limit"] = limit,
+            ["offset"] = offset,
+            ["next"] = runs.Count == limit ? PageLink(status, name, limit, offset + limit) : JValue.CreateNull(),
+        };
+        return ApiResults.Json(body);
+    }
+
+    private async Task<IResult> RetryAsync(Guid id, HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        if (!RequestBody.IsJson(request))
+        {
+            return RequestBody.UnsupportedMediaType();
+        }
+
+        try
+        {
+            await client.RetryAsync(id, cancellationToken).ConfigureAwait(false);
+            return Accepted(id);
+        }
+        catch (WorkflowRunNotFoundException)
+        {
+            return RunNotFound(id);
+        }
+        catch (WorkflowStateException ex)
+        {
+            return Conflict(ex);
+        }
+    }
+
+    private static async Task<IResult> CancelAsync(Guid id, HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        if (!RequestBody.IsJson(request))
+        {
+            return RequestBody.UnsupportedMediaType();
+        }
+
+        try
+        {
+            await client.CancelAsync(id, cancellationToken).ConfigureAwait(false);
+            return Results.NoContent();
+        }
+        catch (WorkflowRunNotFoundException)
+        {
+            return RunNotFound(id);
+        }
+        catch (WorkflowStateException ex)
+        {
+            return Conflict(ex);
+        }
+    }
+
+    private IResult Accepted(Guid id)
+        => ApiResults.Json(new JObject { ["id"] = id.ToString() }, StatusCodes.Status202Accepted, _json.RunPath(id));
+
+    private static IResult NotARunId(string id)
+        => ApiResults.Problem(StatusCodes.Status404NotFound, "id", $"'{Shorten(Printable(id))}' is not a workflow run id: run ids are GUIDs such as {Guid.Empty}.");
+
+    private static IResult RunNotFound(Guid id) => ApiResults.NotFound($"Workflow run {id} does not exist.");
+
+    private static IResult UnknownWorkflow(string name)
+        => ApiResults.NotFound($"Unknown workflow '{Shorten(Printable(name))}'. GET workflow-definitions lists the workflows.");
+
+    private static IResult Conflict(WorkflowStateException ex)
+        => ApiResults.Problem(StatusCodes.Status409Conflict, "", ex.Message, body => body["runStatus"] = ex.Status.ToString());
+
+    /// <summary>A value as echoed in an error: at most 100 characters.</summary>
+    private static string Shorten(string value) => value.Length > 100 ? value[..100] + "…" : value;
+
+    /// <summary>Control characters (NUL included) shown as escapes, so an echoed value is readable text.</summary>
+    private static string Printable(string value)
+    {
+        if (!value.Any(char.IsControl))
+        {
+            return value;
+        }
+
+        var text = new StringBuilder(value.Length + 8);
+        foreach (var c in value)
+        {
+            text.Append(char.IsControl(c) ? string.Create(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}") : c.ToString());
+        }
+
+        return text.ToString();
+    }
+
+    private string PageLink(WorkflowStatus? status, string? name, int limit, int offset)
+    {
+        var link = new StringBuilder(_runsPath).Append('?');
+        if (status is { } s)
+        {
+            link.Append("status=").Append(s).Append('&');
+        }
+
+        if (name is not null)
+        {
+            link.Append("name=").Append(Uri.EscapeDataString(name)).Append('&');
+        }
+
+        link.Append(CultureInfo.InvariantCulture, $"limit={limit}&offset={offset}");
+        return link.ToString();
+    }
+
+    private static int ReadInt(string text, string name, int fallback, int min, int max, List<WorkflowDataError> errors)
+    {
+        if (text.Length == 0)
+        {
+            return fallback;
+        }
+
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max)
+        {
+            return value;
+        }
+
+        errors.Add(new WorkflowDataError(name, max == int.MaxValue
+            ? $"Must be a whole number of at least {min}."
+            : $"Must be a whole number from {min} to {max}."));
+        return fallback;
+    }
+
+    private static ILogger Logger(HttpContext context)
+        => context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Workflow.Jobs.AspNetCore.WorkflowJobsApi");
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} accepted through the HTTP API")]
+    private static partial void LogEnqueued(ILogger logger, Guid workflowId, string workflowName);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "{Method} {Path} answered 503: the workflow database is unavailable")]
+    private static partial void LogOutage(ILogger logger, Exception exception, string method, string path);
+}
