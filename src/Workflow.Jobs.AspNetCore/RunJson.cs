@@ -26,6 +26,7 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["jobId"] = run.JobId,
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
+            ["forkedFrom"] = run.ForkedFrom?.ToString(),
         };
         json["links"] = Links(run);
         return json;

@@ -66,10 +66,27 @@ internal sealed partial class WorkflowApiEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
 
+        write.MapPost("/workflows/{name}/batch", EnqueueBatchAsync)
+            .WithName("WorkflowJobs_EnqueueBatch").WithSummary("Validates every input, then starts the runs in batches of one transaction each.")
+            .WithDescription("The body is {\"items\": [{\"input\": {...}, \"idempotencyKey\": \"...\"}]}; nothing is written when any input is invalid "
+                + "(errors name the item: items[3].customer_input.name). The answer lists the run ids in the order of the items.")
+            .Produces(StatusCodes.Status202Accepted, contentType: "application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        write.MapPost("/workflows/{id:guid}/fork", ForkAsync)
+            .WithName("WorkflowJobs_Fork").WithSummary("Starts a new run from this one: earlier steps copied with their outputs, the rest run again.")
+            .WithDescription("The body is {\"fromStep\": \"step name\", \"input\": {parts of the composite input}}, both optional "
+                + "(default: from the first step that did not succeed, with the original input).")
+            .Produces(StatusCodes.Status202Accepted, contentType: "application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
         // An id that is not a GUID matches none of the routes above: answer why, not an empty 404.
         read.MapGet("/workflows/{id}", (string id) => NotARunId(id)).ExcludeFromDescription();
         write.MapPost("/workflows/{id}/retry", (string id) => NotARunId(id)).ExcludeFromDescription();
         write.MapPost("/workflows/{id}/cancel", (string id) => NotARunId(id)).ExcludeFromDescription();
+        write.MapPost("/workflows/{id}/fork", (string id) => NotARunId(id)).ExcludeFromDescription();
     }
 
     /// <summary>Answers 503 with Retry-After when the workflow database cannot be reached, instead of 500.</summary>
@@ -241,6 +258,153 @@ internal sealed partial class WorkflowApiEndpoints
         catch (WorkflowStateException ex)
         {
             return Conflict(ex);
+        }
+    }
+
+    private async Task<IResult> EnqueueBatchAsync(string name, HttpRequest request, IWorkflowClient client, IWorkflowCatalog catalog,
+        CancellationToken cancellationToken)
+    {
+        if (catalog.Find(name) is null)
+        {
+            return UnknownWorkflow(name);
+        }
+
+        var (body, error) = await ReadJsonObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        // {"items": [{"input": {...}, "idempotencyKey": "..."}, ...]}: each item as one enqueue.
+        var errors = new List<WorkflowDataError>();
+        if (body!["items"] is not JArray array)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, "items", "Expected an array of items, each {\"input\": {...}, \"idempotencyKey\": \"...\"}.");
+        }
+
+        var items = new List<WorkflowEnqueueItem>(array.Count);
+        for (var index = 0; index < array.Count; index++)
+        {
+            if (array[index] is not JObject item)
+            {
+                errors.Add(new WorkflowDataError($"items[{index}]", "Expected an object."));
+                continue;
+            }
+
+            var input = item["input"] switch
+            {
+                null or { Type: JTokenType.Null } => new JObject(),
+                JObject o => o,
+                _ => null,
+            };
+            if (input is null)
+            {
+                errors.Add(new WorkflowDataError($"items[{index}].input", "Expected an object."));
+            }
+
+            string? key = null;
+            if (item["idempotencyKey"] is { Type: not JTokenType.Null } keyToken)
+            {
+                key = keyToken.Type == JTokenType.String ? keyToken.Value<string>() : null;
+                if (key is null || key.Trim().Length == 0 || key.Length > MaxIdempotencyKeyLength || !WorkflowStatusText.IsStorable(key))
+                {
+                    errors.Add(new WorkflowDataError($"items[{index}].idempotencyKey", $"Expected a non-blank string of at most {MaxIdempotencyKeyLength} characters without NUL."));
+                }
+            }
+
+            items.Add(new WorkflowEnqueueItem(input ?? [], key is null ? null : new EnqueueOptions { IdempotencyKey = key }));
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
+        }
+
+        try
+        {
+            var ids = await client.EnqueueManyAsync(name, items, cancellationToken).ConfigureAwait(false);
+            return ApiResults.Json(new JObject { ["ids"] = new JArray(ids.Select(id => id.ToString())) }, StatusCodes.Status202Accepted);
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            // The client's paths start with the item index ("[3].customer_input.name"): under "items" here.
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, ex.Errors.Select(e => new WorkflowDataError("items" + e.Path, e.Message)).ToList());
+        }
+    }
+
+    private async Task<IResult> ForkAsync(Guid id, HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        var (body, error) = await ReadJsonObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        // {"fromStep": "...", "input": {...}}: both optional.
+        var errors = new List<WorkflowDataError>();
+        string? fromStep = null;
+        if (body!["fromStep"] is { Type: not JTokenType.Null } step)
+        {
+            fromStep = step.Type == JTokenType.String ? step.Value<string>() : null;
+            if (fromStep is null || !WorkflowStatusText.IsStorable(fromStep))
+            {
+                errors.Add(new WorkflowDataError("fromStep", "Expected the name of a step, as a string."));
+            }
+        }
+
+        JObject? input = null;
+        if (body["input"] is { Type: not JTokenType.Null } inputToken)
+        {
+            input = inputToken as JObject;
+            if (input is null)
+            {
+                errors.Add(new WorkflowDataError("input", "Expected an object with parts of the composite input."));
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
+        }
+
+        try
+        {
+            var forkId = await client.ForkAsync(id, new ForkOptions { FromStep = fromStep, Input = input }, cancellationToken).ConfigureAwait(false);
+            return Accepted(forkId);
+        }
+        catch (WorkflowRunNotFoundException)
+        {
+            return RunNotFound(id);
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            // The client names the step "from_step"; this API's field is "fromStep".
+            return ApiResults.Problem(StatusCodes.Status400BadRequest,
+                ex.Errors.Select(e => e.Path == "from_step" ? new WorkflowDataError("fromStep", e.Message) : e).ToList());
+        }
+    }
+
+    /// <summary>A JSON object body (an empty body is <c>{}</c>), or the answer explaining why there is none.</summary>
+    private async Task<(JObject? Body, IResult? Error)> ReadJsonObjectAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (!RequestBody.IsJson(request))
+        {
+            return (null, RequestBody.UnsupportedMediaType());
+        }
+
+        var body = await RequestBody.ReadAsync(request, _options.MaxRequestBodyBytes, cancellationToken).ConfigureAwait(false);
+        if (body.Error is not null)
+        {
+            return (null, body.Error);
+        }
+
+        try
+        {
+            return (body.Text!.Trim().Length == 0 ? new JObject() : WorkflowJson.ParseObject(body.Text), null);
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            return (null, ApiResults.Problem(StatusCodes.Status400BadRequest, ex.Errors));
         }
     }
 

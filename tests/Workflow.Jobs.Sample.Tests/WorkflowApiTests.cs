@@ -135,6 +135,7 @@ public class WorkflowApiTests
         Assert.That(paths.Properties().Select(p => p.Name), Is.SupersetOf(new[]
         {
             "/api/workflows", "/api/workflows/{name}", "/api/workflows/{id}", "/api/workflows/{id}/retry", "/api/workflows/{id}/cancel",
+            "/api/workflows/{name}/batch", "/api/workflows/{id}/fork",
             "/api/workflow-definitions", "/api/workflow-definitions/{name}",
         }));
         Assert.That(paths["/api/workflows/{name}"]!["post"]!["operationId"]!.Value<string>(), Is.EqualTo("WorkflowJobs_Enqueue"));
@@ -473,6 +474,72 @@ public class WorkflowApiTests
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
         var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Cancelled);
         Assert.That(run["links"]!["retry"]!.Value<string>(), Is.EqualTo($"/api/workflows/{id}/retry"));
+    }
+
+    [Test]
+    public async Task Batch_StartsEveryRun_AndAnswersTheirIdsInItemOrder()
+    {
+        var body = new JObject
+        {
+            ["items"] = new JArray(
+                new JObject { ["input"] = ValidInput("ops@batch-one.test") },
+                new JObject { ["input"] = ValidInput("ops@batch-two.test"), ["idempotencyKey"] = "batch-" + Guid.NewGuid() }),
+        };
+
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}/batch", SampleHost.Json(body.ToString()));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted), answer.ToString());
+        var ids = answer["ids"]!.Select(t => Guid.Parse(t.Value<string>()!)).ToList();
+        Assert.That(ids, Has.Count.EqualTo(2).And.Unique);
+        var second = await SampleHost.WaitForStatusAsync(_client, ids[1], WorkflowStatus.Succeeded);
+        Assert.That(second["input"]!["customer_input"]!["email"]!.Value<string>(), Is.EqualTo("ops@batch-two.test"));
+        await SampleHost.WaitForStatusAsync(_client, ids[0], WorkflowStatus.Succeeded);
+    }
+
+    [Test]
+    public async Task Batch_Returns400NamingTheItem_AndStartsNothing_WhenOneInputIsInvalid()
+    {
+        var invalid = ValidInput("ops@batch-bad.test");
+        invalid["subscription_input"]!["seats"] = "many";
+        var body = new JObject
+        {
+            ["items"] = new JArray(new JObject { ["input"] = ValidInput("ops@batch-good.test") }, new JObject { ["input"] = invalid }),
+        };
+
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}/batch", SampleHost.Json(body.ToString()));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest), answer.ToString());
+        Assert.That(answer["errors"]!.Select(e => e["path"]!.Value<string>()), Does.Contain("items[1].subscription_input.seats"));
+        Assert.That(await CountRunsAsync("input_data->'customer_input'->>'email' IN ('ops@batch-good.test', 'ops@batch-bad.test')"), Is.Zero);
+    }
+
+    [Test]
+    public async Task Fork_StartsANewRunFromTheNamedStep_LinkedToTheOriginal()
+    {
+        var (_, enqueued) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(ValidInput("ops@fork.test")));
+        var original = Guid.Parse(enqueued["id"]!.Value<string>()!);
+        await SampleHost.WaitForStatusAsync(_client, original, WorkflowStatus.Succeeded);
+
+        var (status, answer) = await PostAsync($"/api/workflows/{original}/fork", SampleHost.Json("""{"fromStep":"send-welcome"}"""));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted), answer.ToString());
+        var fork = await SampleHost.WaitForStatusAsync(_client, Guid.Parse(answer["id"]!.Value<string>()!), WorkflowStatus.Succeeded);
+        Assert.That(fork["forkedFrom"]!.Value<string>(), Is.EqualTo(original.ToString()));
+        var steps = (JArray)fork["steps"]!;
+        Assert.That(steps.Where(s => s["name"]!.Value<string>() != "send-welcome").Select(s => s["attempts"]!.Value<int>()), Is.All.Zero,
+            "the steps before send-welcome were copied, never executed");
+    }
+
+    [Test]
+    public async Task Fork_Returns400NamingFromStep_ForAnUnknownStep()
+    {
+        var (_, enqueued) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(ValidInput("ops@fork-bad.test")));
+        var original = Guid.Parse(enqueued["id"]!.Value<string>()!);
+
+        var (status, answer) = await PostAsync($"/api/workflows/{original}/fork", SampleHost.Json("""{"fromStep":"no-such-step"}"""));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest), answer.ToString());
+        Assert.That(answer["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo("fromStep"));
     }
 }
 
