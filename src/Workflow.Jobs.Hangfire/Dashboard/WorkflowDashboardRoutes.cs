@@ -20,6 +20,13 @@ internal static class WorkflowDashboardRoutes
 
     private const string IdPattern = "(?<Id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})";
 
+    /// <summary>The badge stops counting here, so it costs the same with a million failed runs ("10000+").</summary>
+    public const long FailedBadgeCap = 10_000;
+
+    /// <summary>The menu badge: how many runs are Failed (red, absent when none).</summary>
+    // Declared before Registered: static fields initialize in order, and Register() adds this one.
+    public static readonly DashboardMetric FailedRunsMetric = new("workflows:failed", "Failed workflow runs", FailedRuns);
+
     private static readonly bool Registered = Register();
 
     /// <summary>Makes sure the routes and the menu item are registered (idempotent, thread-safe).</summary>
@@ -48,12 +55,6 @@ internal static class WorkflowDashboardRoutes
         NavigationMenu.Items.Insert(Math.Min(1, NavigationMenu.Items.Count), MenuItemFor);
         return true;
     }
-
-    /// <summary>The badge stops counting here, so it costs the same with a million failed runs ("10000+").</summary>
-    public const long FailedBadgeCap = 10_000;
-
-    /// <summary>The menu badge: how many runs are Failed (red, absent when none).</summary>
-    public static readonly DashboardMetric FailedRunsMetric = new("workflows:failed", "Failed workflow runs", FailedRuns);
 
     private static Metric? FailedRuns(RazorPage page)
     {
