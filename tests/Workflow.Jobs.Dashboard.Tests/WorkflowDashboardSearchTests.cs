@@ -125,6 +125,18 @@ public sealed partial class WorkflowDashboardSearchTests
     }
 
     [Test]
+    public async Task RunPageAndList_ShowTheTags_LinkingToTheRunsThatShareThem()
+    {
+        using var client = _host.CreateClient();
+        var (_, page, _) = await client.GetAsync("/hangfire/workflows/" + _keyed);
+        var (_, list, _) = await ListAsync("?key=dash-a");
+
+        Assert.That(page, Does.Contain("href=\"/hangfire/workflows?tag=customer%3Ac-1\">customer: c-1</a>"));
+        Assert.That(page, Does.Contain("href=\"/hangfire/workflows?key=dash-a\">dash-a</a>"));
+        Assert.That(list, Does.Contain("<span class=\"label label-default workflow-tag\">customer: c-1</span>"));
+    }
+
+    [Test]
     public async Task Menu_ShowsTheCountOfFailedRuns_OnEveryDashboardPage()
     {
         using var client = _host.CreateClient();

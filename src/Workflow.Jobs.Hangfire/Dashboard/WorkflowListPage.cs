@@ -156,6 +156,13 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
             WriteLiteral("\">");
             Write(run.WorkflowName);
             WriteLiteral("</a>");
+            foreach (var (tagKey, tagValue) in run.Tags.OrderBy(t => t.Key, StringComparer.Ordinal))
+            {
+                WriteLiteral(" <span class=\"label label-default workflow-tag\">");
+                Write(tagKey + ": " + tagValue);
+                WriteLiteral("</span>");
+            }
+
             if (run.Status == WorkflowStatus.Failed && !string.IsNullOrEmpty(run.ExceptionMessage))
             {
                 WriteLiteral("<small class=\"text-danger workflow-error-excerpt\" title=\"");
