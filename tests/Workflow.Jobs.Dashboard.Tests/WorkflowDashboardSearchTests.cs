@@ -147,6 +147,19 @@ public sealed partial class WorkflowDashboardSearchTests
         Assert.That(Badge().Match(workflows).Groups["value"].Value, Is.EqualTo("1"));
     }
 
+    [Test]
+    public async Task Badge_IsRefreshedThroughHangfiresStatsEndpoint()
+    {
+        using var client = _host.CreateClient();
+        await client.GetAsync("/hangfire/workflows");
+
+        var (status, body) = await client.PostFormAsync("/hangfire/stats", [KeyValuePair.Create("metrics[]", "workflows:failed")]);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        var metric = Newtonsoft.Json.Linq.JObject.Parse(body)["workflows:failed"];
+        Assert.That(metric?["value"]?.ToString(), Is.EqualTo("1"), body);
+    }
+
     [GeneratedRegex("<tr class=\"js-workflow-run\" data-workflow-id=\"(?<id>[0-9a-f-]{36})\"")]
     private static partial Regex RunRows();
 
