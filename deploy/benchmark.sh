@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark of PRODUCT.md §6 / issue 6, measured in one run on one PostgreSQL:
+# The benchmark of docs/benchmarks.md, measured in one run on one PostgreSQL:
 #
 #   deploy/benchmark.sh [--rounds N] [--smoke] [other options of tests/Workflow.Jobs.Benchmarks]
 #
@@ -10,7 +10,7 @@
 # with 1,000,000 historical step rows. It prints a table (figures, targets, verdicts) and writes
 # bench-results.json at the repository root. Definitions and figures: docs/benchmarks.md.
 #
-# Options (defaults in brackets): --rounds N [3]  --workers N [8]  --poll-ms MS [library default, 100]
+# Options (defaults in brackets): --rounds N [3]  --workers N [8]  --poll-ms MS [library default, 50]
 #   --history-steps N [1000000]  --output PATH [bench-results.json]  --keep (keep the databases)
 #   --only raw,empty,continuations,one,ten,latency,history  --profile (needs pg_stat_statements)
 #   --smoke (tiny counts: checks that the benchmark works; its figures mean nothing)

@@ -10,7 +10,7 @@ internal sealed class DesignTimeFactory : IDesignTimeDbContextFactory<WorkflowDb
     {
         var connectionString = Environment.GetEnvironmentVariable("WORKFLOW_JOBS_TEST_CONNECTION") ?? "Host=localhost;Database=workflow_design";
         var options = new DbContextOptionsBuilder<WorkflowDbContext>()
-            .UseNpgsql(connectionString, o => o.MigrationsHistoryTable("__workflow_migrations", WorkflowDbContext.Schema))
+            .UseNpgsql(connectionString, o => o.MigrationsHistoryTable(NpgsqlWorkflowStorageInitializer.HistoryTable, WorkflowDbContext.Schema))
             .Options;
         return new WorkflowDbContext(options);
     }

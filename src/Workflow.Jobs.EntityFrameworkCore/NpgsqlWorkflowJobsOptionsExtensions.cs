@@ -1,4 +1,6 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Npgsql;
@@ -37,6 +39,14 @@ public sealed class WorkflowNpgsqlOptions
     /// Default 1 s; <see cref="TimeSpan.Zero"/> turns the check off.
     /// </summary>
     public TimeSpan GuardCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Name of the data source in Npgsql's metrics (<c>db.client.connection.pool.name</c>), traces
+    /// (<c>db.npgsql.data_source</c>) and logs. Default: the connection string's <c>Application Name</c> when
+    /// it has one, else <c>Workflow.Jobs</c>. (Npgsql's own default is the connection string, which names
+    /// the server, database and user.)
+    /// </summary>
+    public string? DataSourceName { get; set; }
 }
 
 /// <summary>Selects PostgreSQL (EF Core + Npgsql) as the storage of Workflow.Jobs.</summary>
@@ -75,14 +85,17 @@ public static class NpgsqlWorkflowJobsOptionsExtensions
 
         builder.Enlist = true;
         var finalConnectionString = builder.ConnectionString;
+        var dataSourceName = npgsql.DataSourceName is { Length: > 0 } name ? name
+            : builder.ApplicationName is { Length: > 0 } application ? application
+            : "Workflow.Jobs";
         options.AddExtension(services =>
         {
             services.TryAddSingleton(npgsql);
-            services.TryAddKeyedSingleton(WorkflowStorageKeys.DataSource, (_, _) => new NpgsqlDataSourceBuilder(finalConnectionString).Build());
+            services.TryAddKeyedSingleton(WorkflowStorageKeys.DataSource, (_, _) => new NpgsqlDataSourceBuilder(finalConnectionString) { Name = dataSourceName }.Build());
             services.AddDbContextFactory<WorkflowDbContext>((sp, db) =>
                 db.UseNpgsql(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource), o =>
                 {
-                    o.MigrationsHistoryTable("__workflow_migrations", WorkflowDbContext.Schema);
+                    o.MigrationsHistoryTable(NpgsqlWorkflowStorageInitializer.HistoryTable, WorkflowDbContext.Schema);
                     o.CommandTimeout(npgsql.CommandTimeoutSeconds);
                 }));
             services.TryAddSingleton<NpgsqlWorkflowStore>();
@@ -100,12 +113,56 @@ public static class WorkflowStorageKeys
     public const string DataSource = "Workflow.Jobs";
 }
 
-/// <summary>Applies the EF Core migrations of the workflow tables.</summary>
-internal sealed class NpgsqlWorkflowStorageInitializer(IDbContextFactory<WorkflowDbContext> factory) : IWorkflowStorageInitializer
+/// <summary>
+/// Applies the EF Core migrations of the workflow tables. Hosts starting together take turns (an advisory
+/// lock), and the migrations history table is created before EF Core reads it: EF Core's migrator reads the
+/// history first and logs the failed read of a missing table as an error, which a first start must not show.
+/// </summary>
+internal sealed class NpgsqlWorkflowStorageInitializer(
+    IDbContextFactory<WorkflowDbContext> factory,
+    [FromKeyedServices(WorkflowStorageKeys.DataSource)] NpgsqlDataSource dataSource) : IWorkflowStorageInitializer
 {
+    public const string HistoryTable = "__workflow_migrations";
+
+    // The two-key form of advisory locks: a key space apart from the runs' single-key execution guards.
+    private const int LockClass = 0x574A_4F42;
+    private const int LockObject = 1;
+
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
-        await using var db = await factory.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        await db.Database.MigrateAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await ExecuteAsync(connection, "SELECT pg_advisory_lock($1, $2)", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var db = await factory.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+            if (!await HistoryTableExistsAsync(connection, cancellationToken).ConfigureAwait(false))
+            {
+                await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await db.Database.MigrateAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // The pooled session is not reset on close: release the lock explicitly.
+            await ExecuteAsync(connection, "SELECT pg_advisory_unlock($1, $2)", CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        // No command timeout: another host may be migrating; the start-up's cancellation ends the wait.
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+        command.Parameters.Add(new NpgsqlParameter { Value = LockClass });
+        command.Parameters.Add(new NpgsqlParameter { Value = LockObject });
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<bool> HistoryTableExistsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = $2)", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = WorkflowDbContext.Schema });
+        command.Parameters.Add(new NpgsqlParameter { Value = HistoryTable });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }
 }

@@ -41,6 +41,10 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
     internal NpgsqlDataSource DataSource => _dataSource;
 
+    private static TimeSpan BatchTimeout => TransactionManager.DefaultTimeout * 5 < TransactionManager.MaximumTimeout
+        ? TransactionManager.DefaultTimeout * 5
+        : TransactionManager.MaximumTimeout;
+
     public async Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? createJob, CancellationToken cancellationToken)
     {
         await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -128,6 +132,128 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
         scope?.Complete();
         return new CreateRunResult(id, Created: true, jobId);
+    }
+
+    public async Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+        CancellationToken cancellationToken)
+    {
+        if (runs.Count == 0)
+        {
+            return [];
+        }
+
+        await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await CreateRunsCoreAsync(runs, createJob, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable("The runs were not created", ex);
+        }
+        finally
+        {
+            _enqueueSlots.Release();
+        }
+    }
+
+    private async Task<IReadOnlyList<CreateRunResult>> CreateRunsCoreAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+        CancellationToken cancellationToken)
+    {
+        // Same transaction rules as one run: the jobs enlist in this scope on the same connection. A batch
+        // writes a job per run, so it gets more time than one enqueue before the scope aborts it.
+        using var scope = createJob is null && Transaction.Current is null
+            ? null
+            : new TransactionScope(TransactionScopeOption.Required,
+                new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = BatchTimeout },
+                TransactionScopeAsyncFlowOption.Enabled);
+        // Without a scope the batch is one INSERT statement: atomic on its own. With one, every connection
+        // opened below is the one connector enlisted in it (each is closed before the next is opened, so the
+        // job storage, sharing the data source, gets that connector too: no second enlisted connection).
+        var inserted = new HashSet<Guid>();
+        var existing = new Dictionary<string, (Guid Id, string? JobId)>(StringComparer.Ordinal);
+        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            // One statement for the whole batch; a key used earlier in the batch or by an existing run is skipped.
+            var first = runs[0];
+            await using var insert = new NpgsqlCommand(
+                $"""
+                INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
+                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores) AS r(id, input, key, queue, job_request, not_before)
+                ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING uuid
+                """, connection);
+            insert.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+            insert.Parameters.AddWithValue("name", first.WorkflowName);
+            insert.Parameters.AddWithValue("now", first.Created);
+            insert.Parameters.AddWithValue("steps", first.StepNames.ToArray());
+            insert.Parameters.AddWithValue("ids", runs.Select(r => r.Id).ToArray());
+            insert.Parameters.Add(new NpgsqlParameter("inputs", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = runs.Select(r => r.Input.ToString(Formatting.None)).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = runs.Select(r => r.IdempotencyKey).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("queues", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = runs.Select(r => r.Queue).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("job_requests", NpgsqlDbType.Array | NpgsqlDbType.Text)
+            {
+                Value = runs.Select(r => r.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null).ToArray(),
+            });
+            insert.Parameters.Add(new NpgsqlParameter("not_befores", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz)
+            {
+                Value = runs.Select(r => r.NotBefore).ToArray(),
+            });
+            await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    inserted.Add(reader.GetGuid(0));
+                }
+            }
+
+            // Runs whose key was taken: the existing run (by an earlier call, or earlier in this batch).
+            var taken = runs.Where(r => !inserted.Contains(r.Id) && r.IdempotencyKey is not null).Select(r => r.IdempotencyKey!).Distinct().ToArray();
+            if (taken.Length > 0)
+            {
+                await using var select = new NpgsqlCommand($"SELECT idempotency_key, uuid, job_id FROM {RunsTable} WHERE idempotency_key = ANY(@keys)", connection);
+                select.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+                select.Parameters.AddWithValue("keys", taken);
+                await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    existing[reader.GetString(0)] = (reader.GetGuid(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+                }
+            }
+        }
+
+        var jobs = new Dictionary<Guid, string>();
+        if (createJob is not null)
+        {
+            foreach (var run in runs.Where(r => inserted.Contains(r.Id)))
+            {
+                if (createJob(run) is { } jobId)
+                {
+                    jobs[run.Id] = jobId;
+                }
+            }
+
+            if (jobs.Count > 0)
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var update = new NpgsqlCommand(
+                    $"UPDATE {RunsTable} r SET job_id = j.job FROM unnest(@ids, @jobs) AS j(id, job) WHERE r.uuid = j.id", connection);
+                update.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+                update.Parameters.AddWithValue("ids", jobs.Keys.ToArray());
+                update.Parameters.AddWithValue("jobs", jobs.Values.ToArray());
+                await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        scope?.Complete();
+        return runs.Select(r => inserted.Contains(r.Id)
+                ? new CreateRunResult(r.Id, Created: true, jobs.GetValueOrDefault(r.Id))
+                : existing.TryGetValue(r.IdempotencyKey ?? "", out var found)
+                    ? new CreateRunResult(found.Id, Created: false, found.JobId)
+                    : throw new InvalidOperationException($"Idempotency key '{r.IdempotencyKey}' conflicted but its run was not found."))
+            .ToList();
     }
 
     public async Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken)

@@ -5,9 +5,10 @@ using Hangfire.States;
 namespace Workflow.Jobs.Hangfire;
 
 /// <summary>Creates, requeues and deletes workflow jobs through this host's Hangfire client and storage.</summary>
-internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 client, JobStorage storage) : IWorkflowJobDispatcher
+internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 client, JobStorage storage, WorkflowHangfireStorage? hosting = null)
+    : IWorkflowJobDispatcher
 {
-    public bool JoinsRunTransaction => true;
+    public bool JoinsRunTransaction => hosting?.JoinsRunTransaction ?? true;
 
     public string Enqueue(Guid runId, string workflowName, string? queue, TimeSpan? delay)
     {

@@ -1,10 +1,13 @@
 using Hangfire;
-using Hangfire.AspNetCore;
 using Hangfire.Common;
 using Hangfire.PostgreSql;
+using Hangfire.Server;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Workflow.Jobs;
+using Workflow.Jobs.EntityFrameworkCore;
 using Workflow.Jobs.Hangfire;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -13,10 +16,21 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class HangfireWorkflowJobsBuilderExtensions
 {
     /// <summary>
-    /// Configures Hangfire on PostgreSQL for this host — its own <see cref="JobStorage"/> (sharing the
-    /// workflow data source, so enqueue is atomic), job activator and filters, all from dependency
-    /// injection, never Hangfire's static <c>JobStorage.Current</c> — and, unless
-    /// <see cref="WorkflowHangfireOptions.RunServer"/> is off, a Hangfire server. Requires <c>UseNpgsql</c>.
+    /// Runs workflows as Hangfire jobs. Requires <c>UseNpgsql</c>.
+    /// <para>
+    /// When the application configures Hangfire itself (<c>AddHangfire</c>, a <see cref="JobStorage"/> of its own, or
+    /// <c>AddHangfireServer</c>; registered before or after this call), workflows use the application's storage and
+    /// servers: nothing of them is replaced, no second server is started, and the workflow filters are added to the
+    /// host's filters. A run is then paired with its job through the outbox.
+    /// </para>
+    /// <para>
+    /// Otherwise this configures Hangfire on PostgreSQL for this host — its own <see cref="JobStorage"/> (sharing the
+    /// workflow data source, so a run and its job commit in one transaction), job activator and filters, all from
+    /// dependency injection, never Hangfire's static <c>JobStorage.Current</c> — and, unless
+    /// <see cref="WorkflowHangfireOptions.RunServer"/> is off, a Hangfire server.
+    /// </para>
+    /// The decision is taken when the service provider is built. Where a Hangfire server runs in this host (the
+    /// library's or the application's), the leader loop runs too (<see cref="WorkflowHangfireOptions.RunLeaderLoop"/>).
     /// </summary>
     public static IWorkflowJobsBuilder AddHangfireJobs(this IWorkflowJobsBuilder builder, Action<WorkflowHangfireOptions>? configure = null)
     {
@@ -25,12 +39,19 @@ public static class HangfireWorkflowJobsBuilderExtensions
         configure?.Invoke(options);
         options.Validate();
         var services = builder.Services;
+        if (services.Any(d => d.ServiceType == typeof(WorkflowHangfireRegistration)))
+        {
+            return builder;
+        }
+
+        var before = new HashSet<ServiceDescriptor>(services, ReferenceEqualityComparer.Instance);
+        var registration = new WorkflowHangfireRegistration(services);
+        services.AddSingleton(registration);
         services.TryAddSingleton(options);
         // The Workflows page in the dashboard (also under a plain UseHangfireDashboard); registered once per process.
         Workflow.Jobs.Hangfire.Dashboard.WorkflowDashboardRoutes.EnsureRegistered();
 
-        // Per-host Hangfire services, registered before AddHangfire so that its TryAdd* keep them.
-        services.Replace(ServiceDescriptor.Singleton<JobStorage>(sp => new PostgreSqlStorage(
+        services.TryAddSingleton(sp => new LibraryJobStorage(() => new PostgreSqlStorage(
             new PostgreSqlDataSourceConnectionFactory(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource)),
             new PostgreSqlStorageOptions
             {
@@ -45,25 +66,36 @@ public static class HangfireWorkflowJobsBuilderExtensions
                 EnableLongPolling = false,
                 PrepareSchemaIfNecessary = true,
             })));
-        services.Replace(ServiceDescriptor.Singleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>())));
-        services.Replace(ServiceDescriptor.Singleton<IJobFilterProvider>(sp => new JobFilterProviderCollection(
-            JobFilterProviders.Providers, sp.GetRequiredService<WorkflowJobFilterProvider>())));
+
+        // Registered with TryAdd: an application's storage and activator registered before this call are kept as
+        // they are; registered before an application's AddHangfire, these defer to its configuration.
+        services.TryAddSingleton(sp => registration.ResolveStorage(sp));
+        services.TryAddSingleton(sp => registration.ResolveActivator(sp));
 
         if (!services.Any(d => d.ServiceType == typeof(IGlobalConfiguration)))
         {
+            // Only used when the application has no Hangfire configuration of its own (its AddHangfire, even when
+            // called after this, is the one resolved: the last registration wins).
             services.AddHangfire((sp, config) =>
             {
                 config
                     .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
                     .UseSimpleAssemblyNameTypeSerializer()
                     .UseRecommendedSerializerSettings();
-                if (sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>() is { } loggerFactory)
+                if (sp.GetService<ILoggerFactory>() is { } loggerFactory)
                 {
                     config.UseLogProvider(new HostTolerantLogProvider(loggerFactory));
                 }
             });
         }
 
+        // The host's filter provider: added last, so it is the one resolved by every server and client of the
+        // host (Hangfire's AddHangfireServer and its DI clients read IJobFilterProvider from the container).
+        var filterProvider = ServiceDescriptor.Singleton<IJobFilterProvider>(sp => registration.CreateFilterProvider(sp));
+        registration.FilterProviderDescriptor = filterProvider;
+        services.Add(filterProvider);
+
+        services.TryAddSingleton(sp => registration.Decide(sp, sp.GetRequiredService<WorkflowHangfireOptions>()));
         services.TryAddSingleton<WorkflowRetryFilter>();
         services.TryAddSingleton<WorkflowStateSyncFilter>();
         services.TryAddSingleton<WorkflowJobFilterProvider>();
@@ -71,30 +103,66 @@ public static class HangfireWorkflowJobsBuilderExtensions
         services.TryAddSingleton<IWorkflowJobDispatcher, HangfireWorkflowJobDispatcher>();
         services.TryAddSingleton<IWorkflowScheduler, HangfireWorkflowScheduler>();
         services.TryAddTransient(sp => new WorkflowJob(sp.GetRequiredService<WorkflowEngine>(),
-            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WorkflowJob>>()));
+            sp.GetRequiredService<ILogger<WorkflowJob>>()));
         services.TryAddTransient(sp => new RecurringWorkflowJob(sp.GetRequiredService<WorkflowClient>(), sp.GetRequiredService<WorkflowRegistry>()));
 
-        if (options.RunServer)
+        services.AddSingleton<IHostedService, WorkflowHangfireStartup>();
+        services.AddSingleton<IHostedService>(sp => CreateServer(sp, options));
+        services.AddSingleton<IHostedService>(sp => CreateLeaderLoop(sp, options));
+
+        registration.MarkOwn(services.Where(d => !before.Contains(d)));
+        return builder;
+    }
+
+    /// <summary>The library's Hangfire server, as Hangfire's <c>AddHangfireServer</c> would build it; nothing when the library does not own the server.</summary>
+    private static IHostedService CreateServer(IServiceProvider services, WorkflowHangfireOptions options)
+    {
+        var hosting = services.GetRequiredService<WorkflowHangfireStorage>();
+        if (!hosting.LibraryOwnsServer)
         {
-            services.AddHangfireServer((sp, server) =>
-            {
-                server.Queues = options.Queues.ToArray();
-                if (options.WorkerCount is { } workers)
-                {
-                    server.WorkerCount = workers;
-                }
-
-                if (options.ServerName is not null)
-                {
-                    server.ServerName = options.ServerName;
-                }
-
-                server.ShutdownTimeout = options.ShutdownTimeout;
-                server.CancellationCheckInterval = options.CancellationCheckInterval;
-                server.SchedulePollingInterval = options.SchedulePollingInterval;
-            });
+            return new InactiveHostedService();
         }
 
-        return builder;
+        // Runs the Hangfire configuration (serializer settings, log provider) before the server starts.
+        services.GetRequiredService<IGlobalConfiguration>();
+        var server = new BackgroundJobServerOptions
+        {
+            Queues = options.Queues.ToArray(),
+            ShutdownTimeout = options.ShutdownTimeout,
+            CancellationCheckInterval = options.CancellationCheckInterval,
+            SchedulePollingInterval = options.SchedulePollingInterval,
+            Activator = services.GetRequiredService<JobActivator>(),
+            FilterProvider = services.GetRequiredService<IJobFilterProvider>(),
+            TimeZoneResolver = services.GetService<ITimeZoneResolver>(),
+        };
+        if (options.WorkerCount is { } workers)
+        {
+            server.WorkerCount = workers;
+        }
+
+        if (options.ServerName is not null)
+        {
+            server.ServerName = options.ServerName;
+        }
+
+        return new BackgroundJobServerHostedService(hosting.Storage, server, services.GetServices<IBackgroundProcess>(),
+            services.GetService<IHostApplicationLifetime>());
+    }
+
+    /// <summary>The leader loop, in hosts where a Hangfire server runs (the library's or the application's).</summary>
+    private static IHostedService CreateLeaderLoop(IServiceProvider services, WorkflowHangfireOptions options)
+    {
+        var hosting = services.GetRequiredService<WorkflowHangfireStorage>();
+        if (!options.RunLeaderLoop || !hosting.ServerInThisHost)
+        {
+            return new InactiveHostedService();
+        }
+
+        return new WorkflowLeaderLoop(
+            services.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource),
+            services.GetRequiredService<IServiceScopeFactory>(),
+            options.LeaderLoopInterval,
+            services.GetService<TimeProvider>() ?? TimeProvider.System,
+            services.GetRequiredService<ILogger<WorkflowLeaderLoop>>());
     }
 }

@@ -1,11 +1,16 @@
 namespace Workflow.Jobs;
 
-/// <summary>Options of the Hangfire integration (<c>AddHangfireWorkflowJobs</c>).</summary>
+/// <summary>
+/// Options of the Hangfire integration (<c>AddHangfireJobs</c>). The storage and server settings apply when the
+/// library configures Hangfire itself; an application that configured Hangfire its own way keeps its own settings
+/// (the ones Workflow.Jobs depends on are checked when the host starts).
+/// </summary>
 public sealed class WorkflowHangfireOptions
 {
     /// <summary>
-    /// Also register a Hangfire server in this host (<c>AddHangfireServer</c>). Default <c>true</c>;
-    /// turn it off for web-only hosts.
+    /// Also run a Hangfire server in this host. Default <c>true</c>; turn it off for web-only hosts. Without effect
+    /// when the application configured Hangfire itself: its own servers (<c>AddHangfireServer</c>) run the workflow
+    /// jobs, and the library never starts a second one.
     /// </summary>
     public bool RunServer { get; set; } = true;
 
@@ -57,8 +62,28 @@ public sealed class WorkflowHangfireOptions
     /// <summary>How long graceful shutdown waits for running steps before cancelling them. Default 15 s.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// Run the leader loop in this host when a Hangfire server runs here (the library's or the application's).
+    /// Default <c>true</c>. The loop does the periodic work that one host at a time does for all hosts on the
+    /// database (such as creating the jobs of runs left without one); of all hosts running it, one holds
+    /// leadership (a PostgreSQL advisory lock on one dedicated connection) and another takes over within a few
+    /// intervals when that host stops or loses its connection. Turn it off only where another host runs it.
+    /// </summary>
+    public bool RunLeaderLoop { get; set; } = true;
+
+    /// <summary>
+    /// How often the leader loop checks leadership and, while this host leads, runs its tasks. Default 1 s. Each
+    /// tick costs one small query per host (the lock attempt, or the leader's liveness check), plus what tasks do.
+    /// </summary>
+    public TimeSpan LeaderLoopInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     internal void Validate()
     {
+        if (LeaderLoopInterval < TimeSpan.FromMilliseconds(10))
+        {
+            throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(LeaderLoopInterval)} must be at least 10 ms.");
+        }
+
         if (QueuePollInterval <= TimeSpan.Zero)
         {
             throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(QueuePollInterval)} must be positive.");

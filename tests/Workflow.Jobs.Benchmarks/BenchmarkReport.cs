@@ -89,7 +89,7 @@ internal sealed class BenchmarkReport
         ["peak_rss_mb"] = Math.Round(PeakRssMegabytes, 1),
     };
 
-    /// <summary>The targets of PRODUCT.md §6 / issue 6: key → (limit, true when the figure must be at most the limit).</summary>
+    /// <summary>The targets of docs/benchmarks.md: key → (limit, true when the figure must be at most the limit).</summary>
     public static readonly IReadOnlyDictionary<string, (double Limit, bool AtMost)> Targets = new Dictionary<string, (double, bool)>(StringComparer.Ordinal)
     {
         ["commits_per_step"] = (1.0, true),

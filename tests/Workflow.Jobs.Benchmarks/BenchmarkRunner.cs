@@ -38,7 +38,7 @@ internal sealed class BenchmarkRunner
         await using var probe = await PostgresProbe.OpenAsync(_settings.ServerConnectionString, cancellationToken).ConfigureAwait(false);
         await _report.DescribeMachineAsync(probe, cancellationToken).ConfigureAwait(false);
         var databases = new List<BenchDatabase>();
-        await using var worker = WorkerClient.Start(_settings.Workers, _settings.QueuePollInterval, _settings.CancellationCheckInterval);
+        var worker = WorkerClient.Start(_settings.Workers, _settings.QueuePollInterval, _settings.CancellationCheckInterval);
         try
         {
             Log($"database wjbench_{stamp} (worker process {worker.ProcessId}, {_settings.Workers} workers, poll {_settings.QueuePollInterval.TotalMilliseconds} ms)");
@@ -103,6 +103,8 @@ internal sealed class BenchmarkRunner
         }
         finally
         {
+            // Every host on the databases goes before they are dropped: the worker process, then each enqueuing host.
+            await worker.DisposeAsync().ConfigureAwait(false);
             foreach (var database in databases)
             {
                 await database.DisposeAsync().ConfigureAwait(false);

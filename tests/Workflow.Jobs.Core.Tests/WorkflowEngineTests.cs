@@ -21,7 +21,7 @@ public class WorkflowEngineTests
         _execution.Setup(e => e.DisposeAsync()).Returns(ValueTask.CompletedTask);
         _execution.Setup(e => e.WatchGuard()).Returns(() => new QuietWatch());
         _store.Setup(s => s.BeginExecutionAsync(RunId, It.IsAny<CancellationToken>())).ReturnsAsync(_execution.Object);
-        _services = new ServiceCollection().AddTransient<AddStep>().AddTransient<SquareStep>().AddTransient<ThrowingStep>().BuildServiceProvider();
+        _services = new ServiceCollection().AddSingleton<ExecutionLog>().AddTransient<AddStep>().AddTransient<SquareStep>().AddTransient<ThrowingStep>().BuildServiceProvider();
         var registry = new WorkflowRegistry([new WorkflowRegistration(typeof(AddThenSquareWorkflow)), new WorkflowRegistration(typeof(ThrowingWorkflow))]);
         _engine = new WorkflowEngine(_store.Object, registry, _services.GetRequiredService<IServiceScopeFactory>(), TimeProvider.System,
             new WorkflowMetrics(), NullLogger<WorkflowEngine>.Instance);

@@ -23,14 +23,14 @@ public class HangfireHostingTests
     private static async Task<WorkflowRun> WaitForStatusAsync(IWorkflowClient client, Guid id, WorkflowStatus status)
     {
         WorkflowRun? run = null;
-        await TestHosts.WaitUntilAsync(async () => (run = await client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
+        await Eventually.UntilAsync(async () => (run = await client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
         return run!;
     }
 
     [Test]
     public async Task GracefulShutdownMidStep_RequeuesTheJob_AndTheRunResumesOnAnotherServer()
     {
-        var connectionString = await TestEnvironment.CreateDatabaseAsync("shutdown");
+        var connectionString = await TestDatabases.CreateAsync("shutdown");
         var first = await TestHosts.StartHangfireHostAsync(connectionString);
         var gate = Guid.NewGuid().ToString();
         Guid id;
@@ -73,8 +73,8 @@ public class HangfireHostingTests
     [Test]
     public async Task TwoHostsInOneProcess_EachUseTheirOwnStorage()
     {
-        var a = await TestHosts.StartHangfireHostAsync(await TestEnvironment.CreateDatabaseAsync("host_a"));
-        var b = await TestHosts.StartHangfireHostAsync(await TestEnvironment.CreateDatabaseAsync("host_b"));
+        var a = await TestHosts.StartHangfireHostAsync(await TestDatabases.CreateAsync("host_a"));
+        var b = await TestHosts.StartHangfireHostAsync(await TestDatabases.CreateAsync("host_b"));
         try
         {
             Assert.That(a.Services.GetRequiredService<JobStorage>(), Is.Not.SameAs(b.Services.GetRequiredService<JobStorage>()));
@@ -138,7 +138,7 @@ public class HangfireHostingTests
     [Test]
     public async Task EnqueueFailingAfterTheJobIsCreated_LeavesNeitherRunNorJob()
     {
-        var connectionString = await TestEnvironment.CreateDatabaseAsync("atomic");
+        var connectionString = await TestDatabases.CreateAsync("atomic");
         var host = await TestHosts.StartHangfireHostAsync(connectionString, configure: services =>
             services.Replace(ServiceDescriptor.Singleton<IWorkflowJobDispatcher, FailingAfterCreateDispatcher>()));
         try
@@ -161,7 +161,7 @@ public class HangfireHostingTests
     [Test]
     public async Task HangfirePostgreSql_WorksWithNpgsql10_ForMonitoringParametersContinuationsAndLocks()
     {
-        var connectionString = await TestEnvironment.CreateDatabaseAsync("compat");
+        var connectionString = await TestDatabases.CreateAsync("compat");
         var host = await TestHosts.StartHangfireHostAsync(connectionString, configure: services => services.AddSingleton<CompatibilityLog>());
         try
         {
@@ -176,12 +176,12 @@ public class HangfireHostingTests
             var marker = Guid.NewGuid();
             var continuation = jobs.ContinueJobWith<CompatJob>(run.JobId!, j => j.Record(marker));
             var compat = host.Services.GetRequiredService<CompatibilityLog>();
-            await TestHosts.WaitUntilAsync(() => Task.FromResult(compat.Contains(marker)), Deadline, "continuation ran");
-            await TestHosts.WaitUntilAsync(() => Task.FromResult(storage.GetMonitoringApi().JobDetails(continuation).History[0].StateName == SucceededState.StateName),
+            await Eventually.UntilAsync(() => Task.FromResult(compat.Contains(marker)), Deadline, "continuation ran");
+            await Eventually.UntilAsync(() => Task.FromResult(storage.GetMonitoringApi().JobDetails(continuation).History[0].StateName == SucceededState.StateName),
                 Deadline, "continuation succeeded");
 
             var monitoring = storage.GetMonitoringApi();
-            await TestHosts.WaitUntilAsync(() => Task.FromResult(monitoring.SucceededListCount() >= 2), Deadline, "succeeded jobs counted");
+            await Eventually.UntilAsync(() => Task.FromResult(monitoring.SucceededListCount() >= 2), Deadline, "succeeded jobs counted");
             Assert.That(monitoring.Servers(), Is.Not.Empty);
             Assert.That(monitoring.JobDetails(run.JobId!).History.Select(h => h.StateName), Does.Contain(ProcessingState.StateName));
 

@@ -8,7 +8,7 @@ using Npgsql;
 
 namespace Workflow.Jobs.IntegrationTests;
 
-/// <summary>Runs as Hangfire jobs: a real BackgroundJobServer on real PostgreSQL (PRODUCT.md §4).</summary>
+/// <summary>Runs as Hangfire jobs: a real BackgroundJobServer on real PostgreSQL.</summary>
 public class HangfireWorkflowTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
@@ -23,7 +23,7 @@ public class HangfireWorkflowTests
     [OneTimeSetUp]
     public async Task OneTimeSetUpAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(HangfireWorkflowTests));
+        _connectionString = await TestDatabases.CreateAsync(nameof(HangfireWorkflowTests));
         _host = await TestHosts.StartHangfireHostAsync(_connectionString);
         _client = _host.Services.GetRequiredService<IWorkflowClient>();
         _log = _host.Services.GetRequiredService<ExecutionLog>();
@@ -44,7 +44,7 @@ public class HangfireWorkflowTests
     private static async Task<WorkflowRun> WaitForStatusAsync(IWorkflowClient client, Guid id, WorkflowStatus status)
     {
         WorkflowRun? run = null;
-        await TestHosts.WaitUntilAsync(async () => (run = await client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
+        await Eventually.UntilAsync(async () => (run = await client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
         return run!;
     }
 
@@ -71,7 +71,7 @@ public class HangfireWorkflowTests
 
         Assert.That(run.Output!["square_output"]!["result"]!.Value<int>(), Is.EqualTo(25));
         Assert.That(run.JobId, Is.Not.Null);
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(run.JobId!) == SucceededState.StateName), Deadline, "job Succeeded");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(run.JobId!) == SucceededState.StateName), Deadline, "job Succeeded");
         using var connection = _storage.GetConnection();
         var job = connection.GetJobData(run.JobId!)!.Job;
         Assert.That(job.Type, Is.EqualTo(typeof(Workflow.Jobs.Hangfire.WorkflowJob)));
@@ -141,7 +141,7 @@ public class HangfireWorkflowTests
         var id = await _client.EnqueueAsync<SlowRetryWorkflow>(new WorkflowInput(new FailInput { FailTimes = 1 }));
         var jobId = (await _client.GetAsync(id))!.JobId!;
 
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(jobId) == ScheduledState.StateName && _log.Count(id, "FailStep") == 1), Deadline,
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(jobId) == ScheduledState.StateName && _log.Count(id, "FailStep") == 1), Deadline,
             "retry scheduled");
 
         var run = (await _client.GetAsync(id))!;
@@ -159,7 +159,7 @@ public class HangfireWorkflowTests
 
         var run = await WaitForStatusAsync(id, WorkflowStatus.Failed);
 
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(run.JobId!) == FailedState.StateName), Deadline, "job Failed");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(run.JobId!) == FailedState.StateName), Deadline, "job Failed");
         Assert.That(_log.Count(id, "FailStep"), Is.EqualTo(1));
         Assert.That(run.ExceptionMessage, Is.EqualTo("this step failed for good"));
     }
@@ -170,7 +170,7 @@ public class HangfireWorkflowTests
         // no-retry allows 1 retry; the step fails on attempts 1..2 and succeeds on 3.
         var id = await _client.EnqueueAsync<NoRetryWorkflow>(new WorkflowInput(new FailInput { FailTimes = 2 }));
         var failed = await WaitForStatusAsync(id, WorkflowStatus.Failed);
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(failed.JobId!) == FailedState.StateName), Deadline, "job Failed");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(failed.JobId!) == FailedState.StateName), Deadline, "job Failed");
         Assert.That(_log.Count(id, "FailStep"), Is.EqualTo(2));
 
         // What the dashboard's Requeue button does on the Failed page.
@@ -187,7 +187,7 @@ public class HangfireWorkflowTests
     {
         var id = await _client.EnqueueAsync<NoRetryWorkflow>(new WorkflowInput(new FailInput { FailTimes = 2 }));
         await WaitForStatusAsync(id, WorkflowStatus.Failed);
-        await TestHosts.WaitUntilAsync(async () => JobState((await _client.GetAsync(id))!.JobId!) == FailedState.StateName, Deadline, "job Failed");
+        await Eventually.UntilAsync(async () => JobState((await _client.GetAsync(id))!.JobId!) == FailedState.StateName, Deadline, "job Failed");
 
         await _client.RetryAsync(id);
 
@@ -208,10 +208,10 @@ public class HangfireWorkflowTests
 
         await _client.CancelAsync(id);
 
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(_gates.Gate(gate).Task.IsCompleted || JobState(running.JobId!) == DeletedState.StateName), Deadline, "job deleted");
+        await Eventually.UntilAsync(() => Task.FromResult(_gates.Gate(gate).Task.IsCompleted || JobState(running.JobId!) == DeletedState.StateName), Deadline, "job deleted");
         var run = await WaitForStatusAsync(id, WorkflowStatus.Cancelled);
         // The step's token fires (Hangfire notices the deletion); the gate is never opened.
-        await TestHosts.WaitUntilAsync(async () => !(await _client.GetAsync(id))!.Steps.Any(s => s.Status == WorkflowStatus.Running)
+        await Eventually.UntilAsync(async () => !(await _client.GetAsync(id))!.Steps.Any(s => s.Status == WorkflowStatus.Running)
                                                   || _log.Count(id, "WaitStep") == 1, Deadline, "step interrupted");
         _gates.Open(gate);
         Assert.That(_log.Count(id, "SquareStep"), Is.Zero);
@@ -249,12 +249,12 @@ public class HangfireWorkflowTests
         Assert.That(_jobs.ChangeState(jobId, new EnqueuedState(), ProcessingState.StateName), Is.True);
         var duplicate = _jobs.Create(global::Hangfire.Common.Job.FromExpression<Workflow.Jobs.Hangfire.WorkflowJob>(j => j.ExecuteAsync(id, CancellationToken.None)), new EnqueuedState());
         // Both extra executions are picked up and wait on the run's guard while the first holds it.
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(duplicate) == ProcessingState.StateName), Deadline, "duplicate processing");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(duplicate) == ProcessingState.StateName), Deadline, "duplicate processing");
 
         _gates.Open(gate);
 
         await WaitForStatusAsync(id, WorkflowStatus.Succeeded);
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(duplicate) == SucceededState.StateName), Deadline, "duplicate job done");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(duplicate) == SucceededState.StateName), Deadline, "duplicate job done");
         // Hangfire may abort the first execution when it notices its job was requeued (its token fires and the
         // step body runs again later): that is at-least-once. What must never happen is two at the same time,
         // or a checkpointed step running again.
@@ -340,7 +340,7 @@ public class HangfireWorkflowTests
         manager.TriggerJob(recurringId);
 
         IReadOnlyList<WorkflowRun> runs = [];
-        await TestHosts.WaitUntilAsync(async () => (runs = await _client.ListAsync(new WorkflowQuery { RecurringId = recurringId })).Count == 2
+        await Eventually.UntilAsync(async () => (runs = await _client.ListAsync(new WorkflowQuery { RecurringId = recurringId })).Count == 2
                                                   && runs.All(r => r.Status == WorkflowStatus.Succeeded), Deadline, "two recurring runs");
         // A listing carries no output JSON; each run's own read does.
         var outputs = new List<int>();
@@ -372,7 +372,7 @@ public class HangfireWorkflowTests
         var ids = await Task.WhenAll(Enumerable.Range(0, 300).Select(i => Task.Run(() =>
             _client.EnqueueAsync<AddThenSquareWorkflow>(new WorkflowInput(new AddInput { Argument1 = i % 100 }, new SquareInput { Offset = 1 })))));
 
-        await TestHosts.WaitUntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
             (await _client.ListAsync(new WorkflowQuery { WorkflowName = "add-then-square", Status = WorkflowStatus.Succeeded, Limit = 1000 }))
                 .Count(r => ids.Contains(r.Id)) == 300, TimeSpan.FromMinutes(3), "300 runs succeeded");
 

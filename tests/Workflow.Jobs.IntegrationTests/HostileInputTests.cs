@@ -75,7 +75,7 @@ public sealed record HostileCase(string Name, Func<IWorkflowClient, Task> Act, s
 }
 
 /// <summary>
-/// Hostile input through <see cref="IWorkflowClient"/> (issue 5, item 4): each case is refused with an
+/// Hostile input through <see cref="IWorkflowClient"/>: each case is refused with an
 /// exception naming the problem, and nothing is written: no run, no Hangfire job.
 /// </summary>
 public class HostileInputTests
@@ -89,7 +89,7 @@ public class HostileInputTests
     [OneTimeSetUp]
     public async Task OneTimeSetUpAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(HostileInputTests));
+        _connectionString = await TestDatabases.CreateAsync(nameof(HostileInputTests));
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         // Hangfire's log provider is static and points at the ILoggerFactory of the last host that configured Hangfire;
@@ -313,7 +313,7 @@ public class HostileInputTests
     private async Task<WorkflowRun> WaitForSucceededAsync(Guid id)
     {
         WorkflowRun? run = null;
-        await TestHosts.WaitUntilAsync(async () => (run = await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, $"run {id} to succeed");
+        await Eventually.UntilAsync(async () => (run = await _client.GetAsync(id))?.Status == WorkflowStatus.Succeeded, Deadline, $"run {id} to succeed");
         return run!;
     }
 

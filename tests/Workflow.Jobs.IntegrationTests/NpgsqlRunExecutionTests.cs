@@ -17,7 +17,7 @@ public class NpgsqlRunExecutionTests
     [OneTimeSetUp]
     public async Task OneTimeSetUpAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(NpgsqlRunExecutionTests));
+        _connectionString = await TestDatabases.CreateAsync(nameof(NpgsqlRunExecutionTests));
         _host = await TestHosts.StartEngineHostAsync(_connectionString);
         _runner = _host.Services.GetRequiredService<IWorkflowRunner>();
     }

@@ -64,7 +64,7 @@ public class OutboxTests
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync("outbox");
+        _connectionString = await TestDatabases.CreateAsync("outbox");
         _host = await TestHosts.StartHangfireHostAsync(_connectionString, configure: services =>
         {
             services.Replace(ServiceDescriptor.Singleton<SwitchableDispatcher, SwitchableDispatcher>());
@@ -105,7 +105,7 @@ public class OutboxTests
     private async Task<WorkflowRun> WaitForStatusAsync(Guid id, WorkflowStatus status)
     {
         WorkflowRun? run = null;
-        await TestHosts.WaitUntilAsync(async () => (run = await _client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
+        await Eventually.UntilAsync(async () => (run = await _client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
         return run!;
     }
 
@@ -144,7 +144,7 @@ public class OutboxTests
     {
         var id = await _client.EnqueueAsync<NoRetryWorkflow>(new WorkflowInput(new FailInput { FailTimes = 2 }));
         var failed = await WaitForStatusAsync(id, WorkflowStatus.Failed);
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(failed.JobId!) == FailedState.StateName), Deadline, "job Failed");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(failed.JobId!) == FailedState.StateName), Deadline, "job Failed");
         _dispatcher.FailuresLeft = 1;
 
         await _client.RetryAsync(id);
@@ -174,10 +174,26 @@ public class OutboxTests
     }
 
     [Test]
+    public async Task EnqueueMany_CreatesTheJobsAfterTheBatchCommits_AndTheRunsSucceed()
+    {
+        var ids = await _client.EnqueueManyAsync("add",
+        [
+            new WorkflowEnqueueItem(new WorkflowInput(new AddInput { Argument1 = 1 }).ToJson()),
+            new WorkflowEnqueueItem(new WorkflowInput(new AddInput { Argument1 = 2 }).ToJson()),
+        ]);
+
+        foreach (var id in ids)
+        {
+            await WaitForStatusAsync(id, WorkflowStatus.Succeeded);
+            Assert.That(await JobRequestAsync(id), Is.Null);
+        }
+    }
+
+    [Test]
     public async Task JobWhoseRunDoesNotExist_CompletesWithoutDoingAnything()
     {
         var jobId = _dispatcher.EnqueueOrphan(Guid.NewGuid());
 
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(JobState(jobId) == SucceededState.StateName), Deadline, $"orphan job {jobId} to succeed");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(jobId) == SucceededState.StateName), Deadline, $"orphan job {jobId} to succeed");
     }
 }

@@ -3,7 +3,7 @@ using Workflow.Jobs.Reliability;
 namespace Workflow.Jobs.IntegrationTests;
 
 /// <summary>
-/// The short version of <c>deploy/reliability.sh</c> (issue 5, item 6): a few dozen runs on two separate
+/// The short version of <c>deploy/reliability.sh</c>: a few dozen runs on two separate
 /// worker processes, one of them killed with SIGKILL mid-run, no database restart (the test server is
 /// shared). The full suite and its figures: docs/reliability.md.
 /// </summary>
@@ -12,7 +12,7 @@ public class ReliabilitySmokeTests
     [Test]
     public async Task ShortRun_WithAWorkerProcessKilled_LosesNoRun_ChecksNothingTwice_AndNeverOverlaps()
     {
-        var connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(ReliabilitySmokeTests));
+        var connectionString = await TestDatabases.CreateAsync(nameof(ReliabilitySmokeTests));
         var settings = new ReliabilitySettings
         {
             ConnectionString = connectionString,

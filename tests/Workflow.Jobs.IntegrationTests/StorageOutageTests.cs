@@ -14,7 +14,7 @@ public class StorageOutageTests
     public void SetUp()
     {
         // A port nothing listens on: every connection attempt is refused at once.
-        var unreachable = new NpgsqlConnectionStringBuilder(TestEnvironment.ServerConnectionString) { Port = 1, Timeout = 2 }.ConnectionString;
+        var unreachable = new NpgsqlConnectionStringBuilder(TestDatabases.ServerConnectionString) { Port = 1, Timeout = 2 }.ConnectionString;
         var services = new ServiceCollection();
         services.AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance);
         services.AddSingleton<ExecutionLog>();

@@ -42,19 +42,4 @@ public static class TestHosts
         await host.StartAsync();
         return host;
     }
-
-    /// <summary>Polls until the condition holds or the deadline passes.</summary>
-    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Timed out after {timeout.TotalSeconds:0.#} s waiting for: {what}");
-            }
-
-            await Task.Delay(20);
-        }
-    }
 }

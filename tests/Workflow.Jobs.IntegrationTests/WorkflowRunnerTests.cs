@@ -7,7 +7,7 @@ using Workflow.Jobs.EntityFrameworkCore;
 
 namespace Workflow.Jobs.IntegrationTests;
 
-/// <summary>The engine on real PostgreSQL, in-process (no job scheduler): PRODUCT.md §3.</summary>
+/// <summary>The engine on real PostgreSQL, in-process (no job scheduler).</summary>
 public class WorkflowRunnerTests
 {
     private string _connectionString = null!;
@@ -19,7 +19,7 @@ public class WorkflowRunnerTests
     [OneTimeSetUp]
     public async Task OneTimeSetUpAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(WorkflowRunnerTests));
+        _connectionString = await TestDatabases.CreateAsync(nameof(WorkflowRunnerTests));
         _host = await TestHosts.StartEngineHostAsync(_connectionString);
         _runner = _host.Services.GetRequiredService<IWorkflowRunner>();
         _client = _host.Services.GetRequiredService<IWorkflowClient>();
@@ -192,7 +192,7 @@ public class WorkflowRunnerTests
 
         var second = Task.Run(() => _runner.ExecuteAsync(id));
         // The second has had several lock polls; it must still be waiting, having run nothing.
-        await TestHosts.WaitUntilAsync(() => Task.FromResult(_log.Count(id, "AddStep") == 1), TimeSpan.FromSeconds(5), "first execution ran AddStep");
+        await Eventually.UntilAsync(() => Task.FromResult(_log.Count(id, "AddStep") == 1), TimeSpan.FromSeconds(5), "first execution ran AddStep");
         Assert.That(await Task.WhenAny(second, Task.Delay(TimeSpan.FromMilliseconds(800))), Is.Not.SameAs(second), "second execution must wait for the first");
 
         gates.Open(gate);

@@ -25,7 +25,7 @@ public class WorkflowSearchTests
     [OneTimeSetUp]
     public async Task OneTimeSetUpAsync()
     {
-        _connectionString = await TestEnvironment.CreateDatabaseAsync(nameof(WorkflowSearchTests));
+        _connectionString = await TestDatabases.CreateAsync(nameof(WorkflowSearchTests));
         _host = await TestHosts.StartHangfireHostAsync(_connectionString);
         _client = _host.Services.GetRequiredService<IWorkflowClient>();
 
@@ -61,7 +61,7 @@ public class WorkflowSearchTests
     private async Task WaitForStatusAsync(Guid id, WorkflowStatus status)
     {
         WorkflowRun? run = null;
-        await TestHosts.WaitUntilAsync(async () => (run = await _client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
+        await Eventually.UntilAsync(async () => (run = await _client.GetAsync(id))?.Status == status, Deadline, $"run {id} to be {status} (is {run?.Status})");
     }
 
     private async Task ExecuteAsync(string sql)

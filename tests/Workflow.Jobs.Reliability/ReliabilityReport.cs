@@ -85,7 +85,7 @@ public sealed record ReliabilityReport
     public bool Passed => Lost == 0 && DuplicateCheckpoints == 0 && OverlappingExecutions == 0
                           && RunsWithoutJob == 0 && JobsWithoutRun == 0 && ExtraRuns == 0 && WrongOutputs == 0 && Unrecovered == 0;
 
-    /// <summary>The final line, in the form the issue fixes.</summary>
+    /// <summary>The final line, in the form docs/reliability.md documents.</summary>
     public string FinalLine => string.Create(CultureInfo.InvariantCulture,
         $"reliability: runs={Facts.Runs} steps={Steps} kills={Facts.Kills} db_restarts={Facts.DatabaseRestarts} lost={Lost} " +
         $"duplicate_checkpoints={DuplicateCheckpoints} overlapping_executions={OverlappingExecutions} reexecuted_steps={ReexecutedAfterKill} " +

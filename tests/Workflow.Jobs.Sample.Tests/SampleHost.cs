@@ -53,7 +53,7 @@ public sealed class SampleHost : WebApplicationFactory<Program>
     /// <summary>Starts a host on a new database; <paramref name="configure"/> changes the settings.</summary>
     public static async Task<SampleHost> StartAsync(string databasePrefix, Action<Dictionary<string, string?>>? configure = null,
         Action<IServiceCollection>? services = null, Action<IWebHostBuilder>? web = null)
-        => await StartOnAsync(await TestEnvironment.CreateDatabaseAsync(databasePrefix), configure, services, web);
+        => await StartOnAsync(await TestDatabases.CreateAsync(databasePrefix), configure, services, web);
 
     /// <summary>Starts a host on an existing database.</summary>
     public static Task<SampleHost> StartOnAsync(string connectionString, Action<Dictionary<string, string?>>? configure = null,
@@ -88,7 +88,7 @@ public sealed class SampleHost : WebApplicationFactory<Program>
     /// host that resolved it. Once that host is disposed, Hangfire code in every other host of the process
     /// throws ObjectDisposedException when it creates a logger, and their workers stall in Hangfire's
     /// back-off. Before this host goes, the provider is reset (Hangfire then logs nowhere) so hosts of other
-    /// fixtures keep working. (A problem of test processes with many hosts; see the report on issue 4.)
+    /// fixtures keep working. (A problem of test processes with many hosts.)
     /// </summary>
     public override async ValueTask DisposeAsync()
     {
@@ -133,7 +133,7 @@ public sealed class SampleHost : WebApplicationFactory<Program>
     public static async Task<JObject> WaitForStatusAsync(HttpClient client, Guid id, WorkflowStatus status)
     {
         JObject? run = null;
-        await WaitUntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             using var response = await client.GetAsync($"/api/workflows/{id}");
             run = (JObject)Parse(await response.Content.ReadAsStringAsync());
@@ -150,28 +150,13 @@ public sealed class SampleHost : WebApplicationFactory<Program>
     public static async Task<JObject> WaitForFinalFailureAsync(HttpClient client, Guid id, int executions = 3)
     {
         JObject? run = null;
-        await WaitUntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             using var response = await client.GetAsync($"/api/workflows/{id}");
             run = (JObject)Parse(await response.Content.ReadAsStringAsync());
             return run["status"]?.Value<string>() == nameof(WorkflowStatus.Failed) && run["attempts"]?.Value<int>() >= executions;
         }, Deadline, () => $"run {id} to fail after {executions} executions (is {run?["status"]} after {run?["attempts"]})");
         return run!;
-    }
-
-    /// <summary>Polls until the condition holds or the deadline passes.</summary>
-    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Timed out after {timeout.TotalSeconds:0.#} s waiting for: {what()}");
-            }
-
-            await Task.Delay(25);
-        }
     }
 
     public static AuthenticationHeaderValue? NoAuth => null;

@@ -56,7 +56,7 @@ public class SampleHostTests
         JToken? body = null;
         HttpStatusCode status = 0;
 
-        await SampleHost.WaitUntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             using var response = await _client.GetAsync("/health");
             status = response.StatusCode;
@@ -119,7 +119,7 @@ public class SampleHostTests
         _host.Services.GetRequiredService<IRecurringJobManagerV2>().Trigger("usage-report");
 
         JToken? run = null;
-        await SampleHost.WaitUntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             using var response = await _client.GetAsync("/api/workflows?name=usage-report&status=Succeeded");
             run = SampleHost.Parse(await response.Content.ReadAsStringAsync())["items"]!.FirstOrDefault();
@@ -141,7 +141,7 @@ public class SampleHostTests
         await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
         List<Activity> spans = [];
-        await SampleHost.WaitUntilAsync(() =>
+        await Eventually.UntilAsync(() =>
         {
             spans = _spans.Snapshot().Where(a => Equals(a.GetTagItem("workflow.run_id"), id.ToString())).ToList();
             return Task.FromResult(spans.Any(a => a.DisplayName == "workflow.run customer-provisioning"));

@@ -97,7 +97,7 @@ public class SampleRoleTests
         using var client = _web.CreateClient();
         JToken? body = null;
 
-        await SampleHost.WaitUntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             using var response = await client.GetAsync("/health");
             body = SampleHost.Parse(await response.Content.ReadAsStringAsync());
@@ -125,7 +125,7 @@ public class SampleRoleTests
         using var client = _worker.CreateClient();
         JToken? body = null;
 
-        await SampleHost.WaitUntilAsync(async () =>
+        await Eventually.UntilAsync(async () =>
         {
             using var response = await client.GetAsync("/health");
             body = SampleHost.Parse(await response.Content.ReadAsStringAsync());

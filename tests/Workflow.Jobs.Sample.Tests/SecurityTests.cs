@@ -19,7 +19,7 @@ using Workflow.Jobs.Sample.Configuration;
 namespace Workflow.Jobs.Sample.Tests;
 
 /// <summary>
-/// Security of the sample host (issue 5, item 5), on real PostgreSQL with a real Hangfire server:
+/// Security of the sample host, on real PostgreSQL with a real Hangfire server:
 /// <list type="bullet">
 /// <item>the dashboard, its Workflows page and the Retry/Cancel (and Hangfire's Requeue/Delete) commands refuse remote
 /// requests without credentials, and those commands change nothing;</item>
@@ -68,7 +68,7 @@ public sealed partial class SecurityTests
 
         await CreateSecretRoleAsync();
         var database = $"wjs_{Guid.NewGuid():N}"[..16] + "_secrets";
-        var connectionString = new NpgsqlConnectionStringBuilder(TestEnvironment.ServerConnectionString)
+        var connectionString = new NpgsqlConnectionStringBuilder(TestDatabases.ServerConnectionString)
         {
             Username = SecretRole,
             Password = _databasePassword,
@@ -118,7 +118,7 @@ public sealed partial class SecurityTests
     /// <summary>A superuser (it creates its database) whose password is the distinctive secret; the test cluster trusts local connections, so any password works.</summary>
     private async Task CreateSecretRoleAsync()
     {
-        await using var connection = new NpgsqlConnection(TestEnvironment.ServerConnectionString);
+        await using var connection = new NpgsqlConnection(TestDatabases.ServerConnectionString);
         await connection.OpenAsync();
         await using var create = new NpgsqlCommand($"""
             DO $$ BEGIN CREATE ROLE {SecretRole} LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
@@ -163,7 +163,7 @@ public sealed partial class SecurityTests
         var run = await SampleHost.WaitForFinalFailureAsync(_openClient, id);
         var job = run["jobId"]!.Value<string>()!;
         // The run is marked Failed from inside the job's state change, just before Hangfire commits it.
-        await SampleHost.WaitUntilAsync(() => Task.FromResult(JobState(job) == "Failed"), TimeSpan.FromSeconds(30), () => $"job {job} to be Failed");
+        await Eventually.UntilAsync(() => Task.FromResult(JobState(job) == "Failed"), TimeSpan.FromSeconds(30), () => $"job {job} to be Failed");
         return (id, job);
     }
 
@@ -524,7 +524,7 @@ public sealed partial class SecurityTests
     {
         var password = $"db-pw-{Guid.NewGuid():N}";
         var logs = new CapturingLoggerProvider();
-        var unreachable = new NpgsqlConnectionStringBuilder(TestEnvironment.ServerConnectionString)
+        var unreachable = new NpgsqlConnectionStringBuilder(TestDatabases.ServerConnectionString)
         {
             Port = 1, Username = SecretRole, Password = password, Database = "wjs_unreachable", Timeout = 5,
         }.ConnectionString;

@@ -18,6 +18,16 @@ public interface IWorkflowClient
     /// <exception cref="WorkflowDataValidationException">The input is invalid; nothing was persisted or enqueued.</exception>
     Task<Guid> EnqueueAsync(string workflowName, JObject input, EnqueueOptions? options = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Enqueues many runs of one workflow. Every input is validated before anything is written (errors carry
+    /// the item's index in their path: <c>[3].customer_input.name</c>); then runs and their jobs are created
+    /// in batches, each batch one transaction (atomic per batch). A repeated idempotency key (in the list or
+    /// already used) returns the existing run. The ids come back in the order of <paramref name="items"/>.
+    /// </summary>
+    /// <exception cref="UnitOfWorkException">Code <c>unknown_workflow</c> for an unknown name.</exception>
+    /// <exception cref="WorkflowDataValidationException">Some input is invalid; nothing was persisted or enqueued.</exception>
+    Task<IReadOnlyList<Guid>> EnqueueManyAsync(string workflowName, IReadOnlyList<WorkflowEnqueueItem> items, CancellationToken cancellationToken = default);
+
     /// <summary>The run with its steps, or <c>null</c> if there is none (or it was removed).</summary>
     Task<WorkflowRun?> GetAsync(Guid workflowId, CancellationToken cancellationToken = default);
 

@@ -99,6 +99,79 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         return result.Id;
     }
 
+    public async Task<IReadOnlyList<Guid>> EnqueueManyAsync(string workflowName, IReadOnlyList<WorkflowEnqueueItem> items,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(workflowName);
+        ArgumentNullException.ThrowIfNull(items);
+        var dispatcher = RequireDispatcher();
+        var workflow = _registry.Find(workflowName)
+            ?? throw new UnitOfWorkException($"Unknown workflow '{WorkflowDataError.Shorten(workflowName, 200)}'.", UnitOfWorkException.UnknownWorkflowCode);
+
+        // Everything is validated before anything is written.
+        var records = new NewRunRecord[items.Count];
+        var errors = new List<WorkflowDataError>();
+        for (var index = 0; index < items.Count; index++)
+        {
+            var item = items[index];
+            if (item is null)
+            {
+                errors.Add(new WorkflowDataError($"[{index}]", "The item is required."));
+                continue;
+            }
+
+            try
+            {
+                var record = NewRun(workflow, item.Input, item.Options, recurringId: null);
+                var delay = item.Options?.Delay is { } d && d > TimeSpan.Zero ? d : (TimeSpan?)null;
+                records[index] = record with
+                {
+                    AwaitingJob = !dispatcher.JoinsRunTransaction,
+                    NotBefore = delay is { } wait ? record.Created + wait : null,
+                };
+            }
+            catch (WorkflowDataValidationException ex)
+            {
+                errors.AddRange(ex.Errors.Select(e => new WorkflowDataError(e.Path.Length == 0 ? $"[{index}]" : $"[{index}].{e.Path}", e.Message)));
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new WorkflowDataValidationException(errors);
+        }
+
+        var ids = new Guid[records.Length];
+        for (var offset = 0; offset < records.Length; offset += BatchSize)
+        {
+            var batch = records.Skip(offset).Take(BatchSize).ToList();
+            var results = await _store.CreateRunsAsync(batch,
+                dispatcher.JoinsRunTransaction ? run => dispatcher.Enqueue(run.Id, workflow.Name, run.Queue, Delay(run)) : null,
+                cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < results.Count; i++)
+            {
+                ids[offset + i] = results[i].Id;
+                if (results[i].Created)
+                {
+                    _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+                    if (!dispatcher.JoinsRunTransaction)
+                    {
+                        await _jobs.AfterCommitAsync(new JobRequest(batch[i].Id, JobRequestKind.Create, workflow.Name, batch[i].Queue, null, batch[i].NotBefore),
+                            cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+
+        LogCreatedMany(records.Length, workflow.Name);
+        return ids;
+    }
+
+    /// <summary>Runs (and jobs) created per transaction by <see cref="EnqueueManyAsync"/>.</summary>
+    internal const int BatchSize = 100;
+
+    private TimeSpan? Delay(NewRunRecord run) => run.NotBefore is { } notBefore && notBefore > _time.GetUtcNow() ? notBefore - _time.GetUtcNow() : null;
+
     /// <summary>Validates and persists a run without a job (in-process execution through <see cref="IWorkflowRunner"/>).</summary>
     internal async Task<Guid> CreateWithoutJobAsync(WorkflowDescriptor workflow, JObject input, CancellationToken cancellationToken)
     {
@@ -186,6 +259,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     }
 
     private IWorkflowJobDispatcher RequireDispatcher() => _dispatcher ?? throw new InvalidOperationException(NoDispatcherMessage);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Enqueued {Count} workflow runs of {WorkflowName} in batches")]
+    private partial void LogCreatedMany(int count, string workflowName);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Created workflow run {WorkflowId} of {WorkflowName} (job {JobId})")]
     private partial void LogCreated(Guid workflowId, string workflowName, string? jobId);

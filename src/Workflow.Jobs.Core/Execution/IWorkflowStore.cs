@@ -84,6 +84,14 @@ internal interface IWorkflowStore
     /// </summary>
     Task<CreateRunResult> CreateRunAsync(NewRunRecord run, Func<Guid, string?>? createJob, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Inserts runs of one workflow in one transaction (joining the caller's), honouring idempotency keys,
+    /// and, when <paramref name="createJob"/> is given, creates the jobs of the new runs in that transaction.
+    /// Results are in the order of <paramref name="runs"/>.
+    /// </summary>
+    Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+        CancellationToken cancellationToken);
+
     Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken);
 
     /// <summary>

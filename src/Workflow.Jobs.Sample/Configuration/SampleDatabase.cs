@@ -6,6 +6,8 @@ namespace Workflow.Jobs.Sample.Configuration;
 /// Creates the configured database when it does not exist yet (only when migrations are applied at
 /// start). Needed before the Hangfire dashboard is mapped: mapping it builds the Hangfire storage,
 /// whose constructor waits for the database and does not create it.
+/// Connections come from a named data source disposed after use: a plain <see cref="NpgsqlConnection"/> would
+/// leave a process-wide pool behind whose name in Npgsql's metrics is the connection string.
 /// </summary>
 internal static partial class SampleDatabase
 {
@@ -22,8 +24,8 @@ internal static partial class SampleDatabase
 
         try
         {
-            await using var probe = new NpgsqlConnection(target.ConnectionString);
-            await probe.OpenAsync(cancellationToken);
+            await using var probeSource = Open(target.ConnectionString);
+            await using var probe = await probeSource.OpenConnectionAsync(cancellationToken);
             return;
         }
         catch (PostgresException ex) when (ex.SqlState == InvalidCatalogName)
@@ -32,8 +34,8 @@ internal static partial class SampleDatabase
         }
 
         var maintenance = new NpgsqlConnectionStringBuilder(target.ConnectionString) { Database = "postgres" };
-        await using var connection = new NpgsqlConnection(maintenance.ConnectionString);
-        await connection.OpenAsync(cancellationToken);
+        await using var maintenanceSource = Open(maintenance.ConnectionString);
+        await using var connection = await maintenanceSource.OpenConnectionAsync(cancellationToken);
         var name = target.Database.Replace("\"", "\"\"", StringComparison.Ordinal);
         await using var create = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
         try
@@ -46,6 +48,9 @@ internal static partial class SampleDatabase
             // Another host created it at the same moment.
         }
     }
+
+    private static NpgsqlDataSource Open(string connectionString)
+        => new NpgsqlDataSourceBuilder(connectionString) { Name = "Workflow.Jobs.Sample.Setup" }.Build();
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Created database {Database}")]
     private static partial void LogCreated(ILogger logger, string database);

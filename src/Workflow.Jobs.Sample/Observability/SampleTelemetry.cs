@@ -33,8 +33,7 @@ internal static class SampleTelemetry
                     .SetSampler(new ParentBasedSampler(new SkipUnparentedClientSpansSampler()))
                     .AddSource(WorkflowTelemetry.SourceName)
                     .AddAspNetCoreInstrumentation(options => options.Filter = context => !IsNoise(context.Request.Path))
-                    .AddNpgsql()
-                    .AddProcessor(new DropConnectionStringTagProcessor());
+                    .AddNpgsql();
                 if (settings.Exporter == TelemetryExporter.Console)
                 {
                     tracing.AddConsoleExporter();
@@ -80,18 +79,8 @@ internal static class SampleTelemetry
            || path.StartsWithSegments(SampleHostSettings.DashboardPath + "/stats", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// Npgsql tags each command span with its data source's connection string (<c>db.npgsql.data_source</c>,
-    /// password removed); the host never shows its connection string, so the tag is dropped before export.
-    /// Registered before the exporters, so it runs first.
-    /// </summary>
-    private sealed class DropConnectionStringTagProcessor : BaseProcessor<Activity>
-    {
-        public override void OnEnd(Activity data) => data.SetTag("db.npgsql.data_source", null);
-    }
-
-    /// <summary>
     /// Drops client spans that have no parent — above all Hangfire's queue polling, a database query
-    /// every 100 ms per host — and samples everything else. Queries made by a request or a workflow run
+    /// every 50 ms per idle worker — and samples everything else. Queries made by a request or a workflow run
     /// are children of its span and are kept (the parent-based sampler follows the parent's decision).
     /// </summary>
     private sealed class SkipUnparentedClientSpansSampler : Sampler

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Newtonsoft.Json;
 
-namespace Workflow.Jobs.IntegrationTests;
+namespace Workflow.Jobs.TestSupport;
 
 [WorkflowKey("test_step_input")]
 public sealed class AddInput : WorkflowData

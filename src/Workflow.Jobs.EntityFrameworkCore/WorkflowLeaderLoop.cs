@@ -1,0 +1,209 @@
+using System.Transactions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Workflow.Jobs.EntityFrameworkCore;
+
+/// <summary>
+/// The one leader loop: about once per interval, each host tries a session-level advisory lock on a connection of
+/// the workflow data source; the host that holds it keeps that connection open as its dedicated leader connection
+/// and calls every <see cref="IWorkflowLeaderTask"/> in turn. One host leads at a time across processes. The lock
+/// lives as long as the leader's session, so a leader whose process dies or whose connection breaks loses it, and
+/// another host takes over at its next tick.
+/// </summary>
+/// <remarks>
+/// Cost: one small query per tick and host (a non-leader's lock attempt on a pooled connection, or the leader's
+/// liveness check on its own), plus whatever the tasks do. A leader learns that it lost its connection at its next
+/// tick, so a task already running may overlap the new leader's first pass by up to one interval: tasks must be
+/// safe to run twice. Pooled connections are not reset when returned, so a connection that may hold the lock never
+/// goes back to the pool: it is unlocked explicitly, and when that cannot be confirmed the pool is cleared, which
+/// closes the connection instead of reusing it.
+/// </remarks>
+internal sealed partial class WorkflowLeaderLoop : BackgroundService
+{
+    /// <summary>First key of the advisory lock (the two-key form, which never meets the runs' one-key guards): "WFJB".</summary>
+    internal const int LockClass = 0x57464A42;
+
+    /// <summary>Second key of the advisory lock: the leader.</summary>
+    internal const int LockObject = 1;
+
+    private const int CommandTimeoutSeconds = 10;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly IServiceScopeFactory _scopes;
+    private readonly TimeSpan _interval;
+    private readonly TimeProvider _time;
+    private readonly ILogger<WorkflowLeaderLoop> _logger;
+    private NpgsqlConnection? _leader;
+
+    public WorkflowLeaderLoop(NpgsqlDataSource dataSource, IServiceScopeFactory scopes, TimeSpan interval, TimeProvider time, ILogger<WorkflowLeaderLoop> logger)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(interval, TimeSpan.Zero);
+        _dataSource = dataSource;
+        _scopes = scopes;
+        _interval = interval;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Whether this loop holds leadership right now.</summary>
+    public bool IsLeader => Volatile.Read(ref _leader) is not null;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                if (await HoldsLeadershipAsync(stoppingToken).ConfigureAwait(false))
+                {
+                    await RunTasksAsync(stoppingToken).ConfigureAwait(false);
+                }
+
+                await Task.Delay(_interval, _time, stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            if (Interlocked.Exchange(ref _leader, null) is { } leader)
+            {
+                await CloseAsync(leader, mayHoldLock: true).ConfigureAwait(false);
+                LogReleased();
+            }
+        }
+    }
+
+    private async Task<bool> HoldsLeadershipAsync(CancellationToken cancellationToken)
+    {
+        if (_leader is { } leader)
+        {
+            try
+            {
+                await using var alive = new NpgsqlCommand("SELECT 1", leader) { CommandTimeout = CommandTimeoutSeconds };
+                await alive.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                Volatile.Write(ref _leader, null);
+                await CloseAsync(leader, mayHoldLock: true).ConfigureAwait(false);
+                LogLost(ex);
+                return false;
+            }
+        }
+
+        NpgsqlConnection? candidate = null;
+        var mayHoldLock = false;
+        try
+        {
+            // A connection of the data source enlists in an ambient transaction: the lock must belong to the session alone.
+            using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
+            {
+                candidate = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await using var tryLock = new NpgsqlCommand("SELECT pg_try_advisory_lock(@class, @object)", candidate) { CommandTimeout = CommandTimeoutSeconds };
+            tryLock.Parameters.AddWithValue("class", LockClass);
+            tryLock.Parameters.AddWithValue("object", LockObject);
+            mayHoldLock = true;
+            var acquired = (bool)(await tryLock.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+            mayHoldLock = acquired;
+            if (!acquired)
+            {
+                return false;
+            }
+
+            Volatile.Write(ref _leader, candidate);
+            candidate = null;
+            LogAcquired();
+            return true;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogUnavailable(ex);
+            return false;
+        }
+        finally
+        {
+            if (candidate is not null)
+            {
+                await CloseAsync(candidate, mayHoldLock).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RunTasksAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = _scopes.CreateAsyncScope();
+        foreach (var task in scope.ServiceProvider.GetServices<IWorkflowLeaderTask>())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                await task.RunOnceAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+#pragma warning disable CA1031 // A failing task is logged and tried again at the next tick; it never stops the loop or the other tasks.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                LogTaskFailed(ex, task.Name);
+            }
+        }
+    }
+
+    /// <summary>Closes a connection that may hold the lock without ever returning the lock to the pool.</summary>
+    private async Task CloseAsync(NpgsqlConnection connection, bool mayHoldLock)
+    {
+        try
+        {
+            if (mayHoldLock && connection.State == System.Data.ConnectionState.Open)
+            {
+                await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(@class, @object)", connection) { CommandTimeout = CommandTimeoutSeconds };
+                unlock.Parameters.AddWithValue("class", LockClass);
+                unlock.Parameters.AddWithValue("object", LockObject);
+                await unlock.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
+                mayHoldLock = false;
+            }
+        }
+#pragma warning disable CA1031 // Whatever the failure, the outcome is the same: the session must not be reused.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+        finally
+        {
+            if (mayHoldLock && connection.State == System.Data.ConnectionState.Open)
+            {
+                // Not confirmed on a live connection: clearing the pool closes this connection when it is disposed
+                // below, instead of pooling a session that holds the lock. (A broken connection is never pooled.)
+                _dataSource.Clear();
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "This host now leads the Workflow.Jobs leader loop")]
+    private partial void LogAcquired();
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "This host released the leadership of the Workflow.Jobs leader loop")]
+    private partial void LogReleased();
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "This host lost the leadership of the Workflow.Jobs leader loop: its connection failed")]
+    private partial void LogLost(Exception exception);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "The Workflow.Jobs leader loop could not reach the database; it tries again at its next tick")]
+    private partial void LogUnavailable(Exception exception);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Error, Message = "Leader task {TaskName} failed; it runs again at the next tick")]
+    private partial void LogTaskFailed(Exception exception, string taskName);
+}

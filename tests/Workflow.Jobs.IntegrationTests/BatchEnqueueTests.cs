@@ -1,0 +1,102 @@
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Newtonsoft.Json.Linq;
+using Npgsql;
+
+namespace Workflow.Jobs.IntegrationTests;
+
+/// <summary><see cref="IWorkflowClient.EnqueueManyAsync"/> on a real server: validation first, batches, idempotency keys, order.</summary>
+public class BatchEnqueueTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
+    private string _connectionString = null!;
+    private IHost _host = null!;
+    private IWorkflowClient _client = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _connectionString = await TestDatabases.CreateAsync("batch");
+        _host = await TestHosts.StartHangfireHostAsync(_connectionString);
+        _client = _host.Services.GetRequiredService<IWorkflowClient>();
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        await _host.StopAsync();
+        _host.Dispose();
+    }
+
+    private static WorkflowEnqueueItem Add(int a, int b, string? key = null, TimeSpan? delay = null)
+        => new(JObject.Parse($"{{\"test_step_input\":{{\"argument_1\":{a},\"argument_2\":{b}}}}}"),
+            key is null && delay is null ? null : new EnqueueOptions { IdempotencyKey = key, Delay = delay });
+
+    private async Task<long> ScalarAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Test]
+    public async Task EnqueueManyAsync_CreatesEveryRun_InInputOrder_AndEachRuns()
+    {
+        var ids = await _client.EnqueueManyAsync("add", [Add(1, 1), Add(2, 2), Add(3, 3)]);
+
+        Assert.That(ids, Has.Count.EqualTo(3).And.Unique);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            WorkflowRun? run = null;
+            await Eventually.UntilAsync(async () => (run = await _client.GetAsync(ids[i]))?.Status == WorkflowStatus.Succeeded, Deadline, $"run {i} to succeed");
+            Assert.That(run!.Output!["test_step_output"]!["result"]!.Value<int>(), Is.EqualTo(2 * (i + 1)), "ids come back in input order");
+            Assert.That(run.JobId, Is.Not.Null);
+        }
+    }
+
+    [Test]
+    public async Task EnqueueManyAsync_WritesNothing_WhenAnyInputIsInvalid_AndNamesTheItemIndex()
+    {
+        var before = await ScalarAsync("SELECT count(*) FROM workflow.workflow_runs");
+
+        var ex = Assert.ThrowsAsync<WorkflowDataValidationException>(() => _client.EnqueueManyAsync("add",
+            [Add(1, 1), Add(-5, 1), new WorkflowEnqueueItem(JObject.Parse("{\"nope\":{}}"))]));
+
+        Assert.That(ex!.Errors.Select(e => e.Path), Does.Contain("[1].test_step_input.argument_1"));
+        Assert.That(ex.Errors.Select(e => e.Path).Any(p => p.StartsWith("[2]", StringComparison.Ordinal)), Is.True, string.Join("; ", ex.Errors));
+        Assert.That(ex.Errors.Any(e => e.Path.StartsWith("[0]", StringComparison.Ordinal)), Is.False);
+        Assert.That(await ScalarAsync("SELECT count(*) FROM workflow.workflow_runs"), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task EnqueueManyAsync_ReturnsTheExistingRun_ForARepeatedIdempotencyKey()
+    {
+        var key = "batch-" + Guid.NewGuid();
+        var earlier = await _client.EnqueueAsync("add", Add(0, 1).Input, new EnqueueOptions { IdempotencyKey = key });
+        var other = "batch-" + Guid.NewGuid();
+
+        var ids = await _client.EnqueueManyAsync("add", [Add(5, 5, other), Add(6, 6, key), Add(7, 7, other)]);
+
+        Assert.That(ids[1], Is.EqualTo(earlier), "a key used before returns its run");
+        Assert.That(ids[2], Is.EqualTo(ids[0]), "a key repeated in the list returns the first item's run");
+        Assert.That(await ScalarAsync($"SELECT count(*) FROM workflow.workflow_runs WHERE idempotency_key IN ('{key}', '{other}')"), Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task EnqueueManyAsync_CreatesOneJobPerRun_AcrossSeveralBatches()
+    {
+        var count = WorkflowClient.BatchSize * 2 + 7;
+        var items = Enumerable.Range(0, count).Select(i => Add(i, 0, delay: TimeSpan.FromDays(1))).ToList();
+
+        var ids = await _client.EnqueueManyAsync("add", items);
+
+        Assert.That(ids, Has.Count.EqualTo(count).And.Unique);
+        var idList = string.Join(",", ids.Select(id => $"'{id}'"));
+        Assert.That(await ScalarAsync($"SELECT count(*) FROM workflow.workflow_runs WHERE uuid IN ({idList}) AND job_id IS NOT NULL"), Is.EqualTo(count));
+        Assert.That(await ScalarAsync($"SELECT count(DISTINCT job_id) FROM workflow.workflow_runs WHERE uuid IN ({idList})"), Is.EqualTo(count));
+        var scheduled = _host.Services.GetRequiredService<JobStorage>().GetMonitoringApi().ScheduledCount();
+        Assert.That(scheduled, Is.GreaterThanOrEqualTo(count), "each delayed run's job is scheduled");
+    }
+}
