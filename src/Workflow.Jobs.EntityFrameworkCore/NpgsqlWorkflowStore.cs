@@ -179,9 +179,9 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
-                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before
-                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores) AS r(id, input, key, queue, job_request, not_before)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags)
+                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags) AS r(id, input, key, queue, job_request, not_before, tags)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -201,6 +201,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             {
                 Value = runs.Select(r => r.NotBefore).ToArray(),
             });
+            insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = runs.Select(r => WorkflowTags.ToJson(r.Tags)).ToArray() });
             await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
