@@ -79,8 +79,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -97,6 +97,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             insert.Parameters.Add(new NpgsqlParameter("not_before", NpgsqlDbType.TimestampTz) { Value = (object?)run.NotBefore ?? DBNull.Value });
             insert.Parameters.Add(new NpgsqlParameter("forked_from", NpgsqlDbType.Uuid) { Value = (object?)run.ForkedFrom ?? DBNull.Value });
             insert.Parameters.AddWithValue("completed", run.CopiedSteps.Count);
+            insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Jsonb) { Value = WorkflowTags.ToJson(run.Tags) });
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)
             {
@@ -207,9 +208,9 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
-                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before
-                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores) AS r(id, input, key, queue, job_request, not_before)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags)
+                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags) AS r(id, input, key, queue, job_request, not_before, tags)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -229,6 +230,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             {
                 Value = runs.Select(r => r.NotBefore).ToArray(),
             });
+            insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = runs.Select(r => WorkflowTags.ToJson(r.Tags)).ToArray() });
             await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -301,35 +303,110 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
 
     public async Task<IReadOnlyList<WorkflowRun>> ListRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)
     {
-        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        var runs = db.Runs.AsNoTracking();
-        if (query.WorkflowName is not null)
+        // Only the columns a listing shows: input_data and output_data (often the largest values, TOASTed) are never
+        // read, so a page costs the same whatever the runs carry. Newest first, by the (filter, created) indexes.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var page = new List<WorkflowRun>();
+        await using (var command = new NpgsqlCommand { Connection = connection, CommandTimeout = _npgsql.CommandTimeoutSeconds })
         {
-            runs = runs.Where(r => r.WorkflowName == query.WorkflowName);
+            var where = WorkflowQuerySql.Where(query, command);
+            command.CommandText = $"""
+                SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
+                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags
+                FROM {RunsTable} r
+                WHERE {where}
+                ORDER BY r.created DESC, r.uuid DESC
+                LIMIT @limit OFFSET @offset
+                """;
+            command.Parameters.AddWithValue("limit", query.Limit);
+            command.Parameters.AddWithValue("offset", query.Offset);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                page.Add(new WorkflowRun
+                {
+                    Id = reader.GetGuid(0),
+                    WorkflowName = reader.GetString(1),
+                    Status = Enum.Parse<WorkflowStatus>(reader.GetString(2)),
+                    Input = [],
+                    Output = null,
+                    Created = reader.GetFieldValue<DateTimeOffset>(3),
+                    Modified = reader.GetFieldValue<DateTimeOffset>(4),
+                    SucceededAt = reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5),
+                    FailedAt = reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6),
+                    ExceptionMessage = reader.IsDBNull(7) ? null : reader.GetString(7),
+                    JobId = reader.IsDBNull(8) ? null : reader.GetString(8),
+                    StepNames = reader.GetFieldValue<string[]>(9),
+                    CompletedSteps = reader.GetInt32(10),
+                    Attempts = reader.GetInt32(11),
+                    RecurringId = reader.IsDBNull(12) ? null : reader.GetString(12),
+                    IdempotencyKey = reader.IsDBNull(13) ? null : reader.GetString(13),
+                    Tags = WorkflowTags.FromJson(reader.GetString(14)),
+                });
+            }
         }
 
-        if (query.Status is { } status)
+        if (!query.IncludeSteps || page.Count == 0)
         {
-            runs = runs.Where(r => r.Status == status);
+            return page;
         }
 
-        if (query.RecurringId is not null)
+        // The steps of the page, likewise without their input and output JSON.
+        var steps = new List<WorkflowStepRun>();
+        var runOf = new Dictionary<Guid, Guid>();
+        await using (var command = new NpgsqlCommand(
+            $"""
+            SELECT uuid, workflow_record_uuid, step_name, status, preceding_step_uuid, created, modified, started_at, succeeded_at,
+                   failed_at, exception_message, attempts
+            FROM {StepsTable} WHERE workflow_record_uuid = ANY(@runs) AND NOT is_removed
+            ORDER BY created
+            """, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds })
         {
-            runs = runs.Where(r => r.RecurringId == query.RecurringId);
+            command.Parameters.AddWithValue("runs", page.Select(r => r.Id).ToArray());
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var step = new WorkflowStepRun
+                {
+                    Id = reader.GetGuid(0),
+                    StepName = reader.GetString(2),
+                    Status = Enum.Parse<WorkflowStatus>(reader.GetString(3)),
+                    PrecedingStepId = reader.IsDBNull(4) ? null : reader.GetGuid(4),
+                    Input = [],
+                    Output = null,
+                    Created = reader.GetFieldValue<DateTimeOffset>(5),
+                    Modified = reader.GetFieldValue<DateTimeOffset>(6),
+                    StartedAt = reader.IsDBNull(7) ? null : reader.GetFieldValue<DateTimeOffset>(7),
+                    SucceededAt = reader.IsDBNull(8) ? null : reader.GetFieldValue<DateTimeOffset>(8),
+                    FailedAt = reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
+                    ExceptionMessage = reader.IsDBNull(10) ? null : reader.GetString(10),
+                    Attempts = reader.GetInt32(11),
+                };
+                steps.Add(step);
+                runOf[step.Id] = reader.GetGuid(1);
+            }
         }
 
-        var page = await runs.OrderByDescending(r => r.Created).ThenByDescending(r => r.Id)
-            .Skip(query.Offset).Take(query.Limit)
-            .ToListAsync(cancellationToken).ConfigureAwait(false);
-        ILookup<Guid, WorkflowStepEntity> steps = Array.Empty<WorkflowStepEntity>().ToLookup(s => s.WorkflowRecordId);
-        if (query.IncludeSteps && page.Count > 0)
+        var byRun = steps.ToLookup(s => runOf[s.Id]);
+        return page.Select(run =>
         {
-            var ids = page.Select(r => r.Id).ToList();
-            steps = (await db.Steps.AsNoTracking().Where(s => ids.Contains(s.WorkflowRecordId)).ToListAsync(cancellationToken).ConfigureAwait(false))
-                .ToLookup(s => s.WorkflowRecordId);
-        }
+            var order = run.StepNames.Select((name, index) => (name, index)).ToDictionary(x => x.name, x => x.index, StringComparer.Ordinal);
+            return run with { Steps = byRun[run.Id].OrderBy(s => order.GetValueOrDefault(s.StepName, int.MaxValue)).ThenBy(s => s.Created).ToList() };
+        }).ToList();
+    }
 
-        return page.Select(r => Map(r, steps[r.Id].ToList(), query.IncludeSteps)).ToList();
+    public long CountFailedRuns(long cap)
+    {
+        // Counts the partial index ix_workflow_runs_failed_created (its predicate is repeated here so the planner uses
+        // it), stopping at the cap: the cost is bounded whatever the table holds.
+        using var connection = _dataSource.OpenConnection();
+        using var command = new NpgsqlCommand(
+            $"SELECT count(*) FROM (SELECT 1 FROM {RunsTable} WHERE status = 'Failed' AND NOT is_removed LIMIT @cap) f", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.AddWithValue("cap", cap);
+        return (long)command.ExecuteScalar()!;
     }
 
     public async Task<RunChange?> TransitionAsync(Guid runId, RunOperation operation, DateTimeOffset now, string? message, JobRequestKind jobRequest,
@@ -583,6 +660,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore
             RecurringId = run.RecurringId,
             ForkedFrom = run.ForkedFrom,
             IdempotencyKey = run.IdempotencyKey,
+            Tags = WorkflowTags.FromJson(run.Tags),
             Steps = includeSteps ? ordered.Select(MapStep).ToList() : [],
         };
     }

@@ -267,8 +267,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             throw new WorkflowDataValidationException([new WorkflowDataError("idempotency_key", "At most 200 characters.")]);
         }
 
+        var tags = WorkflowTags.ValidateForEnqueue(options?.Tags);
         return new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, _time.GetUtcNow(),
-            options?.IdempotencyKey, recurringId, options?.Queue);
+            options?.IdempotencyKey, recurringId, options?.Queue) { Tags = tags };
     }
 
     private async Task<CreateRunResult> CreateAsync(WorkflowDescriptor workflow, NewRunRecord record, Func<Guid, string?>? createJob,
@@ -289,17 +290,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
     public Task<IReadOnlyList<WorkflowRun>> ListAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(query);
-        if (query.Limit is < 1 or > 1000)
-        {
-            throw new ArgumentOutOfRangeException(nameof(query), query.Limit, "WorkflowQuery.Limit must be between 1 and 1000.");
-        }
-
-        if (query.Offset < 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(query), query.Offset, "WorkflowQuery.Offset must not be negative.");
-        }
-
+        WorkflowQueryRules.Validate(query);
         return _store.ListRunsAsync(query, cancellationToken);
     }
 

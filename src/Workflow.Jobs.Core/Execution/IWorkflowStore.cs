@@ -13,6 +13,9 @@ internal sealed record NewRunRecord(
     string? RecurringId = null,
     string? Queue = null)
 {
+    /// <summary>The run's tags (validated); empty when none.</summary>
+    public IReadOnlyDictionary<string, string> Tags { get; init; } = WorkflowTags.Empty;
+
     /// <summary>When the job should run at the earliest (an enqueue delay); null for at once.</summary>
     public DateTimeOffset? NotBefore { get; init; }
 
@@ -100,7 +103,17 @@ internal interface IWorkflowStore
 
     Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A page of runs matching the (validated) query, newest first, without input or output JSON
+    /// (<see cref="WorkflowRun.Input"/> empty, <see cref="WorkflowRun.Output"/> null, steps likewise).
+    /// </summary>
     Task<IReadOnlyList<WorkflowRun>> ListRunsAsync(WorkflowQuery query, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// How many runs are Failed, counting at most <paramref name="cap"/> (the dashboard's menu badge). Synchronous
+    /// because Hangfire renders its menu synchronously; it reads only a small partial index.
+    /// </summary>
+    long CountFailedRuns(long cap);
 
     /// <summary>
     /// Takes the run's execution guard (waiting while another execution holds it) and loads the run

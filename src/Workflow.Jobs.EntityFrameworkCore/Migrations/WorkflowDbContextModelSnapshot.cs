@@ -114,6 +114,13 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("succeeded_at");
 
+                    b.Property<string>("Tags")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("tags")
+                        .HasDefaultValueSql("'{}'::jsonb");
+
                     b.Property<string>("WorkflowName")
                         .IsRequired()
                         .HasMaxLength(200)
@@ -138,6 +145,12 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasDatabaseName("ix_workflow_runs_job_request")
                         .HasFilter("job_request IS NOT NULL");
 
+                    b.HasIndex("Tags")
+                        .HasDatabaseName("ix_workflow_runs_tags");
+
+                    NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Tags"), "gin");
+                    NpgsqlIndexBuilderExtensions.HasOperators(b.HasIndex("Tags"), new[] { "jsonb_path_ops" });
+
                     b.HasIndex("RecurringId", "Created")
                         .HasDatabaseName("ix_workflow_runs_recurring_created")
                         .HasFilter("recurring_id IS NOT NULL");
@@ -147,6 +160,9 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     b.HasIndex("WorkflowName", "Created")
                         .HasDatabaseName("ix_workflow_runs_name_created");
+
+                    b.HasIndex(new[] { "Created" }, "ix_workflow_runs_failed_created")
+                        .HasFilter("status = 'Failed' AND NOT is_removed");
 
                     b.ToTable("workflow_runs", "workflow");
                 });
