@@ -27,6 +27,7 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
             ["forkedFrom"] = run.ForkedFrom?.ToString(),
+            ["tags"] = new JObject(run.Tags.Select(t => new JProperty(t.Key, t.Value))),
         };
         json["links"] = Links(run);
         return json;

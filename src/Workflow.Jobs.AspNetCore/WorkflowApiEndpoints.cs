@@ -194,10 +194,32 @@ internal sealed partial class WorkflowApiEndpoints
 
         var limit = ReadInt(query["limit"].ToString(), "limit", _options.DefaultPageSize, 1, _options.MaxPageSize, errors);
         var offset = ReadInt(query["offset"].ToString(), "offset", 0, 0, int.MaxValue, errors);
-        var name = query["name"].ToString() is { Length: > 0 } n ? n : null;
-        if (!WorkflowStatusText.IsStorable(name))
+        var name = ReadText(query, "name", errors);
+        var recurringId = ReadText(query, "recurringId", errors);
+        var errorContains = ReadText(query, "errorContains", errors);
+        var idempotencyKey = ReadText(query, "idempotencyKey", errors);
+        var createdAfter = ReadTime(query, "createdAfter", errors);
+        var createdBefore = ReadTime(query, "createdBefore", errors);
+        var tags = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var tag in query["tag"])
         {
-            errors.Add(new WorkflowDataError("name", "The name filter cannot contain the NUL character (\\u0000)."));
+            var colon = tag?.IndexOf(':', StringComparison.Ordinal) ?? -1;
+            if (tag is null || colon <= 0)
+            {
+                errors.Add(new WorkflowDataError("tag", $"'{Shorten(Printable(tag ?? ""))}' is not key:value."));
+                continue;
+            }
+
+            var key = tag[..colon].Trim();
+            if (!tags.TryAdd(key, tag[(colon + 1)..].Trim()))
+            {
+                errors.Add(new WorkflowDataError("tag", $"The key '{Shorten(Printable(key))}' is repeated (a run has one value per key)."));
+            }
+        }
+
+        if (tags.Count > 0 && WorkflowTags.FilterError(tags) is { } tagError)
+        {
+            errors.Add(new WorkflowDataError("tag", tagError.Replace("WorkflowQuery.Tags: ", string.Empty, StringComparison.Ordinal)));
         }
 
         if (errors.Count > 0)
@@ -205,14 +227,36 @@ internal sealed partial class WorkflowApiEndpoints
             return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
         }
 
-        var runs = await client.ListAsync(new WorkflowQuery { Status = status, WorkflowName = name, Limit = limit, Offset = offset }, cancellationToken)
-            .ConfigureAwait(false);
+        var filter = new WorkflowQuery
+        {
+            Status = status,
+            WorkflowName = name,
+            RecurringId = recurringId,
+            ErrorContains = errorContains,
+            IdempotencyKey = idempotencyKey,
+            CreatedAfter = createdAfter,
+            CreatedBefore = createdBefore,
+            Tags = tags.Count == 0 ? null : tags,
+            Limit = limit,
+            Offset = offset,
+        };
+        IReadOnlyList<WorkflowRun> runs;
+        try
+        {
+            runs = await client.ListAsync(filter, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArgumentException ex)
+        {
+            // The client's own checks of the query (lengths, ranges): the message names the property.
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, "", ex.Message);
+        }
+
         var body = new JObject
         {
             ["items"] = new JArray(runs.Select(_json.Summary)),
             ["limit"] = limit,
             ["offset"] = offset,
-            ["next"] = runs.Count == limit ? PageLink(status, name, limit, offset + limit) : JValue.CreateNull(),
+            ["next"] = runs.Count == limit ? PageLink(request, limit, offset + limit) : JValue.CreateNull(),
         };
         return ApiResults.Json(body);
     }
@@ -442,21 +486,57 @@ internal sealed partial class WorkflowApiEndpoints
         return text.ToString();
     }
 
-    private string PageLink(WorkflowStatus? status, string? name, int limit, int offset)
+    /// <summary>The same query with the next page's offset: every filter is carried along.</summary>
+    private string PageLink(HttpRequest request, int limit, int offset)
     {
-        var link = new StringBuilder(_runsPath).Append('?');
-        if (status is { } s)
+        var parts = new List<string>();
+        foreach (var (key, values) in request.Query.Where(q => q.Key is not ("limit" or "offset")).OrderBy(q => q.Key, StringComparer.Ordinal))
         {
-            link.Append("status=").Append(s).Append('&');
+            parts.AddRange(values.Select(v => Uri.EscapeDataString(key) + "=" + Uri.EscapeDataString(v ?? "")));
         }
 
-        if (name is not null)
+        parts.Add(string.Create(CultureInfo.InvariantCulture, $"limit={limit}&offset={offset}"));
+        return _runsPath + "?" + string.Join("&", parts);
+    }
+
+    private static string? ReadText(IQueryCollection query, string name, List<WorkflowDataError> errors)
+    {
+        var text = query[name].ToString();
+        if (text.Length == 0)
         {
-            link.Append("name=").Append(Uri.EscapeDataString(name)).Append('&');
+            return null;
         }
 
-        link.Append(CultureInfo.InvariantCulture, $"limit={limit}&offset={offset}");
-        return link.ToString();
+        if (query[name].Count > 1)
+        {
+            errors.Add(new WorkflowDataError(name, "Give this filter once."));
+            return null;
+        }
+
+        if (!WorkflowStatusText.IsStorable(text))
+        {
+            errors.Add(new WorkflowDataError(name, "The filter cannot contain the NUL character (\\u0000)."));
+            return null;
+        }
+
+        return text;
+    }
+
+    private static DateTimeOffset? ReadTime(IQueryCollection query, string name, List<WorkflowDataError> errors)
+    {
+        var text = query[name].ToString();
+        if (text.Length == 0)
+        {
+            return null;
+        }
+
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+        {
+            return time;
+        }
+
+        errors.Add(new WorkflowDataError(name, "Expected an ISO 8601 date and time, such as 2026-11-29T14:00:00Z (UTC unless an offset is given)."));
+        return null;
     }
 
     private static int ReadInt(string text, string name, int fallback, int min, int max, List<WorkflowDataError> errors)
