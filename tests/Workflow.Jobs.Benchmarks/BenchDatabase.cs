@@ -127,6 +127,8 @@ internal sealed class BenchDatabase : IAsyncDisposable
     public async Task ReleasePooledConnectionsAsync(CancellationToken cancellationToken)
     {
         Client.Services.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource).Clear();
+        // Long polling's LISTEN connections (the stranded-dequeue count) come from Npgsql's global pools.
+        NpgsqlConnection.ClearAllPools();
         await ExecuteAsync("SELECT pg_stat_force_next_flush()", cancellationToken).ConfigureAwait(false);
     }
 

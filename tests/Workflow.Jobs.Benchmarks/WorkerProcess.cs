@@ -86,6 +86,9 @@ internal static class WorkerProcess
         }
 
         hosts.Clear();
+        // Hangfire.PostgreSql's long polling opens its LISTEN connections from the connection string,
+        // outside the library's data source: close them too, so the round's counters can settle.
+        Npgsql.NpgsqlConnection.ClearAllPools();
     }
 
     /// <summary>Peak resident set size of this process (VmHWM on Linux).</summary>
