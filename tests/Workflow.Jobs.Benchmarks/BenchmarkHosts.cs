@@ -33,7 +33,7 @@ internal static class BenchmarkHosts
 
     /// <summary>The worker: a Hangfire server with the library's settings (except the worker count and poll interval given).</summary>
     public static async Task<IHost> StartWorkerAsync(string connectionString, int workers, TimeSpan pollInterval, TimeSpan cancellationCheckInterval,
-        QueueMode queueMode, CancellationToken cancellationToken)
+        QueueMode queueMode, TimeSpan schedulePollingInterval, CancellationToken cancellationToken)
     {
         var builder = NewBuilder();
         var named = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = WorkerApplicationName }.ConnectionString;
@@ -49,6 +49,7 @@ internal static class BenchmarkHosts
                 o.WorkerCount = workers;
                 o.QueuePollInterval = pollInterval;
                 o.CancellationCheckInterval = cancellationCheckInterval;
+                o.SchedulePollingInterval = schedulePollingInterval;
                 o.ServerName = "wjbench-worker";
             });
         BenchmarkQueueModes.Apply(builder.Services, queueMode, pollInterval);

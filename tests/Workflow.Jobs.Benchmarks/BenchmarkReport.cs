@@ -176,6 +176,7 @@ internal sealed class BenchmarkReport
             json.WriteNumber("workers", _settings.Workers);
             json.WriteNumber("queue_poll_interval_ms", _settings.QueuePollInterval.TotalMilliseconds);
             json.WriteString("queue_mode", BenchmarkQueueModes.Name(_settings.QueueMode));
+            json.WriteNumber("schedule_polling_interval_ms", _settings.SchedulePollingInterval.TotalMilliseconds);
             json.WriteNumber("dequeues_counted", DequeuesCounted);
             json.WriteNumber("stranded_after_s", _settings.StrandedAfter.TotalSeconds);
             json.WriteNumber("idle_seconds", _settings.IdleDuration.TotalSeconds);

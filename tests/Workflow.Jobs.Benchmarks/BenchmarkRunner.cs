@@ -42,7 +42,8 @@ internal sealed class BenchmarkRunner
         await using var probe = await PostgresProbe.OpenAsync(_settings.ServerConnectionString, cancellationToken).ConfigureAwait(false);
         await _report.DescribeMachineAsync(probe, cancellationToken).ConfigureAwait(false);
         var databases = new List<BenchDatabase>();
-        await using var worker = WorkerClient.Start(_settings.Workers, _settings.QueuePollInterval, _settings.CancellationCheckInterval, _settings.QueueMode);
+        await using var worker = WorkerClient.Start(_settings.Workers, _settings.QueuePollInterval, _settings.CancellationCheckInterval, _settings.QueueMode,
+            _settings.SchedulePollingInterval);
         try
         {
             Log($"database wjbench_{stamp} (worker process {worker.ProcessId}, {_settings.Workers} workers, poll {_settings.QueuePollInterval.TotalMilliseconds} ms)");

@@ -48,6 +48,9 @@ public sealed class BenchmarkSettings
     /// </summary>
     public TimeSpan IdleDuration { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often the worker's server polls for due scheduled and recurring jobs (the library's default).</summary>
+    public TimeSpan SchedulePollingInterval { get; set; } = new WorkflowHangfireOptions().SchedulePollingInterval;
+
     /// <summary>Length of the raw commit measurement.</summary>
     public TimeSpan RawDuration { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -177,6 +180,7 @@ public sealed class BenchmarkSettings
                 case "--profile": settings.Profile = true; break;
                 case "--queue": settings.QueueMode = BenchmarkQueueModes.Parse(Next()); break;
                 case "--dequeues": settings.Dequeues = NextInt(); break;
+                case "--schedule-ms": settings.SchedulePollingInterval = TimeSpan.FromMilliseconds(NextInt()); break;
                 case "--idle-seconds": settings.IdleDuration = TimeSpan.FromSeconds(NextInt()); break;
                 default: throw new ArgumentException($"Unknown argument '{args[i]}'.");
             }
