@@ -18,6 +18,11 @@ public static class BenchmarkProgram
             return await WorkerProcess.RunAsync(args[1..]).ConfigureAwait(false);
         }
 
+        if (args.Length > 0 && args[0] == "batch")
+        {
+            return await BatchEnqueueBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
+        }
+
         if (args.Length > 0 && args[0] == "search")
         {
             return await SearchBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);

@@ -76,6 +76,28 @@ public sealed class BenchmarkSmokeTests
     }
 
     /// <summary>Runs the benchmark program (referenced by this project, so it sits next to this assembly) in a process of its own.</summary>
+    [Test]
+    public async Task BatchEnqueueSection_WritesItsFigures_WhenRunSmall()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-batch-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (exitCode, log) = await RunBenchmarkAsync("batch", "--runs", "200", "--concurrency", "4", "--connection", TestDatabases.ServerConnectionString,
+                "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            foreach (var key in new[] { "single_enqueue_runs_per_s", "batch_enqueue_runs_per_s", "batch_enqueue_speedup" })
+            {
+                Assert.That(json.RootElement.GetProperty(key).GetDouble(), Is.GreaterThan(0), key);
+            }
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static async Task<(int ExitCode, string Log)> RunBenchmarkAsync(params string[] arguments)
     {
         var program = Path.Combine(AppContext.BaseDirectory, "Workflow.Jobs.Benchmarks.dll");

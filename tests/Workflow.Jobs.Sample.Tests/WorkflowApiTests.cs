@@ -476,6 +476,37 @@ public class WorkflowApiTests
         Assert.That(run["links"]!["retry"]!.Value<string>(), Is.EqualTo($"/api/workflows/{id}/retry"));
     }
 
+    [TestCase("errorContains=%00", "errorContains")]
+    [TestCase("createdAfter=yesterday", "createdAfter")]
+    [TestCase("tag=no-colon", "tag")]
+    [TestCase("tag=a:1&tag=a:2", "tag")]
+    public async Task List_Returns400NamingTheParameter_ForABadSearchFilter(string query, string parameter)
+    {
+        using var response = await _client.GetAsync("/api/workflows?" + query);
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), body.ToString());
+        Assert.That(body["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo(parameter));
+    }
+
+    [Test]
+    public async Task List_FiltersByIdempotencyKeyAndCreatedRange_AndCarriesTheFiltersInTheNextLink()
+    {
+        var key = "search-" + Guid.NewGuid();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@search.test")) };
+        request.Headers.Add("Idempotency-Key", key);
+        using var enqueued = await _client.SendAsync(request);
+        var id = (await SampleHost.ReadJsonAsync(enqueued))["id"]!.Value<string>();
+        var after = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+
+        using var response = await _client.GetAsync($"/api/workflows?idempotencyKey={key}&createdAfter={after}&limit=1");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), body.ToString());
+        Assert.That(body["items"]!.Select(i => i["id"]!.Value<string>()), Is.EqualTo(new[] { id }));
+        Assert.That(body["next"]!.Value<string>(), Does.Contain("idempotencyKey=" + key).And.Contain("offset=1"));
+    }
+
     [Test]
     public async Task Batch_StartsEveryRun_AndAnswersTheirIdsInItemOrder()
     {
