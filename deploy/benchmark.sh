@@ -6,13 +6,15 @@
 # Starts the project's local PostgreSQL on the benchmark's own port (deploy/local-postgres.sh;
 # WORKFLOW_PG_PORT, default 55433, so it never shares a cluster with a test run), builds the benchmark in
 # Release and runs it: raw commits, empty Hangfire jobs, Hangfire continuations (one job per step),
-# 1-step and 10-step workflows, enqueue-to-success latency from a separate process, and per-step cost
-# with 1,000,000 historical step rows. It prints a table (figures, targets, verdicts) and writes
-# bench-results.json at the repository root. Definitions and figures: docs/benchmarks.md.
+# 1-step and 10-step workflows, enqueue-to-success latency from a separate process, the idle server's
+# commits per second, stranded dequeues, CPU per step, and per-step cost with 1,000,000 historical step
+# rows. It prints a table (figures, targets, verdicts) and writes bench-results.json at the repository root. Definitions and figures: docs/benchmarks.md.
 #
 # Options (defaults in brackets): --rounds N [3]  --workers N [8]  --poll-ms MS [library default, 50]
 #   --history-steps N [1000000]  --output PATH [bench-results.json]  --keep (keep the databases)
-#   --only raw,empty,continuations,one,ten,latency,history  --profile (needs pg_stat_statements)
+#   --only raw,empty,continuations,one,ten,latency,idle,stranded,history  --profile (needs pg_stat_statements)
+#   --dequeues N [20000]  --idle-seconds N [30]  --schedule-ms MS [library default, 1000]
+#   --queue poll|longpoll|notify [poll: the library as it is; the others are the pickup spike's variants]
 #   --smoke (tiny counts: checks that the benchmark works; its figures mean nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 export WORKFLOW_PG_PORT="${WORKFLOW_PG_PORT:-55433}"
 
 case "${1:-}" in
-  -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
 esac
 
 connection="$(deploy/local-postgres.sh start | tail -n 1)"

@@ -165,7 +165,7 @@ retried_status="$(wait_status "$retried_id" Succeeded)"
 failed_status="$(wait_final_failure "$resumed_id")"
 echo "  $resumed_id is $failed_status: $(curl -s "$base/api/workflows/$resumed_id" | grep -o '"exceptionMessage":"[^"]*"' | head -n 1)"
 say "resuming it: POST /api/workflows/$resumed_id/retry"
-curl -s -X POST "$base/api/workflows/$resumed_id/retry" -w ' (HTTP %{http_code})\n'
+curl -s -X POST "$base/api/workflows/$resumed_id/retry" -H 'Content-Type: application/json' -w ' (HTTP %{http_code})\n'
 resumed_status="$(wait_status "$resumed_id" Succeeded)"
 
 # Attempts of each step, in order, e.g. "1 1 4 1".

@@ -70,7 +70,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         // The run row and its job commit together: the job storage enlists in this scope and, sharing
         // the data source, gets the same physical connection (no two-phase commit). A caller's own
         // TransactionScope is joined, so rolling it back leaves neither run nor job.
-        using var scope = dispatch is null && Transaction.Current is null
+        using var scope = dispatch is null && Transaction.Current is null && run.CopiedSteps.Count == 0
             ? null
             : new TransactionScope(TransactionScopeOption.Required,
                 new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = TransactionManager.DefaultTimeout },
@@ -82,8 +82,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, 0, 0, @key, @recurring, @queue, @job_request, @not_before)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -98,6 +98,9 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             insert.Parameters.Add(Text("queue", run.Queue));
             insert.Parameters.Add(Text("job_request", run.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null));
             insert.Parameters.Add(new NpgsqlParameter("not_before", NpgsqlDbType.TimestampTz) { Value = (object?)run.NotBefore ?? DBNull.Value });
+            insert.Parameters.Add(new NpgsqlParameter("forked_from", NpgsqlDbType.Uuid) { Value = (object?)run.ForkedFrom ?? DBNull.Value });
+            insert.Parameters.AddWithValue("completed", run.CopiedSteps.Count);
+            insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Jsonb) { Value = WorkflowTags.ToJson(run.Tags) });
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)
             {
@@ -116,6 +119,10 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             }
 
             id = (Guid)inserted;
+            if (run.CopiedSteps.Count > 0)
+            {
+                await InsertCopiedStepsAsync(connection, id, run, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         string? jobId = null;
@@ -134,6 +141,29 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 
         scope?.Complete();
         return new CreateRunResult(id, Created: true, jobId);
+    }
+
+    /// <summary>Writes a fork's copied steps as Succeeded, chained in order (same transaction as the run).</summary>
+    private async Task InsertCopiedStepsAsync(NpgsqlConnection connection, Guid runId, NewRunRecord run, CancellationToken cancellationToken)
+    {
+        var ids = run.CopiedSteps.Select(_ => Guid.CreateVersion7()).ToArray();
+        var preceding = ids.Select((_, i) => i == 0 ? (Guid?)null : ids[i - 1]).ToArray();
+        await using var copy = new NpgsqlCommand(
+            $"""
+            INSERT INTO {StepsTable} (uuid, workflow_record_uuid, preceding_step_uuid, step_name, status, input_data, output_data,
+                                      created, modified, succeeded_at, is_removed, attempts)
+            SELECT s.id, @run, s.preceding, s.name, 'Succeeded', s.input, s.output, @now, @now, @now, false, 0
+            FROM unnest(@ids, @preceding, @names, @inputs, @outputs) AS s(id, preceding, name, input, output)
+            """, connection);
+        copy.CommandTimeout = _npgsql.CommandTimeoutSeconds;
+        copy.Parameters.AddWithValue("run", runId);
+        copy.Parameters.AddWithValue("now", run.Created);
+        copy.Parameters.AddWithValue("ids", ids);
+        copy.Parameters.Add(new NpgsqlParameter("preceding", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = preceding });
+        copy.Parameters.AddWithValue("names", run.CopiedSteps.Select(c => c.StepName).ToArray());
+        copy.Parameters.Add(new NpgsqlParameter("inputs", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = run.CopiedSteps.Select(c => c.Input.ToString(Formatting.None)).ToArray() });
+        copy.Parameters.Add(new NpgsqlParameter("outputs", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = run.CopiedSteps.Select(c => c.Output.ToString(Formatting.None)).ToArray() });
+        await copy.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
@@ -181,9 +211,9 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before)
-                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before
-                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores) AS r(id, input, key, queue, job_request, not_before)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags)
+                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags) AS r(id, input, key, queue, job_request, not_before, tags)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -203,6 +233,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             {
                 Value = runs.Select(r => r.NotBefore).ToArray(),
             });
+            insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = runs.Select(r => WorkflowTags.ToJson(r.Tags)).ToArray() });
             await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -275,35 +306,110 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 
     public async Task<IReadOnlyList<WorkflowRun>> ListRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)
     {
-        await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        var runs = db.Runs.AsNoTracking();
-        if (query.WorkflowName is not null)
+        // Only the columns a listing shows: input_data and output_data (often the largest values, TOASTed) are never
+        // read, so a page costs the same whatever the runs carry. Newest first, by the (filter, created) indexes.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var page = new List<WorkflowRun>();
+        await using (var command = new NpgsqlCommand { Connection = connection, CommandTimeout = _npgsql.CommandTimeoutSeconds })
         {
-            runs = runs.Where(r => r.WorkflowName == query.WorkflowName);
+            var where = WorkflowQuerySql.Where(query, command);
+            command.CommandText = $"""
+                SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
+                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags
+                FROM {RunsTable} r
+                WHERE {where}
+                ORDER BY r.created DESC, r.uuid DESC
+                LIMIT @limit OFFSET @offset
+                """;
+            command.Parameters.AddWithValue("limit", query.Limit);
+            command.Parameters.AddWithValue("offset", query.Offset);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                page.Add(new WorkflowRun
+                {
+                    Id = reader.GetGuid(0),
+                    WorkflowName = reader.GetString(1),
+                    Status = Enum.Parse<WorkflowStatus>(reader.GetString(2)),
+                    Input = [],
+                    Output = null,
+                    Created = await reader.GetFieldValueAsync<DateTimeOffset>(3, cancellationToken).ConfigureAwait(false),
+                    Modified = await reader.GetFieldValueAsync<DateTimeOffset>(4, cancellationToken).ConfigureAwait(false),
+                    SucceededAt = await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false),
+                    FailedAt = await reader.IsDBNullAsync(6, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(6, cancellationToken).ConfigureAwait(false),
+                    ExceptionMessage = await reader.IsDBNullAsync(7, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(7),
+                    JobId = await reader.IsDBNullAsync(8, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(8),
+                    StepNames = await reader.GetFieldValueAsync<string[]>(9, cancellationToken).ConfigureAwait(false),
+                    CompletedSteps = reader.GetInt32(10),
+                    Attempts = reader.GetInt32(11),
+                    RecurringId = await reader.IsDBNullAsync(12, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(12),
+                    IdempotencyKey = await reader.IsDBNullAsync(13, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(13),
+                    Tags = WorkflowTags.FromJson(reader.GetString(14)),
+                });
+            }
         }
 
-        if (query.Status is { } status)
+        if (!query.IncludeSteps || page.Count == 0)
         {
-            runs = runs.Where(r => r.Status == status);
+            return page;
         }
 
-        if (query.RecurringId is not null)
+        // The steps of the page, likewise without their input and output JSON.
+        var steps = new List<WorkflowStepRun>();
+        var runOf = new Dictionary<Guid, Guid>();
+        await using (var command = new NpgsqlCommand(
+            $"""
+            SELECT uuid, workflow_record_uuid, step_name, status, preceding_step_uuid, created, modified, started_at, succeeded_at,
+                   failed_at, exception_message, attempts
+            FROM {StepsTable} WHERE workflow_record_uuid = ANY(@runs) AND NOT is_removed
+            ORDER BY created
+            """, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds })
         {
-            runs = runs.Where(r => r.RecurringId == query.RecurringId);
+            command.Parameters.AddWithValue("runs", page.Select(r => r.Id).ToArray());
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var step = new WorkflowStepRun
+                {
+                    Id = reader.GetGuid(0),
+                    StepName = reader.GetString(2),
+                    Status = Enum.Parse<WorkflowStatus>(reader.GetString(3)),
+                    PrecedingStepId = await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetGuid(4),
+                    Input = [],
+                    Output = null,
+                    Created = await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false),
+                    Modified = await reader.GetFieldValueAsync<DateTimeOffset>(6, cancellationToken).ConfigureAwait(false),
+                    StartedAt = await reader.IsDBNullAsync(7, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(7, cancellationToken).ConfigureAwait(false),
+                    SucceededAt = await reader.IsDBNullAsync(8, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(8, cancellationToken).ConfigureAwait(false),
+                    FailedAt = await reader.IsDBNullAsync(9, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(9, cancellationToken).ConfigureAwait(false),
+                    ExceptionMessage = await reader.IsDBNullAsync(10, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(10),
+                    Attempts = reader.GetInt32(11),
+                };
+                steps.Add(step);
+                runOf[step.Id] = reader.GetGuid(1);
+            }
         }
 
-        var page = await runs.OrderByDescending(r => r.Created).ThenByDescending(r => r.Id)
-            .Skip(query.Offset).Take(query.Limit)
-            .ToListAsync(cancellationToken).ConfigureAwait(false);
-        ILookup<Guid, WorkflowStepEntity> steps = Array.Empty<WorkflowStepEntity>().ToLookup(s => s.WorkflowRecordId);
-        if (query.IncludeSteps && page.Count > 0)
+        var byRun = steps.ToLookup(s => runOf[s.Id]);
+        return page.Select(run =>
         {
-            var ids = page.Select(r => r.Id).ToList();
-            steps = (await db.Steps.AsNoTracking().Where(s => ids.Contains(s.WorkflowRecordId)).ToListAsync(cancellationToken).ConfigureAwait(false))
-                .ToLookup(s => s.WorkflowRecordId);
-        }
+            var order = run.StepNames.Select((name, index) => (name, index)).ToDictionary(x => x.name, x => x.index, StringComparer.Ordinal);
+            return run with { Steps = byRun[run.Id].OrderBy(s => order.GetValueOrDefault(s.StepName, int.MaxValue)).ThenBy(s => s.Created).ToList() };
+        }).ToList();
+    }
 
-        return page.Select(r => Map(r, steps[r.Id].ToList(), query.IncludeSteps)).ToList();
+    public long CountFailedRuns(long cap)
+    {
+        // Counts the partial index ix_workflow_runs_failed_created (its predicate is repeated here so the planner uses
+        // it), stopping at the cap: the cost is bounded whatever the table holds.
+        using var connection = _dataSource.OpenConnection();
+        using var command = new NpgsqlCommand(
+            $"SELECT count(*) FROM (SELECT 1 FROM {RunsTable} WHERE status = 'Failed' AND NOT is_removed LIMIT @cap) f", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.AddWithValue("cap", cap);
+        return (long)command.ExecuteScalar()!;
     }
 
     public async Task<RunChange?> TransitionAsync(Guid runId, RunOperation operation, DateTimeOffset now, string? message, JobRequestKind jobRequest,
@@ -555,7 +661,9 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             CompletedSteps = run.CompletedSteps,
             Attempts = run.Attempts,
             RecurringId = run.RecurringId,
+            ForkedFrom = run.ForkedFrom,
             IdempotencyKey = run.IdempotencyKey,
+            Tags = WorkflowTags.FromJson(run.Tags),
             Steps = includeSteps ? ordered.Select(MapStep).ToList() : [],
         };
     }

@@ -4,7 +4,7 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 namespace Workflow.Jobs.EntityFrameworkCore;
 
 /// <summary>A persisted run (the seed's unit-of-work fields plus status, attempts and the definition's steps).</summary>
-public sealed class WorkflowRunEntity
+internal sealed class WorkflowRunEntity
 {
     /// <summary>Primary key (<c>uuid</c>).</summary>
     public Guid Id { get; set; }
@@ -46,10 +46,14 @@ public sealed class WorkflowRunEntity
     public string? JobRequest { get; set; }
     /// <summary>The earliest time the run's job should run (an enqueue delay).</summary>
     public DateTimeOffset? NotBefore { get; set; }
+    /// <summary>The run this one was forked from.</summary>
+    public Guid? ForkedFrom { get; set; }
+    /// <summary>Tags given at enqueue: a <c>jsonb</c> object of strings, <c>{}</c> when none.</summary>
+    public string Tags { get; set; } = "{}";
 }
 
 /// <summary>A persisted step of a run.</summary>
-public sealed class WorkflowStepEntity
+internal sealed class WorkflowStepEntity
 {
     /// <summary>Primary key (<c>uuid</c>), the step's idempotency key.</summary>
     public Guid Id { get; set; }
@@ -84,7 +88,7 @@ public sealed class WorkflowStepEntity
 }
 
 /// <summary>The workflow tables, in schema <c>workflow</c>.</summary>
-public sealed class WorkflowDbContext : DbContext
+internal sealed class WorkflowDbContext : DbContext
 {
     /// <summary>The schema of the workflow tables.</summary>
     public const string Schema = "workflow";
@@ -131,14 +135,22 @@ public sealed class WorkflowDbContext : DbContext
         run.Property(r => r.Queue).HasColumnName("queue").HasMaxLength(50);
         run.Property(r => r.JobRequest).HasColumnName("job_request").HasMaxLength(16);
         run.Property(r => r.NotBefore).HasColumnName("not_before");
+        run.Property(r => r.ForkedFrom).HasColumnName("forked_from");
+        run.Property(r => r.Tags).HasColumnName("tags").HasColumnType("jsonb").HasDefaultValueSql("'{}'::jsonb").IsRequired();
         run.HasQueryFilter(r => !r.IsRemoved);
         run.HasIndex(r => r.Created).HasDatabaseName("ix_workflow_runs_created");
         run.HasIndex(r => new { r.Status, r.Created }).HasDatabaseName("ix_workflow_runs_status_created");
         run.HasIndex(r => new { r.WorkflowName, r.Created }).HasDatabaseName("ix_workflow_runs_name_created");
         run.HasIndex(r => new { r.RecurringId, r.Created }).HasDatabaseName("ix_workflow_runs_recurring_created").HasFilter("recurring_id IS NOT NULL");
+        // A run's forks, for the link back from the original.
+        run.HasIndex(r => r.ForkedFrom).HasDatabaseName("ix_workflow_runs_forked_from").HasFilter("forked_from IS NOT NULL");
         // The outbox reads only runs with a pending job write: a small partial index, empty when all is done.
         run.HasIndex(r => r.Modified).HasDatabaseName("ix_workflow_runs_job_request").HasFilter("job_request IS NOT NULL");
         run.HasIndex(r => r.IdempotencyKey).HasDatabaseName("ux_workflow_runs_idempotency_key").IsUnique().HasFilter("idempotency_key IS NOT NULL");
+        // Tag filters are containment (tags @> '{"customer":"c-42"}'): jsonb_path_ops is the smaller, faster GIN for that operator.
+        run.HasIndex(r => r.Tags).HasDatabaseName("ix_workflow_runs_tags").HasMethod("gin").HasOperators("jsonb_path_ops");
+        // The dashboard's Failed badge counts this small partial index; listing Failed runs newest first reads it too.
+        run.HasIndex(r => r.Created, "ix_workflow_runs_failed_created").HasFilter("status = 'Failed' AND NOT is_removed");
     }
 
     private static void ConfigureSteps(EntityTypeBuilder<WorkflowStepEntity> step)

@@ -47,7 +47,7 @@ internal sealed class HangfireWorkflowScheduler(IRecurringJobManagerV2 manager, 
 /// The Hangfire recurring job of a schedule: each firing creates a new run from the schedule's input
 /// snapshot, linked to the schedule, and enqueues its job (atomically).
 /// </summary>
-public sealed class RecurringWorkflowJob
+internal sealed class RecurringWorkflowJob
 {
     private readonly WorkflowClient _client;
     private readonly WorkflowRegistry _registry;

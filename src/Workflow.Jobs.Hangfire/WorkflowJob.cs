@@ -11,7 +11,7 @@ namespace Workflow.Jobs.Hangfire;
 /// Retries are decided by <see cref="WorkflowRetryFilter"/> (per-workflow policy), so Hangfire's global
 /// <see cref="AutomaticRetryAttribute"/> is switched off for this method.
 /// </remarks>
-public sealed partial class WorkflowJob
+internal sealed partial class WorkflowJob
 {
     private readonly WorkflowEngine _engine;
     private readonly ILogger<WorkflowJob> _logger;

@@ -7,7 +7,7 @@ namespace Workflow.Jobs.Hangfire;
 
 /// <summary>Shows a workflow job in the dashboard as "<c>{workflow name} run {run id}</c>".</summary>
 [AttributeUsage(AttributeTargets.Method, AllowMultiple = false)]
-public sealed class WorkflowJobDisplayNameAttribute : JobDisplayNameAttribute
+internal sealed class WorkflowJobDisplayNameAttribute : JobDisplayNameAttribute
 {
     /// <summary>Creates the attribute.</summary>
     public WorkflowJobDisplayNameAttribute() : base("Workflow run {0}") { }

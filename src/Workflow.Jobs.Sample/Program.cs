@@ -59,7 +59,8 @@ builder.Services.AddSampleHealthChecks();
 
 if (settings.ServesHttpApi)
 {
-    builder.Services.AddSingleton<WorkflowSchema>();
+    // The OpenAPI document (GET /openapi/v1.json) lists the workflow API's endpoints.
+    builder.Services.AddOpenApi();
     builder.Services.AddAntiforgery();
     var authentication = builder.Services.AddAuthentication();
     builder.Services.AddAuthorization();
@@ -118,7 +119,28 @@ if (settings.ServesHttpApi)
 
     app.UseAuthentication();
     app.UseAuthorization();
-    app.MapWorkflowApi(settings);
+    // The workflow HTTP API (package Workflow.Jobs.AspNetCore). Reads and commands each get the policy
+    // configured for them; conventions for every endpoint would go on the returned group.
+    app.MapWorkflowJobsApi("/api", api =>
+    {
+        api.MaxRequestBodyBytes = settings.MaxRequestBodyBytes;
+        api.DashboardPath = SampleHostSettings.DashboardPath;
+        if (settings.ReadPolicy is { } readPolicy)
+        {
+            api.ConfigureReadEndpoints = endpoints => endpoints.RequireAuthorization(readPolicy);
+        }
+
+        if (settings.WritePolicy is { } writePolicy)
+        {
+            api.ConfigureWriteEndpoints = endpoints => endpoints.RequireAuthorization(writePolicy);
+        }
+    });
+    var openApi = app.MapOpenApi();
+    if (settings.ReadPolicy is { } documentPolicy)
+    {
+        openApi.RequireAuthorization(documentPolicy);
+    }
+
     app.MapFakeApi(settings);
 
     // ---------------------------------------------------------------------------------------------

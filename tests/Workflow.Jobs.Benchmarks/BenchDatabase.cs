@@ -35,11 +35,12 @@ internal sealed class BenchDatabase : IAsyncDisposable
     /// <summary>Transactions made on the orchestrator's own connection so far.</summary>
     public long OwnTransactions { get; private set; }
 
-    public static async Task<BenchDatabase> CreateAsync(PostgresProbe probe, string serverConnectionString, string name, CancellationToken cancellationToken)
+    public static async Task<BenchDatabase> CreateAsync(PostgresProbe probe, string serverConnectionString, string name, QueueMode queueMode,
+        TimeSpan pollInterval, CancellationToken cancellationToken)
     {
         await probe.ExecuteAsync($"CREATE DATABASE \"{name}\"", cancellationToken).ConfigureAwait(false);
         var connectionString = new NpgsqlConnectionStringBuilder(serverConnectionString) { Database = name }.ConnectionString;
-        var client = await BenchmarkHosts.StartClientAsync(connectionString, cancellationToken).ConfigureAwait(false);
+        var client = await BenchmarkHosts.StartClientAsync(connectionString, queueMode, pollInterval, cancellationToken).ConfigureAwait(false);
         var own = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString)
         {
             ApplicationName = "wjbench-orchestrator",
@@ -126,6 +127,8 @@ internal sealed class BenchDatabase : IAsyncDisposable
     public async Task ReleasePooledConnectionsAsync(CancellationToken cancellationToken)
     {
         Client.Services.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource).Clear();
+        // Long polling's LISTEN connections (the stranded-dequeue count) come from Npgsql's global pools.
+        NpgsqlConnection.ClearAllPools();
         await ExecuteAsync("SELECT pg_stat_force_next_flush()", cancellationToken).ConfigureAwait(false);
     }
 

@@ -16,13 +16,14 @@ internal static class BenchmarkHosts
     /// plain Hangfire jobs through the <c>IBackgroundJobClientV2</c> from dependency injection.
     /// Starting it migrates the workflow tables and installs Hangfire's schema.
     /// </summary>
-    public static async Task<IHost> StartClientAsync(string connectionString, CancellationToken cancellationToken)
+    public static async Task<IHost> StartClientAsync(string connectionString, QueueMode queueMode, TimeSpan pollInterval, CancellationToken cancellationToken)
     {
         var builder = NewBuilder();
         builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
             .AddWorkflow<OneStepWorkflow>()
             .AddWorkflow<TenStepWorkflow>()
             .AddHangfireJobs(o => o.RunServer = false);
+        BenchmarkQueueModes.Apply(builder.Services, queueMode, pollInterval);
         var host = builder.Build();
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
         // Resolving the storage installs Hangfire's schema now rather than inside a measurement.
@@ -32,7 +33,7 @@ internal static class BenchmarkHosts
 
     /// <summary>The worker: a Hangfire server with the library's settings (except the worker count and poll interval given).</summary>
     public static async Task<IHost> StartWorkerAsync(string connectionString, int workers, TimeSpan pollInterval, TimeSpan cancellationCheckInterval,
-        CancellationToken cancellationToken)
+        QueueMode queueMode, TimeSpan schedulePollingInterval, CancellationToken cancellationToken)
     {
         var builder = NewBuilder();
         var named = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = WorkerApplicationName }.ConnectionString;
@@ -48,8 +49,10 @@ internal static class BenchmarkHosts
                 o.WorkerCount = workers;
                 o.QueuePollInterval = pollInterval;
                 o.CancellationCheckInterval = cancellationCheckInterval;
+                o.SchedulePollingInterval = schedulePollingInterval;
                 o.ServerName = "wjbench-worker";
             });
+        BenchmarkQueueModes.Apply(builder.Services, queueMode, pollInterval);
         var host = builder.Build();
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
         return host;

@@ -3,7 +3,8 @@ namespace Workflow.Jobs.Benchmarks;
 /// <summary>
 /// Entry point. <c>Workflow.Jobs.Benchmarks [--smoke] [--connection cs] [--output path] [...]</c> runs
 /// the benchmark (see <see cref="BenchmarkSettings.Parse"/> for the options); <c>worker N ms</c> is the
-/// child process it starts for the Hangfire server.
+/// child process it starts for the Hangfire server; <c>search ...</c> measures filtered listings on a
+/// million runs (<see cref="SearchBenchmark"/>).
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -15,6 +16,16 @@ public static class BenchmarkProgram
         if (args.Length > 0 && args[0] == "worker")
         {
             return await WorkerProcess.RunAsync(args[1..]).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "batch")
+        {
+            return await BatchEnqueueBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "search")
+        {
+            return await SearchBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
         }
 
         BenchmarkSettings settings;

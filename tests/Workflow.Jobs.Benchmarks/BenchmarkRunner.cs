@@ -7,8 +7,12 @@ using Npgsql;
 namespace Workflow.Jobs.Benchmarks;
 
 /// <summary>One measured round: what was enqueued and processed, what it cost, how long processing took.</summary>
-internal sealed record RoundResult(string Label, int Units, int Jobs, StatsSnapshot Cost, long OwnTransactions, TimeSpan Processing, double WorkerCpuMilliseconds = 0)
+internal sealed record RoundResult(string Label, int Units, int Jobs, StatsSnapshot Cost, long OwnTransactions, TimeSpan Processing, double WorkerCpuMilliseconds = 0,
+    double PostgresCpuMilliseconds = 0)
 {
+    /// <summary>CPU of the worker process and the PostgreSQL cluster per unit (step), in milliseconds.</summary>
+    public double CpuPerUnit => Units > 0 ? (WorkerCpuMilliseconds + PostgresCpuMilliseconds) / Units : 0;
+
     /// <summary>Commits of everything but the orchestrator's own bookkeeping.</summary>
     public long Commits => Cost.Commits - OwnTransactions;
 
@@ -38,11 +42,13 @@ internal sealed class BenchmarkRunner
         await using var probe = await PostgresProbe.OpenAsync(_settings.ServerConnectionString, cancellationToken).ConfigureAwait(false);
         await _report.DescribeMachineAsync(probe, cancellationToken).ConfigureAwait(false);
         var databases = new List<BenchDatabase>();
-        var worker = WorkerClient.Start(_settings.Workers, _settings.QueuePollInterval, _settings.CancellationCheckInterval);
+        var worker = WorkerClient.Start(_settings.Workers, _settings.QueuePollInterval, _settings.CancellationCheckInterval, _settings.QueueMode,
+            _settings.SchedulePollingInterval);
         try
         {
             Log($"database wjbench_{stamp} (worker process {worker.ProcessId}, {_settings.Workers} workers, poll {_settings.QueuePollInterval.TotalMilliseconds} ms)");
-            var main = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}", cancellationToken).ConfigureAwait(false);
+            var main = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}", _settings.QueueMode,
+                _settings.QueuePollInterval, cancellationToken).ConfigureAwait(false);
             databases.Add(main);
 
             if (!_settings.Smoke)
@@ -51,9 +57,23 @@ internal sealed class BenchmarkRunner
                 await WorkflowRoundAsync(worker, probe, main, "warm-up", 50, _settings.ChainLength, cancellationToken).ConfigureAwait(false);
             }
 
-            _report.RoundOverhead = (await IdleRoundAsync(worker, probe, main, cancellationToken).ConfigureAwait(false)).Commits;
+            _report.RoundOverhead = (await IdleRoundAsync(worker, probe, main, TimeSpan.Zero, cancellationToken).ConfigureAwait(false)).Commits;
             _report.HousekeepingShort = await HousekeepingRoundAsync(worker, probe, main, _settings.HousekeepingDuration / 4, cancellationToken).ConfigureAwait(false);
             _report.HousekeepingLong = await HousekeepingRoundAsync(worker, probe, main, _settings.HousekeepingDuration, cancellationToken).ConfigureAwait(false);
+            if (_settings.Runs("idle"))
+            {
+                _report.IdleShort = await IdleRoundAsync(worker, probe, main, _settings.IdleDuration / 6, cancellationToken).ConfigureAwait(false);
+                _report.IdleLong = await IdleRoundAsync(worker, probe, main, _settings.IdleDuration, cancellationToken).ConfigureAwait(false);
+                Log(string.Create(CultureInfo.InvariantCulture,
+                    $"idle server: {_report.IdleCommitsPerSecond:0.00} commits/s ({_report.IdleShort.Commits} commits in {_report.IdleShort.Processing.TotalSeconds:0.0} s, " +
+                    $"{_report.IdleLong.Commits} in {_report.IdleLong.Processing.TotalSeconds:0.0} s, start and stop included in both)"));
+            }
+
+            if (_settings.Runs("stranded"))
+            {
+                await StrandedDequeuesAsync(main, cancellationToken).ConfigureAwait(false);
+            }
+
             await main.ExecuteAsync(
                 "CREATE TABLE bench_raw (id uuid PRIMARY KEY, data jsonb NOT NULL, created timestamptz NOT NULL, modified timestamptz NOT NULL)",
                 cancellationToken).ConfigureAwait(false);
@@ -207,8 +227,111 @@ internal sealed class BenchmarkRunner
         return rate;
     }
 
-    private Task<RoundResult> IdleRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, CancellationToken cancellationToken)
-        => RoundAsync(worker, probe, database, "idle (server start + stop)", 0, 0, _ => Task.CompletedTask, cancellationToken);
+    /// <summary>The server started, left without jobs for <paramref name="idle"/>, stopped; Processing is the idle time.</summary>
+    private async Task<RoundResult> IdleRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, TimeSpan idle, CancellationToken cancellationToken)
+    {
+        var result = await RoundAsync(worker, probe, database, idle > TimeSpan.Zero ? $"idle server for {idle.TotalSeconds:0.#} s" : "idle (server start + stop)", 0, 0,
+            _ => Task.CompletedTask, cancellationToken, ct => Task.Delay(idle, ct)).ConfigureAwait(false);
+        return result with { Processing = idle };
+    }
+
+    /// <summary>
+    /// Dequeues of the hosts' storage (the queue mode of the run) in bursts: <see cref="BenchmarkSettings.Workers"/>
+    /// threads each loop fetch → remove from queue; the orchestrator enqueues one job per thread in one
+    /// transaction, then waits until all of them came back from the fetch. A job not back within
+    /// <see cref="BenchmarkSettings.StrandedAfter"/> while nothing else is enqueued is stranded: its
+    /// queue row is marked fetched, so no other worker takes it, and its worker does not run it. The
+    /// queue rows need no job (a fetch reads only the queue table).
+    /// </summary>
+    private async Task StrandedDequeuesAsync(BenchDatabase database, CancellationToken cancellationToken)
+    {
+        var storage = database.Client.Services.GetRequiredService<JobStorage>();
+        var burst = _settings.Workers;
+        var bursts = Math.Max(1, _settings.Dequeues / burst);
+        var pending = new CountdownEvent[bursts];
+        for (var i = 0; i < bursts; i++)
+        {
+            pending[i] = new CountdownEvent(burst);
+        }
+
+        var firstJobId = 1_000_000_000L;
+        using var stop = new CancellationTokenSource();
+        var threads = Enumerable.Range(0, _settings.Workers).Select(index => new Thread(() =>
+        {
+            using var connection = storage.GetConnection();
+            string[] queues = [BenchmarkQueueModes.DequeueQueue];
+            while (!stop.IsCancellationRequested)
+            {
+                global::Hangfire.Storage.IFetchedJob fetched;
+                try
+                {
+                    fetched = connection.FetchNextJob(queues, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                fetched.RemoveFromQueue();
+                fetched.Dispose();
+                var job = long.Parse(fetched.JobId, CultureInfo.InvariantCulture) - firstJobId;
+                pending[job / burst].Signal();
+            }
+        })
+        { IsBackground = true, Name = "wjbench-dequeue-" + index }).ToArray();
+        foreach (var thread in threads)
+        {
+            thread.Start();
+        }
+
+        var clock = Stopwatch.StartNew();
+        var stranded = 0;
+        var dequeued = 0;
+        try
+        {
+            using var connection = storage.GetConnection();
+            for (var b = 0; b < bursts; b++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using (var transaction = connection.CreateWriteTransaction())
+                {
+                    for (var i = 0; i < burst; i++)
+                    {
+                        transaction.AddToQueue(BenchmarkQueueModes.DequeueQueue, (firstJobId + ((long)b * burst) + i).ToString(CultureInfo.InvariantCulture));
+                    }
+
+                    transaction.Commit();
+                }
+
+                if (!pending[b].Wait(_settings.StrandedAfter, cancellationToken))
+                {
+                    stranded += pending[b].CurrentCount;
+                    Log($"stranded dequeues: {pending[b].CurrentCount} of burst {b} not back after {_settings.StrandedAfter.TotalSeconds:0} s");
+                }
+
+                dequeued += burst;
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            // A thread stranded in a long-polling fetch wakes only on a notification.
+            for (var i = 0; i < 5 && threads.Any(t => t.IsAlive); i++)
+            {
+                if (_settings.QueueMode == QueueMode.LongPoll)
+                {
+                    await database.ExecuteAsync("NOTIFY new_job", CancellationToken.None).ConfigureAwait(false);
+                }
+
+                threads.FirstOrDefault(t => t.IsAlive)?.Join(TimeSpan.FromSeconds(1));
+            }
+        }
+
+        _report.StrandedDequeues = stranded;
+        _report.DequeuesCounted = dequeued;
+        Log(string.Create(CultureInfo.InvariantCulture,
+            $"stranded dequeues: {stranded} of {dequeued} ({BenchmarkQueueModes.Name(_settings.QueueMode)}, bursts of {burst}, {dequeued / clock.Elapsed.TotalSeconds:0}/s)"));
+    }
 
     /// <summary>Every worker busy for a while on a job that does no database work: the server's own commits per second.</summary>
     private Task<RoundResult> HousekeepingRoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, TimeSpan duration,
@@ -279,7 +402,7 @@ internal sealed class BenchmarkRunner
     /// polling; time covers processing only (first job started → last job succeeded).
     /// </summary>
     private async Task<RoundResult> RoundAsync(WorkerClient worker, PostgresProbe probe, BenchDatabase database, string label, int units, int jobs,
-        Func<CancellationToken, Task> enqueue, CancellationToken cancellationToken)
+        Func<CancellationToken, Task> enqueue, CancellationToken cancellationToken, Func<CancellationToken, Task>? whileRunning = null)
     {
         var afterJob = await database.MaxJobIdAsync(cancellationToken).ConfigureAwait(false);
         if (_settings.Profile)
@@ -288,6 +411,7 @@ internal sealed class BenchmarkRunner
         }
 
         var before = await probe.QuiesceAsync(database, cancellationToken).ConfigureAwait(false);
+        var postgresCpuBefore = await probe.ClusterCpuMillisecondsAsync(cancellationToken).ConfigureAwait(false);
         var ownBefore = database.OwnTransactions;
 
         var enqueueClock = Stopwatch.StartNew();
@@ -296,6 +420,11 @@ internal sealed class BenchmarkRunner
 
         var cpuBefore = double.Parse(await worker.SendAsync("cpu", TimeSpan.FromSeconds(30)).ConfigureAwait(false), CultureInfo.InvariantCulture);
         await worker.SendAsync("start " + database.ConnectionString, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+        if (whileRunning is not null)
+        {
+            await whileRunning(cancellationToken).ConfigureAwait(false);
+        }
+
         var deadline = Stopwatch.StartNew();
         while (true)
         {
@@ -324,13 +453,14 @@ internal sealed class BenchmarkRunner
         await worker.SendAsync("stop", TimeSpan.FromSeconds(120)).ConfigureAwait(false);
         var cpu = double.Parse(await worker.SendAsync("cpu", TimeSpan.FromSeconds(30)).ConfigureAwait(false), CultureInfo.InvariantCulture) - cpuBefore;
         var after = await probe.QuiesceAsync(database, cancellationToken).ConfigureAwait(false);
+        var postgresCpu = await probe.ClusterCpuMillisecondsAsync(cancellationToken).ConfigureAwait(false) - postgresCpuBefore;
         var own = database.OwnTransactions - ownBefore;
         var processing = jobs == 0 ? TimeSpan.Zero : await database.ProcessingWindowAsync(afterJob, cancellationToken).ConfigureAwait(false);
-        var result = new RoundResult(label, units, jobs, after.Minus(before), own, processing, cpu);
+        var result = new RoundResult(label, units, jobs, after.Minus(before), own, processing, cpu, postgresCpu);
         Log(string.Create(CultureInfo.InvariantCulture,
             $"{label}: {units} units, {jobs} jobs, enqueue {enqueueTime.TotalSeconds:0.00} s, processing {processing.TotalSeconds:0.00} s " +
             $"({result.UnitsPerSecond:0.0}/s), {result.Commits} commits ({(jobs == 0 ? 0 : (double)result.Commits / jobs):0.00}/job), " +
-            $"{result.Cost.WalSyncs} WAL syncs, worker CPU {(jobs == 0 ? 0 : cpu / jobs):0.00} ms/job"));
+            $"{result.Cost.WalSyncs} WAL syncs, worker CPU {(jobs == 0 ? 0 : cpu / jobs):0.00} ms/job, PostgreSQL CPU {(jobs == 0 ? 0 : postgresCpu / jobs):0.00} ms/job"));
         if (_settings.Profile && jobs > 0)
         {
             await _log.WriteLineAsync(await probe.StatementsAsync(database.Name, jobs, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
@@ -445,9 +575,11 @@ internal sealed class BenchmarkRunner
     /// </summary>
     private async Task HistoryAsync(WorkerClient worker, PostgresProbe probe, string stamp, List<BenchDatabase> databases, CancellationToken cancellationToken)
     {
-        var empty = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}_empty", cancellationToken).ConfigureAwait(false);
+        var empty = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}_empty", _settings.QueueMode,
+            _settings.QueuePollInterval, cancellationToken).ConfigureAwait(false);
         databases.Add(empty);
-        var filled = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}_history", cancellationToken).ConfigureAwait(false);
+        var filled = await BenchDatabase.CreateAsync(probe, _settings.ServerConnectionString, $"wjbench_{stamp}_history", _settings.QueueMode,
+            _settings.QueuePollInterval, cancellationToken).ConfigureAwait(false);
         databases.Add(filled);
         var clock = Stopwatch.StartNew();
         await HistoryFiller.FillAsync(filled, _settings.HistorySteps, _settings.ChainLength, cancellationToken).ConfigureAwait(false);

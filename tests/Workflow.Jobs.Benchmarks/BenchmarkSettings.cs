@@ -30,6 +30,27 @@ public sealed class BenchmarkSettings
     /// <summary>How often the worker's server checks its running jobs for deletion (the library's default).</summary>
     public TimeSpan CancellationCheckInterval { get; set; } = new WorkflowHangfireOptions().CancellationCheckInterval;
 
+    /// <summary>
+    /// How the hosts fetch jobs (<c>--queue poll|longpoll|notify</c>): the library as it is (default), or
+    /// one of the enqueue→pickup spike's variants (docs/benchmarks.md).
+    /// </summary>
+    public QueueMode QueueMode { get; set; } = QueueMode.Poll;
+
+    /// <summary>Dequeues of the stranded-dequeue count (in bursts of <see cref="Workers"/> jobs).</summary>
+    public int Dequeues { get; set; } = 20_000;
+
+    /// <summary>A job fetched but not returned to its worker within this time counts as stranded.</summary>
+    public TimeSpan StrandedAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long the longer of the two idle rounds keeps the server running without jobs (the shorter one
+    /// a sixth of it): the idle server's commits per second are the slope between the two.
+    /// </summary>
+    public TimeSpan IdleDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the worker's server polls for due scheduled and recurring jobs (the library's default).</summary>
+    public TimeSpan SchedulePollingInterval { get; set; } = new WorkflowHangfireOptions().SchedulePollingInterval;
+
     /// <summary>Length of the raw commit measurement.</summary>
     public TimeSpan RawDuration { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -86,7 +107,7 @@ public sealed class BenchmarkSettings
     public TimeSpan RoundTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// Scenarios to run (raw, empty, continuations, one, ten, latency, history); all when empty. A
+    /// Scenarios to run (raw, empty, continuations, one, ten, latency, idle, stranded, history); all when empty. A
     /// partial run is for profiling: its JSON misses the figures of the scenarios left out.
     /// </summary>
     public HashSet<string> Only { get; } = new(StringComparer.Ordinal);
@@ -103,6 +124,8 @@ public sealed class BenchmarkSettings
         Smoke = true;
         RawDuration = TimeSpan.FromSeconds(0.5);
         HousekeepingDuration = TimeSpan.FromSeconds(1);
+        Dequeues = 400;
+        IdleDuration = TimeSpan.FromSeconds(3);
         EmptyJobs = 10;
         Chains = 3;
         OneStepRuns = 10;
@@ -155,6 +178,10 @@ public sealed class BenchmarkSettings
                 case "--history-runs": settings.HistoryRunsPerRound = NextInt(); break;
                 case "--only": settings.Only.UnionWith(Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)); break;
                 case "--profile": settings.Profile = true; break;
+                case "--queue": settings.QueueMode = BenchmarkQueueModes.Parse(Next()); break;
+                case "--dequeues": settings.Dequeues = NextInt(); break;
+                case "--schedule-ms": settings.SchedulePollingInterval = TimeSpan.FromMilliseconds(NextInt()); break;
+                case "--idle-seconds": settings.IdleDuration = TimeSpan.FromSeconds(NextInt()); break;
                 default: throw new ArgumentException($"Unknown argument '{args[i]}'.");
             }
         }

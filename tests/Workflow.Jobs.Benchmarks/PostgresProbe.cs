@@ -138,5 +138,59 @@ internal sealed class PostgresProbe : IAsyncDisposable
         return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }
 
+    /// <summary>
+    /// CPU time (ms) spent so far by the PostgreSQL cluster: the postmaster, its live children (backends,
+    /// WAL writer, checkpointer, ...) and, through the postmaster's children counters, every child that
+    /// has exited (a backend reports on exit, the postmaster reaps it). Read from /proc, so only when the
+    /// server runs on this machine; 0 otherwise.
+    /// </summary>
+    public async Task<double> ClusterCpuMillisecondsAsync(CancellationToken cancellationToken)
+    {
+        if (_postmaster is null)
+        {
+            await using var command = new NpgsqlCommand("SELECT pg_backend_pid()", _server);
+            var backend = (int)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+            _postmaster = ReadStat(backend) is { } stat ? stat.ParentId : 0;
+        }
+
+        if (_postmaster is not > 0 || ReadStat(_postmaster.Value) is not { } postmaster)
+        {
+            return 0;
+        }
+
+        var ticks = postmaster.Ticks + postmaster.ChildTicks;
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(directory), out var pid) && pid != _postmaster && ReadStat(pid) is { } child && child.ParentId == _postmaster)
+            {
+                ticks += child.Ticks;
+            }
+        }
+
+        // Linux reports these in clock ticks of 1/100 s (USER_HZ).
+        return ticks * 10.0;
+    }
+
+    private int? _postmaster;
+
+    /// <summary>Parent id, own user+system ticks and reaped children's ticks of a process, from /proc/pid/stat.</summary>
+    private static (int ParentId, long Ticks, long ChildTicks)? ReadStat(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            // The command name (field 2) is in parentheses and may hold spaces: fields count from after it.
+            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+            var c = System.Globalization.CultureInfo.InvariantCulture;
+            return (int.Parse(fields[1], c), long.Parse(fields[11], c) + long.Parse(fields[12], c), long.Parse(fields[13], c) + long.Parse(fields[14], c));
+        }
+#pragma warning disable CA1031 // A process that ended meanwhile, or no /proc: nothing to count.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return null;
+        }
+    }
+
     public async ValueTask DisposeAsync() => await _server.DisposeAsync().ConfigureAwait(false);
 }

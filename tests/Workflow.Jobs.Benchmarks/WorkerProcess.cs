@@ -18,6 +18,8 @@ internal static class WorkerProcess
         var workers = int.Parse(args[0], CultureInfo.InvariantCulture);
         var poll = TimeSpan.FromMilliseconds(int.Parse(args[1], CultureInfo.InvariantCulture));
         var cancellationCheck = TimeSpan.FromMilliseconds(int.Parse(args[2], CultureInfo.InvariantCulture));
+        var queueMode = BenchmarkQueueModes.Parse(args[3]);
+        var schedulePolling = TimeSpan.FromMilliseconds(int.Parse(args[4], CultureInfo.InvariantCulture));
         var output = Console.Out;
         var hosts = new List<IHost>();
         try
@@ -32,7 +34,7 @@ internal static class WorkerProcess
                     switch (command)
                     {
                         case "start":
-                            hosts.Add(await BenchmarkHosts.StartWorkerAsync(argument, workers, poll, cancellationCheck, CancellationToken.None).ConfigureAwait(false));
+                            hosts.Add(await BenchmarkHosts.StartWorkerAsync(argument, workers, poll, cancellationCheck, queueMode, schedulePolling, CancellationToken.None).ConfigureAwait(false));
                             await output.WriteLineAsync("ok started").ConfigureAwait(false);
                             break;
                         case "stop":
@@ -84,6 +86,9 @@ internal static class WorkerProcess
         }
 
         hosts.Clear();
+        // Hangfire.PostgreSql's long polling opens its LISTEN connections from the connection string,
+        // outside the library's data source: close them too, so the round's counters can settle.
+        Npgsql.NpgsqlConnection.ClearAllPools();
     }
 
     /// <summary>Peak resident set size of this process (VmHWM on Linux).</summary>
@@ -117,7 +122,8 @@ internal sealed class WorkerClient : IAsyncDisposable
     public int ProcessId => _process.Id;
 
     /// <summary>Starts this program again in worker mode.</summary>
-    public static WorkerClient Start(int workers, TimeSpan pollInterval, TimeSpan cancellationCheckInterval)
+    public static WorkerClient Start(int workers, TimeSpan pollInterval, TimeSpan cancellationCheckInterval, QueueMode queueMode,
+        TimeSpan schedulePollingInterval)
     {
         var assembly = typeof(WorkerClient).Assembly.Location;
         var directory = Path.GetDirectoryName(assembly)!;
@@ -150,6 +156,8 @@ internal sealed class WorkerClient : IAsyncDisposable
         info.ArgumentList.Add(workers.ToString(CultureInfo.InvariantCulture));
         info.ArgumentList.Add(((int)pollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));
         info.ArgumentList.Add(((int)cancellationCheckInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));
+        info.ArgumentList.Add(BenchmarkQueueModes.Name(queueMode));
+        info.ArgumentList.Add(((int)schedulePollingInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));
         var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the worker process.");
         process.ErrorDataReceived += (_, e) =>
         {

@@ -35,6 +35,42 @@ public class WorkflowDataTests
         Assert.That(back.Start.Offset, Is.EqualTo(TimeSpan.FromHours(2)));
     }
 
+    [TestCase("""{"argument_1": 1, "ARGUMENT_1": 2}""", "ARGUMENT_1", "ignoring case")]
+    [TestCase("""{"argument_1": 1, "argument_1": 2}""", "argument_1", "more than once")]
+    [TestCase("""{"argument_1": 1 /* note */}""", "argument_1", "Malformed JSON")]
+    [TestCase("""{"argument_1": 1,}""", "argument_1", "trailing comma")]
+    [TestCase("""{'argument_1': 1}""", "", "Malformed JSON")]
+    public void ParseObject_RefusesWhatIsNotStrictJson_NamingThePath(string json, string path, string message)
+    {
+        var ex = Assert.Throws<WorkflowDataValidationException>(() => WorkflowJson.ParseObject(json));
+
+        Assert.That(ex!.Errors.Single().Path, Is.EqualTo(path));
+        Assert.That(ex.Errors.Single().Message, Does.Contain(message));
+    }
+
+    [Test]
+    public void FromJson_Throws_WhenABuiltObjectHasFieldNamesDifferingOnlyInCase()
+    {
+        var json = new JObject { ["argument_1"] = 1, ["Argument_1"] = 7 };
+
+        var ex = Assert.Throws<WorkflowDataValidationException>(() => WorkflowData.FromJson<AddInput>(json));
+
+        Assert.That(ex!.Errors.Single().Path, Is.EqualTo("test_step_input.Argument_1"));
+        Assert.That(ex.Errors.Single().Message, Does.Contain("more than once").And.Contain("'argument_1'"));
+    }
+
+    [TestCase("""{"start": "2026-01-01T00:00:00Z", "admins": {"email": "a@example.com"}}""", "expected an array but got an object")]
+    [TestCase("""{"start": "2026-01-01T00:00:00Z", "admins": [["a@example.com"]]}""", "expected an object but got an array")]
+    [TestCase("""{"start": "2026-01-01T00:00:00Z", "admins": [{"email": "a@example.com", "role": "Boss"}]}""", "one of: Owner, Member")]
+    [TestCase("""{"start": "2026-01-01T00:00:00Z", "customer_id": 5}""", "UUID")]
+    public void FromJson_SpeaksJson_NotDotNetTypeNames(string json, string message)
+    {
+        var ex = Assert.Throws<WorkflowDataValidationException>(() => WorkflowData.FromJson<AdminUsersInput>(Parse(json)));
+
+        Assert.That(ex!.Errors.Select(e => e.Message), Has.Some.Contains(message));
+        Assert.That(ex.Message, Does.Not.Contain("System.").And.Not.Contain("`1").And.Not.Contain("Workflow.Jobs."));
+    }
+
     [Test]
     public void FromJson_Throws_WithPathOfWrongType_NotJsonReaderException()
     {

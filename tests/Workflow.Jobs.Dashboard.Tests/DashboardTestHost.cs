@@ -219,6 +219,20 @@ public sealed partial class DashboardHttpClient : IDisposable
         return (response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>POSTs a form (as the dashboard's script does), with the antiforgery token of the last page read.</summary>
+    public async Task<(HttpStatusCode Status, string Body)> PostFormAsync(string path, IEnumerable<KeyValuePair<string, string>> form)
+    {
+        using var request = Prepare(HttpMethod.Post, path);
+        request.Content = new FormUrlEncodedContent(form);
+        if (Antiforgery is { } token)
+        {
+            request.Headers.Add(token.Header, token.Token);
+        }
+
+        using var response = await _http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
     private HttpRequestMessage Prepare(HttpMethod method, string path)
     {
         var request = new HttpRequestMessage(method, path.TrimStart('/'));

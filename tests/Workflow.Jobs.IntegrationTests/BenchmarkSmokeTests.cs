@@ -5,7 +5,8 @@ namespace Workflow.Jobs.IntegrationTests;
 
 /// <summary>
 /// The benchmark with tiny counts, so that it cannot rot: every scenario runs (its worker child process,
-/// raw commits, Hangfire jobs and continuations, workflows, latency from another process, history)
+/// raw commits, Hangfire jobs and continuations, workflows, latency from another process, the idle server's
+/// commits, the stranded-dequeue count, CPU per step, history)
 /// against the test server, in databases of its own. It runs as a process of its own, as
 /// deploy/benchmark.sh runs it, so its load and threads stay out of this test process. Speed is not
 /// asserted here: the full benchmark checks the targets.
@@ -20,14 +21,16 @@ public sealed class BenchmarkSmokeTests
     [
         "raw_commits_per_s", "continuations_steps_per_s", "steps_per_s", "runs_per_s_1step", "commits_per_step", "commits_per_run",
         "commits_per_hangfire_job", "speedup_vs_continuations", "fraction_of_raw_commit_rate", "latency_p50_ms", "latency_p95_ms",
-        "latency_p99_ms", "history_cost_ratio", "peak_rss_mb",
+        "latency_p99_ms", "history_cost_ratio", "peak_rss_mb", "idle_commits_per_s", "stranded_dequeues", "cpu_ratio_vs_continuations",
+        "commit_bound_ceiling", "fraction_of_reachable",
     ];
 
     // Counts and sizes of something that happened: zero would mean a scenario measured nothing.
     private static readonly string[] MustBePositive =
     [
         "raw_commits_per_s", "continuations_steps_per_s", "steps_per_s", "runs_per_s_1step", "commits_per_run", "commits_per_hangfire_job",
-        "latency_p50_ms", "history_cost_ratio", "peak_rss_mb",
+        "latency_p50_ms", "history_cost_ratio", "peak_rss_mb", "idle_commits_per_s", "cpu_ratio_vs_continuations", "commit_bound_ceiling",
+        "fraction_of_reachable",
     ];
 
     [Test]
@@ -58,6 +61,11 @@ public sealed class BenchmarkSmokeTests
                 Assert.That(root.GetProperty("machine").ValueKind, Is.EqualTo(JsonValueKind.Object));
                 Assert.That(root.GetProperty("settings").GetProperty("smoke").GetBoolean(), Is.True);
                 Assert.That(root.GetProperty("settings").GetProperty("workers").GetInt32(), Is.EqualTo(8));
+                // The library's short poll fetches without a LISTEN task, so no fetched job can wait for a
+                // notification: none may be stranded, even in a smoke run.
+                Assert.That(root.GetProperty("settings").GetProperty("queue_mode").GetString(), Is.EqualTo("poll"));
+                Assert.That(root.GetProperty("settings").GetProperty("dequeues_counted").GetInt32(), Is.GreaterThan(0), "dequeues_counted");
+                Assert.That(root.GetProperty("stranded_dequeues").GetDouble(), Is.Zero, "stranded_dequeues");
                 Assert.That(DateTimeOffset.TryParse(root.GetProperty("date").GetString(), out _), Is.True, "date");
             });
         }
@@ -68,6 +76,28 @@ public sealed class BenchmarkSmokeTests
     }
 
     /// <summary>Runs the benchmark program (referenced by this project, so it sits next to this assembly) in a process of its own.</summary>
+    [Test]
+    public async Task BatchEnqueueSection_WritesItsFigures_WhenRunSmall()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-batch-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (exitCode, log) = await RunBenchmarkAsync("batch", "--runs", "200", "--concurrency", "4", "--connection", TestDatabases.ServerConnectionString,
+                "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            foreach (var key in new[] { "single_enqueue_runs_per_s", "batch_enqueue_runs_per_s", "batch_enqueue_speedup" })
+            {
+                Assert.That(json.RootElement.GetProperty(key).GetDouble(), Is.GreaterThan(0), key);
+            }
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static async Task<(int ExitCode, string Log)> RunBenchmarkAsync(params string[] arguments)
     {
         var program = Path.Combine(AppContext.BaseDirectory, "Workflow.Jobs.Benchmarks.dll");

@@ -147,7 +147,20 @@ public class HostileInputTests
         yield return new("malformed: not JSON", Json("hello"), Validation, "", "Malformed JSON");
         yield return new("malformed: empty", Json(""), Validation, "", "Malformed JSON");
         yield return new("malformed: trailing content", Json("""{"profile_input":{"name":"a"}} {"x":1}"""), Validation, "", "Malformed JSON");
-        yield return new("malformed: single quotes and comments are not JSON objects here", Json("['a']"), Validation, "", "Expected a JSON object but got an array");
+        yield return new("malformed: single quotes", Json("['a']"), Validation, "", "Malformed JSON");
+        yield return new("malformed: comment", Json("""{"profile_input": {"name": "a" /* admin */}}"""), Validation, "profile_input.name", "Malformed JSON");
+        yield return new("malformed: trailing comma", Json("""{"profile_input": {"name": "a",}}"""), Validation, null, "trailing comma");
+        yield return new("malformed: duplicate field", Json("""{"profile_input": {"name": "a", "name": "b"}}"""), Validation, "profile_input.name", "more than once");
+        yield return new("malformed: fields differing only in case (text)", Json("""{"profile_input": {"name": "a", "NAME": "b"}}"""), Validation,
+            "profile_input.NAME", "more than once");
+        yield return new("malformed: fields differing only in case (built object)", Object(new JObject { ["profile_input"] = new JObject { ["name"] = "a", ["Name"] = "b" } }),
+            Validation, "profile_input.Name", "ignoring case");
+        yield return new("malformed: fields differing only in case (nested, built object)",
+            Object(new JObject { ["profile_input"] = new JObject { ["name"] = "a", ["address"] = new JObject { ["city"] = "x", ["CITY"] = "y" } } }),
+            Validation, "profile_input.address.CITY", "more than once");
+        yield return new("malformed: fields differing only in case (free-form data)",
+            Object(new JObject { ["profile_input"] = new JObject { ["name"] = "a", ["attributes"] = new JObject { ["k"] = 1, ["K"] = 2 } } }),
+            Validation, "profile_input.attributes.K", "more than once");
         yield return new("malformed: array instead of object", Json("""[{"profile_input":{}}]"""), Validation, "", "Expected a JSON object but got an array");
         yield return new("malformed: bare string", Json("\"profile\""), Validation, "", "Expected a JSON object but got a string");
 
@@ -157,6 +170,9 @@ public class HostileInputTests
         yield return new("wrong type: object for int", Json("""{"profile_input":{"name":"a","age":{}}}"""), Validation, "profile_input.age", "Wrong type");
         yield return new("wrong type: huge number for int", Json("""{"profile_input":{"name":"a","age":99999999999999999999999}}"""), Validation, "profile_input.age", "Wrong type");
         yield return new("wrong type: string for list", Json("""{"profile_input":{"name":"a","tags":"a,b"}}"""), Validation, "profile_input.tags", "Wrong type");
+        yield return new("wrong type: object for list", Json("""{"profile_input":{"name":"a","tags":{"a":"b"}}}"""), Validation, null, "expected an array but got an object");
+        yield return new("wrong type: list for nested object", Json("""{"profile_input":{"name":"a","address":["b"]}}"""), Validation, "profile_input.address", "expected an object but got an array");
+        yield return new("wrong type: number beyond decimal", Json("""{"profile_input":{"name":"a","age":1e300}}"""), Validation, "profile_input.age", "out of range");
         yield return new("wrong type: string for step input", Json("""{"profile_input":"a"}"""), Validation, "profile_input", "Expected an object but got a string");
         yield return new("wrong type: array for nested object", Json("""{"profile_input":{"name":"a","address":[]}}"""), Validation, "profile_input.address", "Wrong type");
         yield return new("out of range", Json("""{"profile_input":{"name":"a","age":-1}}"""), Validation, "profile_input.age", "age");
@@ -229,6 +245,11 @@ public class HostileInputTests
         }
 
         Assert.That(error!.Message, Does.Contain(hostile.Message).IgnoreCase);
+        if (error is WorkflowDataValidationException validation)
+        {
+            Assert.That(validation.Errors.Select(e => e.Message), Has.None.Match(@"System\.|`1|Workflow\.Jobs\."), "messages speak JSON, not .NET type names");
+        }
+
         Assert.That(error.Message, Has.Length.LessThan(6_000), "the message stays readable however large the input");
         if (hostile.Path is not null)
         {

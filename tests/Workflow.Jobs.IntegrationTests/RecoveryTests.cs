@@ -54,6 +54,8 @@ public class RecoveryTests
                 o.ShutdownTimeout = TimeSpan.FromSeconds(2);
                 // The smallest recovery bound allowed, so that an expired lock is seen quickly.
                 o.InvisibilityTimeout = TimeSpan.FromSeconds(10);
+                // The tests run the recovery pass themselves (with no delay): no leader loop doing it too.
+                o.RunLeaderLoop = false;
             });
         _host = builder.Build();
         await _host.StartAsync();

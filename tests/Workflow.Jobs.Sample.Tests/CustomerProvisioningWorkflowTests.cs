@@ -85,7 +85,7 @@ public class CustomerProvisioningWorkflowTests
         Assert.That(Step(failed, "create-subscription")["status"]!.Value<string>(), Is.EqualTo("Failed"));
         Assert.That(Step(failed, "create-subscription")["attempts"]!.Value<int>(), Is.EqualTo(3));
 
-        using var retry = await _client.PostAsync($"/api/workflows/{id}/retry", null);
+        using var retry = await _client.PostAsync($"/api/workflows/{id}/retry", SampleHost.NoInput());
         Assert.That(retry.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
         var resumed = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 

@@ -100,6 +100,12 @@ public class HostileInputApiTests
         yield return Case("MalformedJson_NaN", Post("""{"subscription_input": {"seats": NaN}}""", bad, "subscription_input.seats", "Malformed JSON"));
         yield return Case("MalformedJson_DuplicateField", Post("""{"customer_input": {"name": "A", "name": "B", "email": "a@x.test"}}""", bad,
             "customer_input.name", "more than once"));
+        yield return Case("MalformedJson_DuplicateFieldDifferingInCase", Post("""{"subscription_input": {"seats": 7, "SEATS": 9}}""", bad,
+            "subscription_input.SEATS", "more than once"));
+        yield return Case("MalformedJson_DuplicateInputKeyDifferingInCase", Post("""{"customer_input": {"name": "A"}, "Customer_Input": {"name": "B"}}""", bad,
+            "Customer_Input", "more than once"));
+        yield return Case("MalformedJson_DuplicateFieldInListItem", Post("""{"admin_users_input": {"admins": [{"email": "a@x.test", "Email": "b@x.test"}]}}""", bad,
+            "admin_users_input.admins[0].Email", "ignoring case"));
         yield return Case("MalformedJson_TrailingContent", Post(valid + " {}", bad, null, "Malformed JSON"));
         yield return Case("MalformedJson_NotUtf8", new HostileRequest("POST", Enqueue, bad, "", "UTF-8") { Body = [0x7B, 0x22, 0xC3, 0x28, 0x22, 0x7D] });
         yield return Case("NotAnObject_Array", Post("[1, 2]", bad, "", "Expected a JSON object"));
@@ -111,10 +117,17 @@ public class HostileInputApiTests
         yield return Case("WrongType_FractionForInteger", PostInput(i => i["subscription_input"]!["seats"] = 1.5m, "subscription_input.seats", "whole number"));
         yield return Case("WrongType_BooleanForInteger", PostInput(i => i["subscription_input"]!["seats"] = true, "subscription_input.seats", "whole number"));
         yield return Case("WrongType_IntegerOutOfRange", Post("""{"subscription_input": {"seats": 99999999999999999999999}}""", bad,
-            "subscription_input.seats", "range of Int32"));
+            "subscription_input.seats", "not a whole number from -2147483648 to 2147483647"));
+        yield return Case("WrongType_NumberBeyondDecimal", Post("""{"subscription_input": {"seats": 1e30}}""", bad, "subscription_input.seats", "out of range"));
         yield return Case("WrongType_ObjectForText", PostInput(i => i["customer_input"]!["name"] = new JObject { ["first"] = "A" }, "customer_input.name", "Wrong type"));
         yield return Case("WrongType_ListForText", PostInput(i => i["customer_input"]!["email"] = new JArray("a@x.test"), "customer_input.email", "Wrong type"));
         yield return Case("WrongType_TextForList", PostInput(i => i["admin_users_input"]!["admins"] = "ann@x.test", "admin_users_input.admins", "Wrong type"));
+        yield return Case("WrongType_ObjectForList", PostInput(i => i["admin_users_input"]!["admins"] = new JObject { ["email"] = "ann@x.test" },
+            "admin_users_input.admins*", "expected an array but got an object"));
+        yield return Case("WrongType_ListForObject", PostInput(i => ((JArray)i["admin_users_input"]!["admins"]!)[0] = new JArray("ann@x.test"),
+            "admin_users_input.admins[0]", "expected an object but got an array"));
+        yield return Case("WrongType_TextForListItem", PostInput(i => ((JArray)i["admin_users_input"]!["admins"]!)[0] = "ann@x.test",
+            "admin_users_input.admins[0]", "expected an object"));
         yield return Case("WrongType_NumberForInputPart", PostInput(i => i["customer_input"] = 5, "customer_input", "Expected an object"));
         yield return Case("WrongType_TextForEnumLikeField", PostInput(i => i["subscription_input"]!["plan"] = "gold", "subscription_input.plan", "starter, business or enterprise"));
         yield return Case("WrongType_NumberForText", PostInput(i => i["customer_input"]!["name"] = 123, "customer_input.name", "string"));
@@ -190,10 +203,19 @@ public class HostileInputApiTests
         yield return Case("Unicode_LoneSurrogateEscape", Post("""{"customer_input": {"name": "Acme \ud800", "email": "a@x.test"}}""", bad, "customer_input.name", "surrogate"));
 
         // Content types.
-        yield return Case("ContentType_TextPlain", Post(valid, HttpStatusCode.UnsupportedMediaType, "", "application/json") with { ContentType = "text/plain; charset=utf-8" });
-        yield return Case("ContentType_Form", Post("customer_input=x", HttpStatusCode.UnsupportedMediaType, "", "application/json") with { ContentType = "application/x-www-form-urlencoded" });
-        yield return Case("ContentType_Xml", Post("<input/>", HttpStatusCode.UnsupportedMediaType, "", "application/json") with { ContentType = "application/xml" });
-        yield return Case("ContentType_Utf16Charset", Post(valid, HttpStatusCode.UnsupportedMediaType, "", "application/json") with { ContentType = "application/json; charset=utf-16" });
+        yield return Case("ContentType_TextPlain", Post(valid, HttpStatusCode.UnsupportedMediaType, "Content-Type", "application/json") with { ContentType = "text/plain; charset=utf-8" });
+        yield return Case("ContentType_Form", Post("customer_input=x", HttpStatusCode.UnsupportedMediaType, "Content-Type", "application/json") with { ContentType = "application/x-www-form-urlencoded" });
+        yield return Case("ContentType_Xml", Post("<input/>", HttpStatusCode.UnsupportedMediaType, "Content-Type", "application/json") with { ContentType = "application/xml" });
+        yield return Case("ContentType_Utf16Charset", Post(valid, HttpStatusCode.UnsupportedMediaType, "Content-Type", "application/json") with { ContentType = "application/json; charset=utf-16" });
+        yield return Case("ContentType_Missing", Post(valid, HttpStatusCode.UnsupportedMediaType, "Content-Type", "application/json") with { ContentType = null });
+        yield return Case("ContentType_MissingOnRetry", new HostileRequest("POST", $"/api/workflows/{Guid.NewGuid()}/retry", HttpStatusCode.UnsupportedMediaType,
+            "Content-Type", "application/json") { Body = [], ContentType = null });
+        yield return Case("ContentType_FormOnCancel", new HostileRequest("POST", $"/api/workflows/{Guid.NewGuid()}/cancel", HttpStatusCode.UnsupportedMediaType,
+            "Content-Type", "application/json") { Body = Utf8("a=b"), ContentType = "application/x-www-form-urlencoded" });
+        yield return Case("ContentType_TextPlainOnCancel", new HostileRequest("POST", $"/api/workflows/{Guid.NewGuid()}/cancel", HttpStatusCode.UnsupportedMediaType,
+            "Content-Type", "application/json") { Body = [], ContentType = "text/plain" });
+        yield return Case("ContentType_FakeApiMissing", Post("""{"operation": "create_subscription", "times": 1}""", HttpStatusCode.UnsupportedMediaType, "",
+            "application/json", "/api/fake-api/failures") with { ContentType = null });
         yield return Case("ContentType_FakeApiTextPlain", Post("""{"operation": "create_subscription", "times": 1}""", HttpStatusCode.UnsupportedMediaType, "",
             "application/json", "/api/fake-api/failures") with { ContentType = "text/plain" });
 
@@ -202,7 +224,10 @@ public class HostileInputApiTests
         yield return Case("RouteId_NotAGuid_Retry", new HostileRequest("POST", "/api/workflows/12345/retry", HttpStatusCode.NotFound, "id", "'12345' is not a workflow run id"));
         yield return Case("RouteId_NotAGuid_Cancel", new HostileRequest("POST", "/api/workflows/%27%3B%20DROP%20TABLE%20x%3B--/cancel", HttpStatusCode.NotFound, "id",
             "'; DROP TABLE x;--' is not a workflow run id"));
-        yield return Case("RouteId_UnknownRun_Retry", new HostileRequest("POST", $"/api/workflows/{Guid.NewGuid()}/retry", HttpStatusCode.NotFound, "", "does not exist"));
+        yield return Case("RouteId_UnknownRun_Retry", new HostileRequest("POST", $"/api/workflows/{Guid.NewGuid()}/retry", HttpStatusCode.NotFound, "", "does not exist")
+        {
+            Body = [],
+        });
 
         // Query parameters of the list.
         yield return Case("Query_StatusUnknown", Get("/api/workflows?status=Exploded", bad, "status", "Unknown status 'Exploded'"));
@@ -212,6 +237,10 @@ public class HostileInputApiTests
         yield return Case("Query_LimitHuge", Get("/api/workflows?limit=99999999999999999999", bad, "limit", "whole number from 1 to 1000"));
         yield return Case("Query_LimitFraction", Get("/api/workflows?limit=1.5", bad, "limit", "whole number"));
         yield return Case("Query_LimitRepeated", Get("/api/workflows?limit=1&limit=2", bad, "limit", "whole number"));
+        yield return Case("Query_NameWithNul", Get("/api/workflows?name=customer%00provisioning", bad, "name", "NUL"));
+        yield return Case("Query_StatusWithNul", Get("/api/workflows?status=Failed%00", bad, "status", "Unknown status"));
+        yield return Case("Query_StatusRepeated", Get("/api/workflows?status=Failed&status=Running", bad, "status", "Unknown status"));
+        yield return Case("Definition_Unknown", Get("/api/workflow-definitions/no-such-workflow", HttpStatusCode.NotFound, "", "Unknown workflow 'no-such-workflow'"));
         yield return Case("Query_OffsetNegative", Get("/api/workflows?offset=-1", bad, "offset", "at least 0"));
 
         // Headers.
@@ -227,6 +256,14 @@ public class HostileInputApiTests
         yield return Case("FakeApi_TextForTimes", Post("""{"operation": "create_subscription", "times": "1"}""", bad, "times", "whole number", "/api/fake-api/failures"));
         yield return Case("FakeApi_ExtraField", Post("""{"operation": "create_subscription", "times": 1, "forever": true}""", bad, "forever", "Unknown field", "/api/fake-api/failures"));
         yield return Case("FakeApi_EmptyBody", Post("", bad, "", "Malformed JSON", "/api/fake-api/failures"));
+        yield return Case("FakeApi_HugeInteger", Post("""{"operation": "create_subscription", "times": 99999999999999999999}""", bad, "times", "whole number",
+            "/api/fake-api/failures"));
+        yield return Case("FakeApi_ExponentNumber", Post("""{"operation": "create_subscription", "times": 1e30}""", bad, "times", "out of range",
+            "/api/fake-api/failures"));
+        yield return Case("FakeApi_NegativeHugeInteger", Post("""{"operation": "create_subscription", "times": -99999999999999999999}""", bad, "times", "whole number",
+            "/api/fake-api/failures"));
+        yield return Case("FakeApi_DuplicateFieldDifferingInCase", Post("""{"operation": "create_subscription", "times": 0, "TIMES": 20}""", bad, "TIMES",
+            "more than once", "/api/fake-api/failures"));
         yield return Case("FakeApi_DuplicateField", Post("""{"operation": "create_subscription", "times": 0, "times": 20}""", bad, "times", "more than once", "/api/fake-api/failures"));
     }
 
@@ -240,7 +277,9 @@ public class HostileInputApiTests
         var text = await response.Content.ReadAsStringAsync();
 
         Assert.That(response.StatusCode, Is.EqualTo(hostile.Status), Shorten(text));
-        Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/json"), Shorten(text));
+        Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/problem+json"), Shorten(text));
+        SampleHost.AssertProblem(SampleHost.Parse(text), hostile.Status, Shorten(text));
+        Assert.That(text, Does.Not.Match(@"System\.|Workflow\.Jobs\.|Newtonsoft|`1"), "messages speak JSON, not .NET type names");
         var errors = SampleHost.Parse(text)["errors"]!.Select(e => (Path: e["path"]!.Value<string>()!, Message: e["message"]!.Value<string>()!)).ToList();
         Assert.That(errors, Is.Not.Empty);
         Assert.That(errors.Select(e => e.Message), Has.All.Not.Empty);

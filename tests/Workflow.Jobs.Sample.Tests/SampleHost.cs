@@ -100,11 +100,36 @@ public sealed class SampleHost : WebApplicationFactory<Program>
 
     public static StringContent Json(JObject json) => Json(json.ToString());
 
+    /// <summary>An empty body declared as JSON: what a command without input (retry, cancel) sends.</summary>
+    public static StringContent NoInput() => Json("");
+
+    /// <summary>
+    /// The body of an API answer: JSON for a success; for an error, RFC 9457 problem details
+    /// (<c>application/problem+json</c>, <c>status</c> the HTTP status, a <c>title</c>, a <c>detail</c>, and <c>errors</c>).
+    /// </summary>
     public static async Task<JToken> ReadJsonAsync(HttpResponseMessage response)
     {
         var text = await response.Content.ReadAsStringAsync();
-        Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/json"), $"body: {text}");
-        return Parse(text);
+        var problem = (int)response.StatusCode >= 400;
+        Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo(problem ? "application/problem+json" : "application/json"), $"body: {text}");
+        var body = Parse(text);
+        if (problem)
+        {
+            AssertProblem(body, response.StatusCode, text);
+        }
+
+        return body;
+    }
+
+    /// <summary>Asserts the members RFC 9457 defines, and the API's <c>errors</c> list, on an error body.</summary>
+    public static void AssertProblem(JToken body, HttpStatusCode status, string text)
+    {
+        Assert.That(body["status"]?.Type, Is.EqualTo(JTokenType.Integer), $"problem status; body: {text}");
+        Assert.That(body["status"]!.Value<int>(), Is.EqualTo((int)status), $"body: {text}");
+        Assert.That(body["title"]?.Value<string>(), Is.Not.Null.And.Not.Empty, $"body: {text}");
+        Assert.That(body["type"]?.Value<string>(), Is.Not.Null.And.Not.Empty, $"body: {text}");
+        Assert.That(body["detail"]?.Value<string>(), Is.Not.Null.And.Not.Empty, $"body: {text}");
+        Assert.That(body["errors"], Is.InstanceOf<JArray>().And.Not.Empty, $"body: {text}");
     }
 
     /// <summary>Parses JSON keeping dates as the strings the API sent.</summary>

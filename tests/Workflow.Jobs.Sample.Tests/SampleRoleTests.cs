@@ -59,7 +59,7 @@ public class SampleRoleTests
         using var client = _webAlone.CreateClient();
         var id = await SampleHost.EnqueueAsync(client, "customer-provisioning", Input("webcancel.test"));
 
-        using var response = await client.PostAsync($"/api/workflows/{id}/cancel", null);
+        using var response = await client.PostAsync($"/api/workflows/{id}/cancel", SampleHost.NoInput());
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
         Assert.That((await _webAlone.WorkflowClient.GetAsync(id))!.Status, Is.EqualTo(WorkflowStatus.Cancelled));

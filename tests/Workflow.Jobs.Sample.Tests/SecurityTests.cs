@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -426,6 +427,70 @@ public sealed partial class SecurityTests
         Assert.That((await SampleHost.ReadJsonAsync(fake))["armedFailures"]!, Is.Empty, "no failure armed");
     }
 
+    // ----- Database outage --------------------------------------------------------------------------------------------
+
+    [Test]
+    public async Task Api_Answers503WithRetryAfterAndProblemDetails_WhenTheDatabaseIsUnreachable()
+    {
+        // A Web host whose database is a port nobody listens on: every call that needs PostgreSQL fails to connect.
+        // (The shared PostgreSQL keeps running; the outage is this host's alone.)
+        var port = UnusedPort();
+        await using var host = await SampleHost.StartOnAsync(
+            $"Host=127.0.0.1;Port={port};Username=postgres;Password=unused;Database=outage;Timeout=3;Pooling=false", s =>
+            {
+                s["WorkflowJobs:Role"] = "Web";
+                s["WorkflowJobs:ApplyMigrationsOnStartup"] = "false";
+            },
+            // The outage begins after start-up: the sample's schedule registration, which needs the database to start, is left out.
+            services =>
+            {
+                foreach (var registration in services.Where(d => d.ImplementationType?.Name == "RecurringWorkflowRegistration").ToList())
+                {
+                    services.Remove(registration);
+                }
+            });
+        using var client = host.CreateClient();
+
+        var requests = new (HttpMethod Method, string Path, HttpContent? Content)[]
+        {
+            (HttpMethod.Post, "/api/workflows/customer-provisioning", SampleHost.Json(Input("outage"))),
+            (HttpMethod.Get, $"/api/workflows/{Guid.NewGuid()}", null),
+            (HttpMethod.Get, "/api/workflows?status=Failed", null),
+            (HttpMethod.Post, $"/api/workflows/{Guid.NewGuid()}/retry", SampleHost.NoInput()),
+            (HttpMethod.Post, $"/api/workflows/{Guid.NewGuid()}/cancel", SampleHost.NoInput()),
+        };
+        foreach (var (method, path, content) in requests)
+        {
+            using var request = new HttpRequestMessage(method, path) { Content = content };
+            using var response = await client.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable), $"{method} {path}: {text}");
+            Assert.That(response.Headers.RetryAfter?.Delta, Is.EqualTo(TimeSpan.FromSeconds(5)), $"{method} {path}");
+            Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/problem+json"), text);
+            var body = SampleHost.Parse(text);
+            SampleHost.AssertProblem(body, HttpStatusCode.ServiceUnavailable, text);
+            Assert.That(body["cause"]!.Value<string>(), Is.EqualTo("database_unavailable"), text);
+            Assert.That(body["detail"]!.Value<string>(), Does.Contain("database is unavailable"), text);
+            Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("database is unavailable").And.Contain(port.ToString(CultureInfo.InvariantCulture)),
+                "the cause, as the driver names it");
+            Assert.That(text, Does.Not.Contain("   at ").And.Not.Contain("Password").And.Not.Contain("unused"), "no stack trace, no secret");
+        }
+
+        // What needs no database keeps answering.
+        using var definitions = await client.GetAsync("/api/workflow-definitions");
+        Assert.That(definitions.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    private static int UnusedPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
     private async Task<long> CountRunsAsync()
     {
         await using var connection = new NpgsqlConnection(_secured.ConnectionString);
@@ -453,12 +518,12 @@ public sealed partial class SecurityTests
         await SampleHost.WaitForStatusAsync(_keyed, ok, WorkflowStatus.Succeeded);
         var failed = await SampleHost.WaitForFinalFailureAsync(_keyed, failing);
         var job = failed["jobId"]!.Value<string>()!;
-        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{failing}/retry"));
+        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{failing}/retry", content: SampleHost.NoInput()));
         await SampleHost.WaitForFinalFailureAsync(_keyed, failing, executions: 6);
         await SendAsync(_keyed, Request(HttpMethod.Get, "/api/workflows?status=Failed"));
         await SendAsync(_keyed, Request(HttpMethod.Get, "/api/workflows?status=nope&limit=0"));
-        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{ok}/cancel"));
-        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{Guid.NewGuid()}/retry"));
+        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{ok}/cancel", content: SampleHost.NoInput()));
+        await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{Guid.NewGuid()}/retry", content: SampleHost.NoInput()));
         await SendAsync(_keyed, Request(HttpMethod.Get, "/api/workflows/not-a-guid"));
         await SendAsync(_keyed, Request(HttpMethod.Post, "/api/workflows/customer-provisioning", content: SampleHost.Json("""{"customer_input": {"name": ""}}""")));
         await SendAsync(_keyed, Request(HttpMethod.Post, "/api/workflows/customer-provisioning", content: SampleHost.Json("{'broken")));

@@ -55,37 +55,117 @@ public class WorkflowApiTests
     }
 
     [Test]
-    public async Task GetDefinitions_DescribesEachWorkflowsStepsAndInputFields()
+    public async Task GetDefinitions_ListsEachWorkflowsStepsAndRetryPolicy()
     {
         using var response = await _client.GetAsync("/api/workflow-definitions");
         var body = (JArray)await SampleHost.ReadJsonAsync(response);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EquivalentTo(new[] { Provisioning, "usage-report" }));
+        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EqualTo(new[] { Provisioning, "usage-report" }), "ordered by name");
         var provisioning = body.Single(d => d["name"]!.Value<string>() == Provisioning);
         Assert.That(provisioning["steps"]!.Select(s => s["name"]!.Value<string>()),
             Is.EqualTo(new[] { "get-or-create-customer", "create-subscription", "create-admin-users", "send-welcome" }));
         Assert.That(provisioning["steps"]![0]!["inputKey"]!.Value<string>(), Is.EqualTo("customer_input"));
+        Assert.That(provisioning["steps"]![0]!["outputKey"]!.Value<string>(), Is.EqualTo("customer_output"));
+        var report = body.Single(d => d["name"]!.Value<string>() == "usage-report");
+        Assert.That(report["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(1), "the usage report's own retry policy");
+        Assert.That(provisioning["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(2), "the host default from WorkflowJobs:Retry");
+    }
 
-        JToken Field(string key, string name) => provisioning["input"]![key]!["fields"]!.Single(f => f["name"]!.Value<string>() == name);
+    [Test]
+    public async Task GetDefinition_DescribesTheCompositeInputAsJsonSchema()
+    {
+        using var response = await _client.GetAsync($"/api/workflow-definitions/{Provisioning}");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(body["name"]!.Value<string>(), Is.EqualTo(Provisioning));
+        var schema = (JObject)body["inputSchema"]!;
+        Assert.That(schema["$schema"]!.Value<string>(), Does.Contain("json-schema.org"));
+        Assert.That(schema["type"]!.Value<string>(), Is.EqualTo("object"));
+        Assert.That(schema["additionalProperties"]!.Value<bool>(), Is.False, "unknown input keys are refused");
+        Assert.That(((JObject)schema["properties"]!).Properties().Select(p => p.Name),
+            Is.EqualTo(new[] { "customer_input", "subscription_input", "admin_users_input", "welcome_input" }));
+        Assert.That(schema["required"]!.Values<string>(), Is.EquivalentTo(new[] { "customer_input", "admin_users_input" }),
+            "the parts whose empty object is refused");
+
+        JObject Part(string key) => Resolve(schema, schema["properties"]![key]!);
+        JObject Field(string key, string name) => Resolve(schema, Part(key)["properties"]![name]!);
+        string?[] Required(JObject objectSchema) => objectSchema["required"]?.Values<string>().ToArray() ?? [];
+
+        var customer = Part("customer_input");
+        Assert.That(customer["additionalProperties"]!.Value<bool>(), Is.False, "unknown fields are refused");
         Assert.That(Field("customer_input", "name")["type"]!.Value<string>(), Is.EqualTo("string"));
-        Assert.That(Field("customer_input", "name")["required"]!.Value<bool>(), Is.True);
+        Assert.That(Field("customer_input", "name")["maxLength"]!.Value<int>(), Is.EqualTo(200));
+        Assert.That(Field("customer_input", "name")["description"]!.Value<string>(), Is.EqualTo("The customer's name."));
         Assert.That(Field("customer_input", "email")["format"]!.Value<string>(), Is.EqualTo("email"));
-        Assert.That(Field("customer_input", "country")["required"]!.Value<bool>(), Is.False);
+        Assert.That(Required(customer), Is.EquivalentTo(new[] { "name", "email" }), "country falls back to a valid default");
         Assert.That(Field("customer_input", "country")["default"]!.Value<string>(), Is.EqualTo("US"));
+        Assert.That(Field("customer_input", "country")["pattern"]!.Value<string>(), Is.EqualTo("^[A-Z]{2}$"));
         Assert.That(Field("subscription_input", "seats")["type"]!.Value<string>(), Is.EqualTo("integer"));
         Assert.That(Field("subscription_input", "seats")["maximum"]!.Value<int>(), Is.EqualTo(10_000));
         Assert.That(Field("subscription_input", "plan")["enum"]!.Values<string>(), Is.EqualTo(new[] { "starter", "business", "enterprise" }));
         var admins = Field("admin_users_input", "admins");
         Assert.That(admins["type"]!.Value<string>(), Is.EqualTo("array"));
-        Assert.That(admins["required"]!.Value<bool>(), Is.True);
+        Assert.That(Required(Part("admin_users_input")), Does.Contain("admins"));
         Assert.That(admins["minItems"]!.Value<int>(), Is.EqualTo(1));
-        var adminEmail = admins["items"]!["fields"]!.Single(f => f["name"]!.Value<string>() == "email");
-        Assert.That(adminEmail["required"]!.Value<bool>(), Is.True);
-        Assert.That(adminEmail["format"]!.Value<string>(), Is.EqualTo("email"));
-        var report = body.Single(d => d["name"]!.Value<string>() == "usage-report");
-        Assert.That(report["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(1), "the usage report's own retry policy");
-        Assert.That(provisioning["retry"]!["attempts"]!.Value<int>(), Is.EqualTo(2), "the host default from WorkflowJobs:Retry");
+        var admin = Resolve(schema, admins["items"]!);
+        Assert.That(Required(admin), Does.Contain("email"));
+        Assert.That(Resolve(schema, admin["properties"]!["email"]!)["format"]!.Value<string>(), Is.EqualTo("email"));
+    }
+
+    [Test]
+    public async Task GetDefinition_Returns404_WhenWorkflowIsUnknown()
+    {
+        using var response = await _client.GetAsync("/api/workflow-definitions/no-such-workflow");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("no-such-workflow"));
+    }
+
+    [Test]
+    public async Task OpenApiDocument_ListsTheWorkflowEndpoints()
+    {
+        using var response = await _client.GetAsync("/openapi/v1.json");
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
+        var paths = (JObject)SampleHost.Parse(text)["paths"]!;
+        Assert.That(paths.Properties().Select(p => p.Name), Is.SupersetOf(new[]
+        {
+            "/api/workflows", "/api/workflows/{name}", "/api/workflows/{id}", "/api/workflows/{id}/retry", "/api/workflows/{id}/cancel",
+            "/api/workflows/{name}/batch", "/api/workflows/{id}/fork",
+            "/api/workflow-definitions", "/api/workflow-definitions/{name}",
+        }));
+        Assert.That(paths["/api/workflows/{name}"]!["post"]!["operationId"]!.Value<string>(), Is.EqualTo("WorkflowJobs_Enqueue"));
+        Assert.That(((JObject)paths["/api/workflows/{name}"]!["post"]!["responses"]!).Properties().Select(p => p.Name),
+            Is.SupersetOf(new[] { "202", "400", "404", "415", "503" }));
+        Assert.That(paths["/api/workflows"]!["get"]!["tags"]![0]!.Value<string>(), Is.EqualTo("Workflows"));
+    }
+
+    /// <summary>A schema with its <c>$ref</c> (to <c>#/definitions/..</c>, possibly inside a one-element <c>allOf</c>/<c>oneOf</c>) followed.</summary>
+    private static JObject Resolve(JObject root, JToken schema)
+    {
+        var current = (JObject)schema;
+        for (var hops = 0; hops < 10; hops++)
+        {
+            if (current["$ref"]?.Value<string>() is { } reference)
+            {
+                Assert.That(reference, Does.StartWith("#/"), "references stay inside the document");
+                current = (JObject)root.SelectToken(reference[2..].Replace('/', '.'))!;
+            }
+            else if ((current["allOf"] ?? current["oneOf"]) is JArray { Count: 1 } single && current["properties"] is null)
+            {
+                current = (JObject)single[0];
+            }
+            else
+            {
+                return current;
+            }
+        }
+
+        throw new AssertionException("reference loop");
     }
 
     [Test]
@@ -348,7 +428,7 @@ public class WorkflowApiTests
     [TestCase("cancel")]
     public async Task Command_Returns404_WhenRunIsUnknown(string command)
     {
-        var (status, body) = await PostAsync($"/api/workflows/{Guid.NewGuid()}/{command}", null);
+        var (status, body) = await PostAsync($"/api/workflows/{Guid.NewGuid()}/{command}", SampleHost.NoInput());
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.NotFound));
         Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("does not exist"));
@@ -361,10 +441,10 @@ public class WorkflowApiTests
         var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput($"ops@{command}409.test"));
         await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
 
-        var (status, body) = await PostAsync($"/api/workflows/{id}/{command}", null);
+        var (status, body) = await PostAsync($"/api/workflows/{id}/{command}", SampleHost.NoInput());
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.Conflict));
-        Assert.That(body["status"]!.Value<string>(), Is.EqualTo("Succeeded"));
+        Assert.That(body["runStatus"]!.Value<string>(), Is.EqualTo("Succeeded"));
         Assert.That(body["errors"]![0]!["message"]!.Value<string>(), Does.Contain("Succeeded"));
     }
 
@@ -374,7 +454,7 @@ public class WorkflowApiTests
         var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@retry.test", subscriptionFailures: 3));
         await SampleHost.WaitForFinalFailureAsync(_client, id);
 
-        using var response = await _client.PostAsync($"/api/workflows/{id}/retry", null);
+        using var response = await _client.PostAsync($"/api/workflows/{id}/retry", SampleHost.NoInput());
         var body = await SampleHost.ReadJsonAsync(response);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
@@ -389,11 +469,108 @@ public class WorkflowApiTests
         var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@cancel.test", subscriptionFailures: 10));
         await SampleHost.WaitForFinalFailureAsync(_client, id);
 
-        using var response = await _client.PostAsync($"/api/workflows/{id}/cancel", null);
+        using var response = await _client.PostAsync($"/api/workflows/{id}/cancel", SampleHost.NoInput());
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
         var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Cancelled);
         Assert.That(run["links"]!["retry"]!.Value<string>(), Is.EqualTo($"/api/workflows/{id}/retry"));
+    }
+
+    [TestCase("errorContains=%00", "errorContains")]
+    [TestCase("createdAfter=yesterday", "createdAfter")]
+    [TestCase("tag=no-colon", "tag")]
+    [TestCase("tag=a:1&tag=a:2", "tag")]
+    public async Task List_Returns400NamingTheParameter_ForABadSearchFilter(string query, string parameter)
+    {
+        using var response = await _client.GetAsync("/api/workflows?" + query);
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), body.ToString());
+        Assert.That(body["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo(parameter));
+    }
+
+    [Test]
+    public async Task List_FiltersByIdempotencyKeyAndCreatedRange_AndCarriesTheFiltersInTheNextLink()
+    {
+        var key = "search-" + Guid.NewGuid();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@search.test")) };
+        request.Headers.Add("Idempotency-Key", key);
+        using var enqueued = await _client.SendAsync(request);
+        var id = (await SampleHost.ReadJsonAsync(enqueued))["id"]!.Value<string>();
+        var after = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+
+        using var response = await _client.GetAsync($"/api/workflows?idempotencyKey={key}&createdAfter={after}&limit=1");
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), body.ToString());
+        Assert.That(body["items"]!.Select(i => i["id"]!.Value<string>()), Is.EqualTo(new[] { id }));
+        Assert.That(body["next"]!.Value<string>(), Does.Contain("idempotencyKey=" + key).And.Contain("offset=1"));
+    }
+
+    [Test]
+    public async Task Batch_StartsEveryRun_AndAnswersTheirIdsInItemOrder()
+    {
+        var body = new JObject
+        {
+            ["items"] = new JArray(
+                new JObject { ["input"] = ValidInput("ops@batch-one.test") },
+                new JObject { ["input"] = ValidInput("ops@batch-two.test"), ["idempotencyKey"] = "batch-" + Guid.NewGuid() }),
+        };
+
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}/batch", SampleHost.Json(body.ToString()));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted), answer.ToString());
+        var ids = answer["ids"]!.Select(t => Guid.Parse(t.Value<string>()!)).ToList();
+        Assert.That(ids, Has.Count.EqualTo(2).And.Unique);
+        var second = await SampleHost.WaitForStatusAsync(_client, ids[1], WorkflowStatus.Succeeded);
+        Assert.That(second["input"]!["customer_input"]!["email"]!.Value<string>(), Is.EqualTo("ops@batch-two.test"));
+        await SampleHost.WaitForStatusAsync(_client, ids[0], WorkflowStatus.Succeeded);
+    }
+
+    [Test]
+    public async Task Batch_Returns400NamingTheItem_AndStartsNothing_WhenOneInputIsInvalid()
+    {
+        var invalid = ValidInput("ops@batch-bad.test");
+        invalid["subscription_input"]!["seats"] = "many";
+        var body = new JObject
+        {
+            ["items"] = new JArray(new JObject { ["input"] = ValidInput("ops@batch-good.test") }, new JObject { ["input"] = invalid }),
+        };
+
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}/batch", SampleHost.Json(body.ToString()));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest), answer.ToString());
+        Assert.That(answer["errors"]!.Select(e => e["path"]!.Value<string>()), Does.Contain("items[1].subscription_input.seats"));
+        Assert.That(await CountRunsAsync("input_data->'customer_input'->>'email' IN ('ops@batch-good.test', 'ops@batch-bad.test')"), Is.Zero);
+    }
+
+    [Test]
+    public async Task Fork_StartsANewRunFromTheNamedStep_LinkedToTheOriginal()
+    {
+        var (_, enqueued) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(ValidInput("ops@fork.test")));
+        var original = Guid.Parse(enqueued["id"]!.Value<string>()!);
+        await SampleHost.WaitForStatusAsync(_client, original, WorkflowStatus.Succeeded);
+
+        var (status, answer) = await PostAsync($"/api/workflows/{original}/fork", SampleHost.Json("""{"fromStep":"send-welcome"}"""));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted), answer.ToString());
+        var fork = await SampleHost.WaitForStatusAsync(_client, Guid.Parse(answer["id"]!.Value<string>()!), WorkflowStatus.Succeeded);
+        Assert.That(fork["forkedFrom"]!.Value<string>(), Is.EqualTo(original.ToString()));
+        var steps = (JArray)fork["steps"]!;
+        Assert.That(steps.Where(s => s["name"]!.Value<string>() != "send-welcome").Select(s => s["attempts"]!.Value<int>()), Is.All.Zero,
+            "the steps before send-welcome were copied, never executed");
+    }
+
+    [Test]
+    public async Task Fork_Returns400NamingFromStep_ForAnUnknownStep()
+    {
+        var (_, enqueued) = await PostAsync($"/api/workflows/{Provisioning}", SampleHost.Json(ValidInput("ops@fork-bad.test")));
+        var original = Guid.Parse(enqueued["id"]!.Value<string>()!);
+
+        var (status, answer) = await PostAsync($"/api/workflows/{original}/fork", SampleHost.Json("""{"fromStep":"no-such-step"}"""));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest), answer.ToString());
+        Assert.That(answer["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo("fromStep"));
     }
 }
 

@@ -28,6 +28,17 @@ public interface IWorkflowClient
     /// <exception cref="WorkflowDataValidationException">Some input is invalid; nothing was persisted or enqueued.</exception>
     Task<IReadOnlyList<Guid>> EnqueueManyAsync(string workflowName, IReadOnlyList<WorkflowEnqueueItem> items, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Starts a new run from an existing one (the original is unchanged): the steps before
+    /// <see cref="ForkOptions.FromStep"/> are copied as Succeeded with their outputs and never executed; the
+    /// rest run with the original input, parts of it replaced by <see cref="ForkOptions.Input"/> (validated like
+    /// an enqueue). The fork uses the deployed definition, copies earlier steps by name, and records
+    /// <see cref="WorkflowRun.ForkedFrom"/>. Returns the new run's id.
+    /// </summary>
+    /// <exception cref="WorkflowRunNotFoundException">There is no such run.</exception>
+    /// <exception cref="WorkflowDataValidationException">The step or the input is invalid (paths <c>from_step</c>, <c>input...</c>); nothing was created.</exception>
+    Task<Guid> ForkAsync(Guid workflowId, ForkOptions? options = null, CancellationToken cancellationToken = default);
+
     /// <summary>The run with its steps, or <c>null</c> if there is none (or it was removed).</summary>
     Task<WorkflowRun?> GetAsync(Guid workflowId, CancellationToken cancellationToken = default);
 

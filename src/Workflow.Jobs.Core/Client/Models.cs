@@ -78,6 +78,11 @@ public sealed record WorkflowRun
     /// <summary>The idempotency key given at enqueue, if any.</summary>
     public string? IdempotencyKey { get; init; }
 
+    /// <summary>The run this one was forked from (<see cref="IWorkflowClient.ForkAsync"/>), if any.</summary>
+    public Guid? ForkedFrom { get; init; }
+    /// <summary>The tags given at enqueue (<see cref="EnqueueOptions.Tags"/>); empty when none.</summary>
+    public IReadOnlyDictionary<string, string> Tags { get; init; } = WorkflowTags.Empty;
+
     /// <summary>The step records, in execution order (empty when a listing did not ask for them).</summary>
     public IReadOnlyList<WorkflowStepRun> Steps { get; init; } = [];
 }
@@ -125,7 +130,11 @@ public sealed record WorkflowStepRun
     public int Attempts { get; init; }
 }
 
-/// <summary>Filters and paging for <see cref="IWorkflowClient.ListAsync"/>. Results are newest first.</summary>
+/// <summary>
+/// Filters and paging for <see cref="IWorkflowClient.ListAsync"/>: a run is listed when it matches every filter given.
+/// Results are newest first. A listed run carries no input or output JSON (<see cref="WorkflowRun.Input"/> is empty,
+/// <see cref="WorkflowRun.Output"/> null); <see cref="IWorkflowClient.GetAsync"/> returns them.
+/// </summary>
 public sealed record WorkflowQuery
 {
     /// <summary>Only runs of this workflow.</summary>
@@ -137,13 +146,28 @@ public sealed record WorkflowQuery
     /// <summary>Only runs started by this recurring schedule.</summary>
     public string? RecurringId { get; init; }
 
+    /// <summary>Only runs whose last error message contains this text, ignoring case.</summary>
+    public string? ErrorContains { get; init; }
+
+    /// <summary>Only runs created at or after this time.</summary>
+    public DateTimeOffset? CreatedAfter { get; init; }
+
+    /// <summary>Only runs created before this time.</summary>
+    public DateTimeOffset? CreatedBefore { get; init; }
+
+    /// <summary>Only the run created with this idempotency key (exact).</summary>
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>Only runs that have all of these tags, each with the same value (<see cref="EnqueueOptions.Tags"/>).</summary>
+    public IReadOnlyDictionary<string, string>? Tags { get; init; }
+
     /// <summary>Page size, 1 to 1000. Default 50.</summary>
     public int Limit { get; init; } = 50;
 
     /// <summary>Runs to skip (paging). Default 0.</summary>
     public int Offset { get; init; }
 
-    /// <summary>Whether to load each run's steps too. Default false.</summary>
+    /// <summary>Whether to load each run's steps too (without their input and output JSON). Default false.</summary>
     public bool IncludeSteps { get; init; }
 }
 
@@ -158,6 +182,13 @@ public sealed record EnqueueOptions
 
     /// <summary>Start the run after this delay instead of at once.</summary>
     public TimeSpan? Delay { get; init; }
+
+    /// <summary>
+    /// Business labels stored with the run (for example <c>customer</c> = <c>c-42</c>), returned as
+    /// <see cref="WorkflowRun.Tags"/> and searchable with <see cref="WorkflowQuery.Tags"/>. At most 20 tags; a key is
+    /// 1 to 64 characters, a value at most 200; no NUL characters.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Tags { get; init; }
 }
 
 /// <summary>Options of a recurring workflow.</summary>

@@ -167,6 +167,86 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         return ids;
     }
 
+    public async Task<Guid> ForkAsync(Guid workflowId, ForkOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var dispatcher = RequireDispatcher();
+        var original = await _store.GetRunAsync(workflowId, includeSteps: true, cancellationToken).ConfigureAwait(false)
+            ?? throw new WorkflowRunNotFoundException(workflowId);
+        var workflow = _registry.Find(original.WorkflowName)
+            ?? throw new UnitOfWorkException($"Workflow '{original.WorkflowName}' of run {workflowId} is not registered in this host.", UnitOfWorkException.UnknownWorkflowCode);
+
+        // The deployed definition decides the steps; earlier steps are copied from the original by name.
+        var succeeded = original.Steps.Where(s => s.Status == WorkflowStatus.Succeeded && s.Output is not null)
+            .ToDictionary(s => s.StepName, StringComparer.Ordinal);
+        int from;
+        if (options?.FromStep is { } fromStep)
+        {
+            from = workflow.Steps.Select(s => s.Name).ToList().IndexOf(fromStep);
+            if (from < 0)
+            {
+                throw new WorkflowDataValidationException([new WorkflowDataError("from_step",
+                    $"Unknown step '{WorkflowDataError.Shorten(fromStep, 200)}'; the steps of '{workflow.Name}' are: {string.Join(", ", workflow.StepNames)}.")]);
+            }
+        }
+        else
+        {
+            from = workflow.Steps.TakeWhile(s => succeeded.ContainsKey(s.Name)).Count();
+            if (from == workflow.Steps.Count)
+            {
+                throw new WorkflowDataValidationException([new WorkflowDataError("from_step",
+                    $"Every step of run {workflowId} succeeded; name the step to start from.")]);
+            }
+        }
+
+        var missing = workflow.Steps.Take(from).Where(s => !succeeded.ContainsKey(s.Name)).Select(s => s.Name).ToList();
+        if (missing.Count > 0)
+        {
+            throw new WorkflowDataValidationException([new WorkflowDataError("from_step",
+                $"Run {workflowId} did not succeed the steps before '{workflow.Steps[from].Name}' ({string.Join(", ", missing)}), so they cannot be copied.")]);
+        }
+
+        var input = (JObject)original.Input.DeepClone();
+        if (options?.Input is { } parts)
+        {
+            foreach (var part in parts.Properties())
+            {
+                input[part.Name] = part.Value.DeepClone();
+            }
+        }
+
+        NewRunRecord record;
+        try
+        {
+            record = NewRun(workflow, input, options?.Enqueue, recurringId: null);
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            // The input's paths are named under "input" (the fork's own fields are beside it).
+            throw new WorkflowDataValidationException(ex.Errors.Select(e => new WorkflowDataError(e.Path.Length == 0 ? "input" : "input." + e.Path, e.Message)).ToList());
+        }
+
+        var delay = options?.Enqueue?.Delay is { } d && d > TimeSpan.Zero ? d : (TimeSpan?)null;
+        record = record with
+        {
+            ForkedFrom = workflowId,
+            CopiedSteps = workflow.Steps.Take(from)
+                .Select(s => new CopiedStep(s.Name, succeeded[s.Name].Input, succeeded[s.Name].Output!)).ToList(),
+            AwaitingJob = !dispatcher.JoinsRunTransaction,
+            NotBefore = delay is { } wait ? record.Created + wait : null,
+        };
+        var result = dispatcher.JoinsRunTransaction
+            ? await CreateAsync(workflow, record, runId => dispatcher.Enqueue(runId, workflow.Name, record.Queue, delay), cancellationToken).ConfigureAwait(false)
+            : await CreateAsync(workflow, record, createJob: null, cancellationToken).ConfigureAwait(false);
+        if (result.Created && !dispatcher.JoinsRunTransaction)
+        {
+            await _jobs.AfterCommitAsync(new JobRequest(result.Id, JobRequestKind.Create, workflow.Name, record.Queue, null, record.NotBefore), cancellationToken)
+                .ConfigureAwait(false);
+        }
+
+        LogForked(result.Id, workflowId, workflow.Steps[from].Name);
+        return result.Id;
+    }
+
     /// <summary>Runs (and jobs) created per transaction by <see cref="EnqueueManyAsync"/>.</summary>
     internal const int BatchSize = 100;
 
@@ -187,8 +267,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             throw new WorkflowDataValidationException([new WorkflowDataError("idempotency_key", "At most 200 characters.")]);
         }
 
+        var tags = WorkflowTags.ValidateForEnqueue(options?.Tags);
         return new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, _time.GetUtcNow(),
-            options?.IdempotencyKey, recurringId, options?.Queue);
+            options?.IdempotencyKey, recurringId, options?.Queue) { Tags = tags };
     }
 
     private async Task<CreateRunResult> CreateAsync(WorkflowDescriptor workflow, NewRunRecord record, Func<Guid, string?>? createJob,
@@ -209,17 +290,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
     public Task<IReadOnlyList<WorkflowRun>> ListAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(query);
-        if (query.Limit is < 1 or > 1000)
-        {
-            throw new ArgumentOutOfRangeException(nameof(query), query.Limit, "WorkflowQuery.Limit must be between 1 and 1000.");
-        }
-
-        if (query.Offset < 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(query), query.Offset, "WorkflowQuery.Offset must not be negative.");
-        }
-
+        WorkflowQueryRules.Validate(query);
         return _store.ListRunsAsync(query, cancellationToken);
     }
 
@@ -268,6 +339,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     }
 
     private IWorkflowJobDispatcher RequireDispatcher() => _dispatcher ?? throw new InvalidOperationException(NoDispatcherMessage);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Forked workflow run {WorkflowId} from run {OriginalId} at step {StepName}")]
+    private partial void LogForked(Guid workflowId, Guid originalId, string stepName);
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Enqueued {Count} workflow runs of {WorkflowName} in batches")]
     private partial void LogCreatedMany(int count, string workflowName);

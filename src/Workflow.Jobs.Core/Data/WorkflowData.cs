@@ -19,7 +19,7 @@ public abstract class WorkflowData
         // Through text, so that Guids, dates and enums are plain JSON strings in the result.
         using var text = new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
         WorkflowJson.Serializer.Serialize(text, this);
-        return WorkflowJson.ParseObject(text.ToString());
+        return WorkflowJson.ParseTrusted(text.ToString());
     }
 
     /// <summary>

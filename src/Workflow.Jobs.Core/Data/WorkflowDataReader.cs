@@ -83,6 +83,12 @@ internal static partial class WorkflowDataReader
             return null;
         }
 
+        if (mode == WorkflowDataReadMode.Strict && WorkflowJson.FindCaseInsensitiveDuplicate(json) is { } duplicate)
+        {
+            errors.Add(new WorkflowDataError(Join(pathPrefix, duplicate.Path), duplicate.Message));
+            return null;
+        }
+
         var before = errors.Count;
         var serializer = JsonSerializer.Create(mode == WorkflowDataReadMode.Strict ? StrictSettings : LenientSettings);
         serializer.Error += (_, args) =>
@@ -264,22 +270,100 @@ internal static partial class WorkflowDataReader
             return ("Null is not allowed here.", null);
         }
 
+        // Json.NET names .NET types ("into type 'System.Collections.Generic.List`1[...]'"): the message speaks JSON instead.
+        if (message.StartsWith("Cannot deserialize the current JSON object", StringComparison.Ordinal))
+        {
+            return ($"Wrong type: expected {ExpectedOf(message, "an array")} but got an object.", null);
+        }
+
+        if (message.StartsWith("Cannot deserialize the current JSON array", StringComparison.Ordinal))
+        {
+            return ($"Wrong type: expected {ExpectedOf(message, "an object")} but got an array.", null);
+        }
+
+        if (message.StartsWith("Cannot deserialize the current JSON primitive", StringComparison.Ordinal))
+        {
+            return ($"Wrong type: expected {ExpectedOf(message, "an object")} but got a single value.", null);
+        }
+
+        if (ConvertingValue().Match(message) is { Success: true } converting)
+        {
+            var shown = converting.Groups[1].Value;
+            shown = shown.Length > 40 ? shown[..40] + "…" : shown;
+            return ($"Wrong type or format: expected {Expected(converting.Groups[2].Value)} but got {shown}.", null);
+        }
+
         if (message.StartsWith("Error converting value", StringComparison.Ordinal) || message.StartsWith("Could not convert", StringComparison.Ordinal)
             || message.StartsWith("Unexpected character", StringComparison.Ordinal) || message.StartsWith("Input string", StringComparison.Ordinal)
             || message.StartsWith("Unexpected token", StringComparison.Ordinal) || message.StartsWith("Cannot deserialize", StringComparison.Ordinal)
             || message.StartsWith("Error reading", StringComparison.Ordinal) || message.StartsWith("Value was either too large", StringComparison.Ordinal))
         {
-            return ("Wrong type or format: " + message, null);
+            return ("Wrong type or format: " + WithoutTypeNames(message), null);
         }
 
-        return (message, null);
+        return (WithoutTypeNames(message), null);
     }
+
+    /// <summary>The JSON the type named in <c>into type '...'</c> expects, or <paramref name="fallback"/>.</summary>
+    private static string ExpectedOf(string message, string fallback)
+        => TypeName().Match(message) is { Success: true } match ? Expected(match.Groups[1].Value, fallback) : fallback;
+
+    /// <summary>Describes, in JSON terms, what a .NET type named in a Json.NET message is read from.</summary>
+    internal static string Expected(string typeName, string fallback = "a value of another type")
+    {
+        var type = Type.GetType(typeName, throwOnError: false) ?? AppDomain.CurrentDomain.GetAssemblies()
+            .Select(a => a.GetType(typeName, throwOnError: false)).FirstOrDefault(t => t is not null);
+        if (type is null)
+        {
+            return typeName.Contains("List`", StringComparison.Ordinal) || typeName.EndsWith("[]", StringComparison.Ordinal)
+                   || typeName.Contains("Collection", StringComparison.Ordinal) || typeName.Contains("Enumerable", StringComparison.Ordinal)
+                ? "an array"
+                : typeName.Contains("Dictionary", StringComparison.Ordinal) ? "an object" : fallback;
+        }
+
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type.IsEnum)
+        {
+            return "one of: " + string.Join(", ", Enum.GetNames(type));
+        }
+
+        return Type.GetTypeCode(type) switch
+        {
+            TypeCode.Boolean => "true or false",
+            TypeCode.Byte or TypeCode.SByte or TypeCode.Int16 or TypeCode.UInt16 or TypeCode.Int32 or TypeCode.UInt32 or TypeCode.Int64 or TypeCode.UInt64
+                => "a whole number",
+            TypeCode.Single or TypeCode.Double or TypeCode.Decimal => "a number",
+            TypeCode.String or TypeCode.Char => "a string",
+            TypeCode.DateTime => "a date-time string",
+            _ when type == typeof(Guid) => "a UUID string",
+            _ when type == typeof(DateTimeOffset) => "a date-time string",
+            _ when type == typeof(DateOnly) => "a date string",
+            _ when type == typeof(TimeOnly) || type == typeof(TimeSpan) => "a time string",
+            _ when type == typeof(Uri) => "a URI string",
+            _ when typeof(IDictionary).IsAssignableFrom(type) => "an object",
+            _ when typeof(IEnumerable).IsAssignableFrom(type) => "an array",
+            _ => "an object",
+        };
+    }
+
+    /// <summary>Replaces every quoted .NET type name left in a message by what it expects in JSON.</summary>
+    private static string WithoutTypeNames(string message)
+        => QuotedTypeName().Replace(message, m => Expected(m.Groups[1].Value));
 
     [GeneratedRegex(@"\s*Path '[^']*'(, line \d+, position \d+)?\.?$")]
     private static partial Regex TrailingPath();
 
     [GeneratedRegex("'([^']*)'")]
     private static partial Regex QuotedName();
+
+    [GeneratedRegex(@"into type '([^']*)'")]
+    private static partial Regex TypeName();
+
+    [GeneratedRegex(@"^Error converting value (.*) to type '([^']*)'", RegexOptions.Singleline)]
+    private static partial Regex ConvertingValue();
+
+    [GeneratedRegex(@"(?:type )?'((?:System|Microsoft|Workflow)\.[^']*)'")]
+    private static partial Regex QuotedTypeName();
 }
 
 /// <summary>Reads text fields only from JSON strings (or null), refusing numbers, booleans, objects and arrays.</summary>

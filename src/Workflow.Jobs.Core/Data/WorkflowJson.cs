@@ -34,12 +34,26 @@ public static class WorkflowJson
     internal static readonly JsonSerializer Serializer = JsonSerializer.Create(CreateSettings());
 
     /// <summary>
-    /// Parses a JSON object with the workflow conventions (dates stay strings, depth limited).
+    /// Parses caller input as a JSON object with the workflow conventions (dates stay strings, depth limited),
+    /// accepting JSON as RFC 8259 defines it and nothing else: no comments, trailing commas, single quotes,
+    /// unquoted names, <c>NaN</c>, trailing content or lone surrogate escapes, and no field name twice in one
+    /// object, also when the names differ only in case (fields are matched ignoring case).
     /// </summary>
-    /// <exception cref="WorkflowDataValidationException">The text is not a JSON object.</exception>
+    /// <exception cref="WorkflowDataValidationException">The text is not such a JSON object; the error names the path where reading stopped.</exception>
     public static JObject ParseObject(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
+        if (StrictJson.Check(json) is { } malformed)
+        {
+            throw new WorkflowDataValidationException([malformed]);
+        }
+
+        return ParseTrusted(json);
+    }
+
+    /// <summary>Parses JSON this library wrote itself (no strictness pass: it is valid by construction).</summary>
+    internal static JObject ParseTrusted(string json)
+    {
         try
         {
             using var reader = new JsonTextReader(new StringReader(json))
@@ -58,10 +72,60 @@ public static class WorkflowJson
             return token as JObject
                 ?? throw new WorkflowDataValidationException([new WorkflowDataError("", $"Expected a JSON object but got {Describe(token.Type)}.")]);
         }
+        catch (JsonReaderException ex) when (ex.Message.StartsWith("Input string '", StringComparison.Ordinal))
+        {
+            // Valid JSON that Json.NET cannot hold: numbers are read as decimal (exact), which ends near ±7.9e28.
+            var number = ex.Message.Split('\'')[1];
+            number = number.Length > 40 ? number[..40] + "…" : number;
+            throw new WorkflowDataValidationException([new WorkflowDataError(ex.Path ?? "",
+                $"Number out of range: {number} is beyond what workflow data can hold (decimals of at most about ±7.9e28).")]);
+        }
         catch (JsonException ex)
         {
             throw new WorkflowDataValidationException([new WorkflowDataError(ex is JsonReaderException r ? r.Path ?? "" : "", "Malformed JSON: " + ex.Message)]);
         }
+    }
+
+    /// <summary>The message for a field name seen twice in one object (<paramref name="first"/> is the earlier spelling).</summary>
+    internal static string DuplicateFieldMessage(string name, string first, string prefix = "")
+        => string.Equals(name, first, StringComparison.Ordinal)
+            ? $"{prefix}the field '{name}' appears more than once in the same object."
+            : $"{prefix}the field '{name}' appears more than once in the same object (as '{first}': field names are matched ignoring case).";
+
+    /// <summary>
+    /// The first pair of field names in one object that differ only in case (a <see cref="JObject"/> built in
+    /// code can hold both, and the reader would take one of them), as the later field's path and a message.
+    /// </summary>
+    internal static (string Path, string Message)? FindCaseInsensitiveDuplicate(JToken token)
+    {
+        var pending = new Stack<JToken>();
+        pending.Push(token);
+        while (pending.Count > 0)
+        {
+            var current = pending.Pop();
+            if (current is JObject obj)
+            {
+                var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                foreach (var property in obj.Properties())
+                {
+                    if (!names.TryAdd(property.Name, property.Name))
+                    {
+                        var message = DuplicateFieldMessage(property.Name, names[property.Name]);
+                        return (property.Path, char.ToUpperInvariant(message[0]) + message[1..]);
+                    }
+                }
+            }
+
+            if (current is JContainer container)
+            {
+                foreach (var child in container.Children())
+                {
+                    pending.Push(child);
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -205,7 +269,7 @@ internal sealed class WholeNumberConverter : JsonConverter
                 {
                     var shown = reader.Value?.ToString() ?? "";
                     shown = shown.Length > 40 ? shown[..40] + "…" : shown;
-                    throw new JsonSerializationException($"Wrong type or format: '{shown}' is not a whole number in the range of {target.Name}.", ex);
+                    throw new JsonSerializationException($"Wrong type or format: '{shown}' is not a whole number from {Range(target)}.", ex);
                 }
 
             default:
@@ -215,4 +279,17 @@ internal sealed class WholeNumberConverter : JsonConverter
 
     public override void WriteJson(JsonWriter writer, object? value, JsonSerializer serializer)
         => throw new NotSupportedException();
+
+    /// <summary>The range of an integer type in JSON terms (messages name no .NET types).</summary>
+    private static string Range(Type type) => Type.GetTypeCode(type) switch
+    {
+        TypeCode.Byte => string.Create(CultureInfo.InvariantCulture, $"{byte.MinValue} to {byte.MaxValue}"),
+        TypeCode.SByte => string.Create(CultureInfo.InvariantCulture, $"{sbyte.MinValue} to {sbyte.MaxValue}"),
+        TypeCode.Int16 => string.Create(CultureInfo.InvariantCulture, $"{short.MinValue} to {short.MaxValue}"),
+        TypeCode.UInt16 => string.Create(CultureInfo.InvariantCulture, $"{ushort.MinValue} to {ushort.MaxValue}"),
+        TypeCode.Int32 => string.Create(CultureInfo.InvariantCulture, $"{int.MinValue} to {int.MaxValue}"),
+        TypeCode.UInt32 => string.Create(CultureInfo.InvariantCulture, $"{uint.MinValue} to {uint.MaxValue}"),
+        TypeCode.UInt64 => string.Create(CultureInfo.InvariantCulture, $"{ulong.MinValue} to {ulong.MaxValue}"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{long.MinValue} to {long.MaxValue}"),
+    };
 }

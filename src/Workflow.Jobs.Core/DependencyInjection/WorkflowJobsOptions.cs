@@ -36,7 +36,7 @@ public sealed class WorkflowJobsOptions
     /// <summary>
     /// Register what an adapter package provides (used by <c>UseNpgsql</c> and the Hangfire package).
     /// </summary>
-    public void AddExtension(Action<IServiceCollection> registration)
+    internal void AddExtension(Action<IServiceCollection> registration)
     {
         ArgumentNullException.ThrowIfNull(registration);
         _extensions.Add(registration);

@@ -27,6 +27,7 @@ public static class WorkflowJobsServiceCollectionExtensions
         services.AddLogging();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new WorkflowRegistry(sp.GetServices<WorkflowRegistration>()));
+        services.TryAddSingleton<IWorkflowCatalog>(sp => new WorkflowCatalog(sp.GetRequiredService<WorkflowRegistry>()));
         services.TryAddSingleton(sp => new WorkflowMetrics(sp.GetService<IMeterFactory>()));
         services.TryAddSingleton<WorkflowEngine>();
         services.TryAddSingleton<WorkflowRunner>();

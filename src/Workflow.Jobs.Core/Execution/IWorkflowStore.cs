@@ -13,8 +13,17 @@ internal sealed record NewRunRecord(
     string? RecurringId = null,
     string? Queue = null)
 {
+    /// <summary>The run's tags (validated); empty when none.</summary>
+    public IReadOnlyDictionary<string, string> Tags { get; init; } = WorkflowTags.Empty;
+
     /// <summary>When the job should run at the earliest (an enqueue delay); null for at once.</summary>
     public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>The run this one is forked from.</summary>
+    public Guid? ForkedFrom { get; init; }
+
+    /// <summary>Steps written with the run as already Succeeded (a fork's copies of the original's), in order.</summary>
+    public IReadOnlyList<CopiedStep> CopiedSteps { get; init; } = [];
 
     /// <summary>
     /// Whether the run is written marked as awaiting its job (the outbox): the job is created after the
@@ -22,6 +31,9 @@ internal sealed record NewRunRecord(
     /// </summary>
     public bool AwaitingJob { get; init; }
 }
+
+/// <summary>A step written as Succeeded with a new run (never executed in it).</summary>
+internal sealed record CopiedStep(string StepName, JObject Input, JObject Output);
 
 /// <summary>A job write that must follow a run's committed change (the outbox).</summary>
 internal enum JobRequestKind
@@ -91,7 +103,17 @@ internal interface IWorkflowStore
 
     Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A page of runs matching the (validated) query, newest first, without input or output JSON
+    /// (<see cref="WorkflowRun.Input"/> empty, <see cref="WorkflowRun.Output"/> null, steps likewise).
+    /// </summary>
     Task<IReadOnlyList<WorkflowRun>> ListRunsAsync(WorkflowQuery query, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// How many runs are Failed, counting at most <paramref name="cap"/> (the dashboard's menu badge). Synchronous
+    /// because Hangfire renders its menu synchronously; it reads only a small partial index.
+    /// </summary>
+    long CountFailedRuns(long cap);
 
     /// <summary>
     /// Takes the run's execution guard (waiting while another execution holds it) and loads the run

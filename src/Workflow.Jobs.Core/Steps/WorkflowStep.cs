@@ -1,7 +1,7 @@
 namespace Workflow.Jobs;
 
 /// <summary>What the engine needs of a step, whatever its input and output types.</summary>
-public interface IWorkflowStep
+internal interface IWorkflowStep
 {
     /// <summary>Runs the step on an input of its input type and returns an output of its output type.</summary>
     Task<WorkflowData> ExecuteAsync(WorkflowData input, StepContext context, CancellationToken cancellationToken);

@@ -49,6 +49,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("failed_at");
 
+                    b.Property<Guid?>("ForkedFrom")
+                        .HasColumnType("uuid")
+                        .HasColumnName("forked_from");
+
                     b.Property<string>("IdempotencyKey")
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)")
@@ -110,6 +114,13 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("succeeded_at");
 
+                    b.Property<string>("Tags")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("tags")
+                        .HasDefaultValueSql("'{}'::jsonb");
+
                     b.Property<string>("WorkflowName")
                         .IsRequired()
                         .HasMaxLength(200)
@@ -121,6 +132,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.HasIndex("Created")
                         .HasDatabaseName("ix_workflow_runs_created");
 
+                    b.HasIndex("ForkedFrom")
+                        .HasDatabaseName("ix_workflow_runs_forked_from")
+                        .HasFilter("forked_from IS NOT NULL");
+
                     b.HasIndex("IdempotencyKey")
                         .IsUnique()
                         .HasDatabaseName("ux_workflow_runs_idempotency_key")
@@ -129,6 +144,12 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.HasIndex("Modified")
                         .HasDatabaseName("ix_workflow_runs_job_request")
                         .HasFilter("job_request IS NOT NULL");
+
+                    b.HasIndex("Tags")
+                        .HasDatabaseName("ix_workflow_runs_tags");
+
+                    NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Tags"), "gin");
+                    NpgsqlIndexBuilderExtensions.HasOperators(b.HasIndex("Tags"), new[] { "jsonb_path_ops" });
 
                     b.HasIndex("RecurringId", "Created")
                         .HasDatabaseName("ix_workflow_runs_recurring_created")
@@ -139,6 +160,9 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     b.HasIndex("WorkflowName", "Created")
                         .HasDatabaseName("ix_workflow_runs_name_created");
+
+                    b.HasIndex(new[] { "Created" }, "ix_workflow_runs_failed_created")
+                        .HasFilter("status = 'Failed' AND NOT is_removed");
 
                     b.ToTable("workflow_runs", "workflow");
                 });

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Hangfire.Dashboard;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -18,6 +19,13 @@ internal static class WorkflowDashboardRoutes
     public const string ScriptResource = "Workflow.Jobs.Hangfire.Dashboard.workflows.js";
 
     private const string IdPattern = "(?<Id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})";
+
+    /// <summary>The badge stops counting here, so it costs the same with a million failed runs ("10000+").</summary>
+    public const long FailedBadgeCap = 10_000;
+
+    /// <summary>The menu badge: how many runs are Failed (red, absent when none).</summary>
+    // Declared before Registered: static fields initialize in order, and Register() adds this one.
+    public static readonly DashboardMetric FailedRunsMetric = new("workflows:failed", "Failed workflow runs", FailedRuns);
 
     private static readonly bool Registered = Register();
 
@@ -41,9 +49,41 @@ internal static class WorkflowDashboardRoutes
         DashboardRoutes.AddStylesheet(assembly, StylesheetResource);
         DashboardRoutes.AddJavaScript(assembly, ScriptResource);
 
-        // Second, after "Jobs": the place operators look first.
+        // Second, after "Jobs": the place operators look first. The badge is also registered as a dashboard metric, so
+        // the dashboard's script refreshes it through Hangfire's stats endpoint like its own counters.
+        DashboardMetrics.AddMetric(FailedRunsMetric);
         NavigationMenu.Items.Insert(Math.Min(1, NavigationMenu.Items.Count), MenuItemFor);
         return true;
+    }
+
+    private static Metric? FailedRuns(RazorPage page)
+    {
+        if (page.Context is not AspNetCoreDashboardContext context || context.HttpContext.RequestServices.GetService<IWorkflowStore>() is not { } store)
+        {
+            return null;
+        }
+
+        long count;
+        try
+        {
+            count = store.CountFailedRuns(FailedBadgeCap + 1);
+        }
+        catch (Exception ex) when (DatabaseUnavailable.Is(ex))
+        {
+            // The menu is on every dashboard page: an outage of the workflow database must not break Hangfire's own pages.
+            return null;
+        }
+
+        if (count == 0)
+        {
+            return null;
+        }
+
+        return new Metric(count > FailedBadgeCap ? FailedBadgeCap.ToString(CultureInfo.InvariantCulture) + "+" : count.ToString(CultureInfo.InvariantCulture))
+        {
+            Style = MetricStyle.Danger,
+            Highlighted = true,
+        };
     }
 
     private static MenuItem? MenuItemFor(RazorPage page)
@@ -57,6 +97,7 @@ internal static class WorkflowDashboardRoutes
         return new MenuItem("Workflows", page.Url.To(ListPath))
         {
             Active = page.RequestPath.StartsWith(ListPath, StringComparison.OrdinalIgnoreCase),
+            Metric = FailedRunsMetric,
         };
     }
 }

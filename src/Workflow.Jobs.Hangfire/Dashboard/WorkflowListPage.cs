@@ -4,7 +4,7 @@ using Hangfire.Dashboard.Pages;
 
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
-/// <summary><c>/workflows</c>: runs, newest first, filtered by status and name, paged.</summary>
+/// <summary><c>/workflows</c>: runs, newest first, filtered by status, name, error text, idempotency key, created range and tags, paged.</summary>
 internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<WorkflowRun> runs, bool hasNext, IReadOnlyList<string> names)
     : WorkflowDashboardPage
 {
@@ -34,7 +34,7 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
         if (runs.Count == 0)
         {
             WriteLiteral("<div class=\"alert alert-info\">");
-            Write(filter.From > 0 ? "No more workflow runs." : filter.Status is null && filter.Name is null ? "No workflow runs yet." : "No workflow runs match the filter.");
+            Write(filter.From > 0 ? "No more workflow runs." : !filter.IsFiltered ? "No workflow runs yet." : "No workflow runs match the filter.");
             WriteLiteral("</div>");
         }
         else
@@ -73,6 +73,18 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
         }
 
         WriteLiteral("</select></div>");
+        WriteInput("workflow-error", "error", "Error contains", "text", filter.Error, "any");
+        WriteInput("workflow-key", "key", "Idempotency key", "text", filter.Key, "any");
+        WriteInput("workflow-after", "after", "Created after (UTC)", "datetime-local", WorkflowListFilter.FormatTime(filter.After), null);
+        WriteInput("workflow-before", "before", "Created before (UTC)", "datetime-local", WorkflowListFilter.FormatTime(filter.Before), null);
+        // One input per tag filter, plus an empty one to add another; every run must have all of them.
+        var index = 0;
+        foreach (var tag in filter.Tags.Select(t => t.Key + ":" + t.Value).Append(null))
+        {
+            WriteInput("workflow-tag-" + index.ToString(CultureInfo.InvariantCulture), "tag", index == 0 ? "Tag" : "and tag", "text", tag, "key:value");
+            index++;
+        }
+
         if (filter.Count != WorkflowListFilter.DefaultCount)
         {
             WriteLiteral("<input type=\"hidden\" name=\"count\" value=\"");
@@ -81,7 +93,7 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
         }
 
         WriteLiteral("<button type=\"submit\" class=\"btn btn-sm btn-primary\"><span class=\"glyphicon glyphicon-filter\"></span> Filter</button> ");
-        if (filter.Status is not null || filter.Name is not null || filter.Errors.Count > 0)
+        if (filter.IsFiltered || filter.Errors.Count > 0)
         {
             WriteLiteral("<a class=\"btn btn-sm btn-default\" href=\"");
             Write(Url.To(WorkflowDashboardRoutes.ListPath));
@@ -89,6 +101,36 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
         }
 
         WriteLiteral("</form>");
+    }
+
+    private void WriteInput(string id, string name, string label, string type, string? value, string? placeholder)
+    {
+        WriteLiteral("<div class=\"form-group\"><label for=\"");
+        Write(id);
+        WriteLiteral("\">");
+        Write(label);
+        WriteLiteral("</label><input type=\"");
+        Write(type);
+        WriteLiteral("\" id=\"");
+        Write(id);
+        WriteLiteral("\" name=\"");
+        Write(name);
+        WriteLiteral("\" class=\"form-control input-sm\"");
+        if (type == "datetime-local")
+        {
+            WriteLiteral(" step=\"1\"");
+        }
+
+        if (placeholder is not null)
+        {
+            WriteLiteral(" placeholder=\"");
+            Write(placeholder);
+            WriteLiteral("\"");
+        }
+
+        WriteLiteral(" value=\"");
+        Write(value ?? string.Empty);
+        WriteLiteral("\"></div>");
     }
 
     private void WriteTable()
@@ -114,6 +156,13 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
             WriteLiteral("\">");
             Write(run.WorkflowName);
             WriteLiteral("</a>");
+            foreach (var (tagKey, tagValue) in run.Tags.OrderBy(t => t.Key, StringComparer.Ordinal))
+            {
+                WriteLiteral(" <span class=\"label label-default workflow-tag\">");
+                Write(tagKey + ": " + tagValue);
+                WriteLiteral("</span>");
+            }
+
             if (run.Status == WorkflowStatus.Failed && !string.IsNullOrEmpty(run.ExceptionMessage))
             {
                 WriteLiteral("<small class=\"text-danger workflow-error-excerpt\" title=\"");

@@ -17,13 +17,7 @@ internal static class WorkflowPageLoader
         }
 
         // One row more than the page tells whether there is a next page, without counting the table.
-        var runs = await request.Client.ListAsync(new WorkflowQuery
-        {
-            WorkflowName = filter.Name,
-            Status = filter.Status,
-            Offset = filter.From,
-            Limit = filter.Count + 1,
-        }, request.Http.RequestAborted).ConfigureAwait(false);
+        var runs = await request.Client.ListAsync(filter.ToWorkflowQuery(limit: filter.Count + 1), request.Http.RequestAborted).ConfigureAwait(false);
         return new WorkflowListPage(filter, runs.Take(filter.Count).ToList(), runs.Count > filter.Count, names);
     }
 

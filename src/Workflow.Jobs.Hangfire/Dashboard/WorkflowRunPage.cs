@@ -114,8 +114,26 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
 
         if (run.IdempotencyKey is { } key)
         {
-            WriteLiteral("<dt>Idempotency key</dt><dd>");
+            WriteLiteral("<dt>Idempotency key</dt><dd><a href=\"");
+            Write(Url.To(WorkflowDashboardRoutes.ListPath + "?key=" + Uri.EscapeDataString(key)));
+            WriteLiteral("\">");
             Write(key);
+            WriteLiteral("</a></dd>");
+        }
+
+        if (run.Tags.Count > 0)
+        {
+            // Each tag links to the runs that share it.
+            WriteLiteral("<dt>Tags</dt><dd class=\"workflow-tags\">");
+            foreach (var (tagKey, tagValue) in run.Tags.OrderBy(t => t.Key, StringComparer.Ordinal))
+            {
+                WriteLiteral("<a class=\"label label-default workflow-tag\" href=\"");
+                Write(Url.To(WorkflowDashboardRoutes.ListPath + "?tag=" + Uri.EscapeDataString(tagKey + ":" + tagValue)));
+                WriteLiteral("\">");
+                Write(tagKey + ": " + tagValue);
+                WriteLiteral("</a> ");
+            }
+
             WriteLiteral("</dd>");
         }
 

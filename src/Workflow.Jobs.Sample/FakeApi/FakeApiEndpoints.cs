@@ -1,6 +1,5 @@
 using System.Text;
 using Newtonsoft.Json.Linq;
-using Workflow.Jobs.Sample.Api;
 using Workflow.Jobs.Sample.Configuration;
 
 namespace Workflow.Jobs.Sample.FakeApi;
@@ -28,21 +27,21 @@ internal static class FakeApiEndpoints
             write.RequireAuthorization(writePolicy);
         }
 
-        read.MapGet("/", (FakeExternalApi api) => ApiResults.Json(Stats(api)));
+        read.MapGet("/", (FakeExternalApi api) => FakeApiResults.Json(Stats(api)));
         write.MapPost("/failures", ArmAsync);
         return app;
     }
 
     private static async Task<IResult> ArmAsync(HttpRequest request, FakeExternalApi api, CancellationToken cancellationToken)
     {
-        if (!WorkflowApi.IsJson(request))
+        if (!FakeApiResults.IsJson(request))
         {
-            return ApiResults.Error(StatusCodes.Status415UnsupportedMediaType, "", "The request body must be JSON (Content-Type: application/json).");
+            return FakeApiResults.Problem(StatusCodes.Status415UnsupportedMediaType, "", "The request must be sent as JSON: Content-Type: application/json (or a +json type), in UTF-8.");
         }
 
         if (request.ContentLength > MaxBodyBytes)
         {
-            return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, "", $"The request body is larger than {MaxBodyBytes} bytes.");
+            return FakeApiResults.Problem(StatusCodes.Status413PayloadTooLarge, "", $"The request body is larger than {MaxBodyBytes} bytes.");
         }
 
         var buffer = new byte[MaxBodyBytes + 1];
@@ -55,7 +54,7 @@ internal static class FakeApiEndpoints
 
         if (length > MaxBodyBytes)
         {
-            return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, "", $"The request body is larger than {MaxBodyBytes} bytes.");
+            return FakeApiResults.Problem(StatusCodes.Status413PayloadTooLarge, "", $"The request body is larger than {MaxBodyBytes} bytes.");
         }
 
         string text;
@@ -65,12 +64,7 @@ internal static class FakeApiEndpoints
         }
         catch (DecoderFallbackException)
         {
-            return ApiResults.Error(StatusCodes.Status400BadRequest, "", "The request body is not valid UTF-8.");
-        }
-
-        if (StrictJson.Check(text) is { } malformed)
-        {
-            return ApiResults.Errors(StatusCodes.Status400BadRequest, [malformed]);
+            return FakeApiResults.Problem(StatusCodes.Status400BadRequest, "", "The request body is not valid UTF-8.");
         }
 
         JObject body;
@@ -80,7 +74,7 @@ internal static class FakeApiEndpoints
         }
         catch (WorkflowDataValidationException ex)
         {
-            return ApiResults.Errors(StatusCodes.Status400BadRequest, ex.Errors);
+            return FakeApiResults.Problem(StatusCodes.Status400BadRequest, ex.Errors);
         }
 
         var errors = new List<WorkflowDataError>();
@@ -90,10 +84,11 @@ internal static class FakeApiEndpoints
             errors.Add(new WorkflowDataError("operation", $"Expected one of: {string.Join(", ", FakeApiOperations.All)}."));
         }
 
-        var times = body["times"] is JValue { Type: JTokenType.Integer } t ? t.Value<long>() : -1;
+        // A JSON integer may be beyond long (99999999999999999999 is read as a BigInteger): compare without converting.
+        var times = body["times"] is JValue { Type: JTokenType.Integer, Value: long t } ? t : -1;
         if (times is < 0 or > 100)
         {
-            errors.Add(new WorkflowDataError("times", "Expected a whole number from 0 to 100."));
+            errors.Add(new WorkflowDataError("times", "Expected a whole number from 0 to 100 (times)."));
         }
 
         foreach (var property in body.Properties().Where(p => p.Name is not ("operation" or "times")))
@@ -103,11 +98,11 @@ internal static class FakeApiEndpoints
 
         if (errors.Count > 0)
         {
-            return ApiResults.Errors(StatusCodes.Status400BadRequest, errors);
+            return FakeApiResults.Problem(StatusCodes.Status400BadRequest, errors);
         }
 
         api.ArmFailures(operation!, (int)times);
-        return ApiResults.Json(Stats(api));
+        return FakeApiResults.Json(Stats(api));
     }
 
     private static JObject Stats(FakeExternalApi api)

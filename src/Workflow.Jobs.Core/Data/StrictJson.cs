@@ -2,13 +2,15 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-namespace Workflow.Jobs.Sample.Api;
+namespace Workflow.Jobs;
 
 /// <summary>
 /// Checks that a request body is JSON as RFC 8259 defines it before <see cref="WorkflowJson.ParseObject"/>
 /// reads it. Json.NET, which workflow data uses, also accepts single-quoted strings, unquoted field
 /// names, comments, trailing commas, <c>NaN</c> and repeated field names (the last one silently wins);
-/// an HTTP API should refuse those rather than guess what the client meant. Answers the first problem
+/// callers should be refused those rather than have the library guess what they meant. Field names that
+/// differ only in case are duplicates too: the reader matches fields ignoring case, so
+/// <c>{"seats":7,"SEATS":9}</c> would be validated with one value and executed with the other. Answers the first problem
 /// with its path in JSON names (<c>admin_users_input.admins[1].email</c>), or null when the text is valid.
 /// </summary>
 internal static class StrictJson
@@ -44,7 +46,8 @@ internal static class StrictJson
                         frame.Property = name;
                         if (!frame.Names.Add(name))
                         {
-                            return new WorkflowDataError(Path(frames), $"Malformed JSON: the field '{name}' appears more than once in the same object.");
+                            frame.Names.TryGetValue(name, out var first);
+                            return new WorkflowDataError(Path(frames), WorkflowJson.DuplicateFieldMessage(name, first!, "Malformed JSON: "));
                         }
 
                         break;
@@ -124,6 +127,6 @@ internal static class StrictJson
 
         public string? Property { get; set; }
 
-        public HashSet<string> Names { get; } = new(StringComparer.Ordinal);
+        public HashSet<string> Names { get; } = new(StringComparer.OrdinalIgnoreCase);
     }
 }

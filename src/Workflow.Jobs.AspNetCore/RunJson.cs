@@ -1,54 +1,14 @@
 using System.Globalization;
-using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 
-namespace Workflow.Jobs.Sample.Api;
+namespace Workflow.Jobs.AspNetCore;
 
-/// <summary>
-/// Writes a Newtonsoft <see cref="JToken"/> as the response (workflow data is Newtonsoft JSON, so the
-/// API answers with the same serializer rather than converting to System.Text.Json).
-/// </summary>
-internal sealed class JsonTokenResult(JToken body, int statusCode, string? location = null) : IResult
+/// <summary>The JSON shapes of runs and workflow definitions in the API's answers.</summary>
+internal sealed class RunJson(string runsPath, string? dashboardPath)
 {
-    public JToken Body { get; } = body;
+    public string RunPath(Guid id) => $"{runsPath}/{id}";
 
-    public int StatusCode { get; } = statusCode;
-
-    public async Task ExecuteAsync(HttpContext httpContext)
-    {
-        httpContext.Response.StatusCode = StatusCode;
-        httpContext.Response.ContentType = "application/json; charset=utf-8";
-        if (location is not null)
-        {
-            httpContext.Response.Headers.Location = location;
-        }
-
-        await httpContext.Response.WriteAsync(Body.ToString(Formatting.None), httpContext.RequestAborted);
-    }
-}
-
-/// <summary>Builds the API's JSON answers.</summary>
-internal static class ApiResults
-{
-    public static IResult Json(JToken body, int statusCode = StatusCodes.Status200OK, string? location = null) => new JsonTokenResult(body, statusCode, location);
-
-    /// <summary><c>{"errors":[{"path":..,"message":..}]}</c> with the given status.</summary>
-    public static IResult Errors(int statusCode, IEnumerable<WorkflowDataError> errors, Action<JObject>? extra = null)
-    {
-        var body = new JObject
-        {
-            ["errors"] = new JArray(errors.Select(e => new JObject { ["path"] = e.Path, ["message"] = e.Message })),
-        };
-        extra?.Invoke(body);
-        return new JsonTokenResult(body, statusCode);
-    }
-
-    public static IResult Error(int statusCode, string path, string message, Action<JObject>? extra = null)
-        => Errors(statusCode, [new WorkflowDataError(path, message)], extra);
-
-    public static IResult NotFound(string message) => Error(StatusCodes.Status404NotFound, "", message);
-
-    public static JObject Summary(WorkflowRun run)
+    public JObject Summary(WorkflowRun run)
     {
         var json = new JObject
         {
@@ -66,17 +26,46 @@ internal static class ApiResults
             ["jobId"] = run.JobId,
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
+            ["forkedFrom"] = run.ForkedFrom?.ToString(),
+            ["tags"] = new JObject(run.Tags.Select(t => new JProperty(t.Key, t.Value))),
         };
         json["links"] = Links(run);
         return json;
     }
 
-    public static JObject Detail(WorkflowRun run)
+    public JObject Detail(WorkflowRun run)
     {
         var json = Summary(run);
         json["input"] = run.Input.DeepClone();
         json["output"] = run.Output?.DeepClone() ?? JValue.CreateNull();
         json["steps"] = new JArray(run.Steps.Select(Step));
+        return json;
+    }
+
+    public static JObject Definition(WorkflowDefinitionInfo workflow, WorkflowRetryPolicy defaultRetry, bool withSchema)
+    {
+        var retry = workflow.Retry ?? defaultRetry;
+        var json = new JObject
+        {
+            ["name"] = workflow.Name,
+            ["steps"] = new JArray(workflow.Steps.Select(s => new JObject
+            {
+                ["name"] = s.Name,
+                ["inputKey"] = s.InputKey,
+                ["outputKey"] = s.OutputKey,
+            })),
+            ["retry"] = new JObject
+            {
+                ["attempts"] = retry.Attempts,
+                ["delaysInSeconds"] = new JArray(retry.DelaysInSeconds),
+                ["source"] = workflow.Retry is null ? "host default" : "workflow definition",
+            },
+        };
+        if (withSchema)
+        {
+            json["inputSchema"] = workflow.InputSchema;
+        }
+
         return json;
     }
 
@@ -100,23 +89,23 @@ internal static class ApiResults
         ["output"] = step.Output?.DeepClone() ?? JValue.CreateNull(),
     };
 
-    private static JObject Links(WorkflowRun run)
+    private JObject Links(WorkflowRun run)
     {
-        var self = WorkflowApi.RunPath(run.Id);
+        var self = RunPath(run.Id);
         var links = new JObject { ["self"] = self };
         if (run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled)
         {
             links["retry"] = self + "/retry";
         }
 
-        if (run.Status is WorkflowStatus.Pending or WorkflowStatus.Running or WorkflowStatus.Failed)
+        if (run.Status is WorkflowStatus.Pending or WorkflowStatus.Running or WorkflowStatus.Waiting or WorkflowStatus.Failed)
         {
             links["cancel"] = self + "/cancel";
         }
 
-        if (run.JobId is not null)
+        if (run.JobId is not null && dashboardPath is not null)
         {
-            links["job"] = $"{Configuration.SampleHostSettings.DashboardPath}/jobs/details/{Uri.EscapeDataString(run.JobId)}";
+            links["job"] = $"{dashboardPath.TrimEnd('/')}/jobs/details/{Uri.EscapeDataString(run.JobId)}";
         }
 
         return links;
