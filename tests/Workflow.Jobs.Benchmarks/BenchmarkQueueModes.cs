@@ -166,9 +166,8 @@ internal sealed class NotifyingJobQueueProvider : IPersistentJobQueueProvider, I
                     await connection.WaitAsync(1000).ConfigureAwait(false);
                 }
             }
-#pragma warning disable CA1031 // A lost LISTEN connection only falls back to the poll until it is reopened.
+            // A lost LISTEN connection only falls back to the poll until it is reopened.
             catch (Exception) when (!_stopping)
-#pragma warning restore CA1031
             {
                 await Task.Delay(1000).ConfigureAwait(false);
             }

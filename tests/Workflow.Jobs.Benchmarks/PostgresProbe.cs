@@ -184,9 +184,8 @@ internal sealed class PostgresProbe : IAsyncDisposable
             var c = System.Globalization.CultureInfo.InvariantCulture;
             return (int.Parse(fields[1], c), long.Parse(fields[11], c) + long.Parse(fields[12], c), long.Parse(fields[13], c) + long.Parse(fields[14], c));
         }
-#pragma warning disable CA1031 // A process that ended meanwhile, or no /proc: nothing to count.
+        // A process that ended meanwhile, or no /proc: nothing to count.
         catch (Exception)
-#pragma warning restore CA1031
         {
             return null;
         }
