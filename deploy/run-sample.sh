@@ -168,6 +168,20 @@ say "resuming it: POST /api/workflows/$resumed_id/retry"
 curl -s -X POST "$base/api/workflows/$resumed_id/retry" -H 'Content-Type: application/json' -w ' (HTTP %{http_code})\n'
 resumed_status="$(wait_status "$resumed_id" Succeeded)"
 
+say "forking the first run from its last step: POST /api/workflows/$ok_id/fork"
+fork_answer="$(curl -s -X POST "$base/api/workflows/$ok_id/fork" -H 'Content-Type: application/json' -d '{"fromStep":"send-welcome"}')"
+fork_id="$(printf '%s' "$fork_answer" | json_field id | grep .)" || fail "fork refused: $fork_answer"
+fork_status="$(wait_status "$fork_id" Succeeded)"
+
+say "enqueuing three runs in one call: POST /api/workflows/customer-provisioning/batch"
+batch_answer="$(curl -s -X POST "$base/api/workflows/customer-provisioning/batch" -H 'Content-Type: application/json' \
+  -d "{\"items\":[{\"input\":$(provisioning "Umbrella" 0 0)},{\"input\":$(provisioning "Hooli" 0 0)},{\"input\":$(provisioning "Stark" 0 0)}]}")"
+echo "  $batch_answer"
+batch_ids="$(printf '%s' "$batch_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\}' || true)"
+[ "$(printf '%s\n' "$batch_ids" | grep -c .)" = 3 ] || fail "batch refused: $batch_answer"
+batch_status=""
+for id in $batch_ids; do batch_status="$batch_status $(wait_status "$id" Succeeded)"; done
+
 # Attempts of each step, in order, e.g. "1 1 4 1".
 attempts() { curl -s "$base/api/workflows/$1" | grep -o '"status":"[A-Za-z]*","attempts":[0-9]*' | sed 's/.*"attempts":\([0-9]*\)/\1/' | tail -n +1 | paste -sd ' ' -; }
 
@@ -186,6 +200,8 @@ Demo runs (GET $base/api/workflows/<id>; attempts of steps customer, subscriptio
   $ok_id  $ok_status              attempts $(attempts "$ok_id")  succeeded at once
   $retried_id  $retried_status              attempts $(attempts "$retried_id")  subscription step retried automatically
   $resumed_id  $failed_status -> $resumed_status  attempts $(attempts "$resumed_id")  resumed at the failed step by POST .../retry
+  $fork_id  $fork_status              attempts $(attempts "$fork_id")  fork of the first run from send-welcome (earlier steps copied, never run)
+  batch of 3:$batch_status
 
 Try:
   curl -s -X POST $base/api/workflows/customer-provisioning -H 'Content-Type: application/json' \\
