@@ -82,6 +82,27 @@ internal sealed partial class WorkflowApiEndpoints
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
+        read.MapGet("/workflows/count", CountAsync)
+            .WithName("WorkflowJobs_CountRuns").WithSummary("How many runs the filters of GET workflows select.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json").ProducesProblem(StatusCodes.Status400BadRequest);
+        foreach (var action in new[] { "retry", "cancel", "purge" })
+        {
+            write.MapPost("/workflows/bulk/" + action, (HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+                    => BulkAsync(action, request, client, cancellationToken))
+                .WithName("WorkflowJobs_Bulk_" + action)
+                .WithSummary(action switch
+                {
+                    "retry" => "Retries every Failed or Cancelled run the filters select (query string as GET workflows).",
+                    "cancel" => "Cancels every unfinished or Failed run the filters select.",
+                    _ => "Hard-deletes every finished run the filters select, with its steps; jobs move to Deleted.",
+                })
+                .WithDescription("Filters as GET workflows (status, name, recurringId, errorContains, idempotencyKey, createdAfter, createdBefore, tag); "
+                    + "without any filter, all=true must confirm that every run is meant.")
+                .Produces(StatusCodes.Status200OK, contentType: "application/json")
+                .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+                .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        }
+
         // An id that is not a GUID matches none of the routes above: answer why, not an empty 404.
         read.MapGet("/workflows/{id}", (string id) => NotARunId(id)).ExcludeFromDescription();
         write.MapPost("/workflows/{id}/retry", (string id) => NotARunId(id)).ExcludeFromDescription();
@@ -183,9 +204,9 @@ internal sealed partial class WorkflowApiEndpoints
         return run is null ? RunNotFound(id) : ApiResults.Json(_json.Detail(run));
     }
 
-    private async Task<IResult> ListAsync(HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    /// <summary>The run filters (and paging) of a query string; problems go to <paramref name="errors"/>, named by parameter.</summary>
+    private WorkflowQuery ParseQuery(HttpRequest request, List<WorkflowDataError> errors)
     {
-        var errors = new List<WorkflowDataError>();
         var query = request.Query;
         var statusText = query["status"].ToString();
         if (!WorkflowStatusText.TryParse(statusText, out var status))
@@ -223,12 +244,7 @@ internal sealed partial class WorkflowApiEndpoints
             errors.Add(new WorkflowDataError("tag", tagError.Replace("WorkflowQuery.Tags: ", string.Empty, StringComparison.Ordinal)));
         }
 
-        if (errors.Count > 0)
-        {
-            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
-        }
-
-        var filter = new WorkflowQuery
+        return new WorkflowQuery
         {
             Status = status,
             WorkflowName = name,
@@ -241,6 +257,75 @@ internal sealed partial class WorkflowApiEndpoints
             Limit = limit,
             Offset = offset,
         };
+    }
+
+    private async Task<IResult> CountAsync(HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        var errors = new List<WorkflowDataError>();
+        var filter = ParseQuery(request, errors);
+        if (errors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
+        }
+
+        try
+        {
+            return ApiResults.Json(new JObject { ["count"] = await client.CountAsync(filter, cancellationToken).ConfigureAwait(false) });
+        }
+        catch (ArgumentException ex)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, "", ex.Message);
+        }
+    }
+
+    private async Task<IResult> BulkAsync(string action, HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        if (!RequestBody.IsJson(request))
+        {
+            return RequestBody.UnsupportedMediaType();
+        }
+
+        var errors = new List<WorkflowDataError>();
+        var filter = ParseQuery(request, errors);
+        var everything = filter.WorkflowName is null && filter.Status is null && filter.RecurringId is null && filter.ErrorContains is null
+                         && filter.IdempotencyKey is null && filter.CreatedAfter is null && filter.CreatedBefore is null && filter.Tags is null;
+        if (everything && request.Query["all"].ToString() != "true")
+        {
+            errors.Add(new WorkflowDataError("all", "No filter selects every run: add all=true to confirm, or a filter."));
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
+        }
+
+        try
+        {
+            var count = action switch
+            {
+                "retry" => await client.RetryManyAsync(filter, cancellationToken).ConfigureAwait(false),
+                "cancel" => await client.CancelManyAsync(filter, cancellationToken).ConfigureAwait(false),
+                _ => await client.PurgeAsync(filter, cancellationToken).ConfigureAwait(false),
+            };
+            LogBulk(Logger(request.HttpContext), action, count, request.HttpContext.User.Identity?.Name ?? "(anonymous)");
+            return ApiResults.Json(new JObject { ["count"] = count });
+        }
+        catch (ArgumentException ex)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, "", ex.Message);
+        }
+    }
+
+    private async Task<IResult> ListAsync(HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        var errors = new List<WorkflowDataError>();
+        var filter = ParseQuery(request, errors);
+        if (errors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
+        }
+
+        var (limit, offset) = (filter.Limit, filter.Offset);
         IReadOnlyList<WorkflowRun> runs;
         try
         {
@@ -563,6 +648,9 @@ internal sealed partial class WorkflowApiEndpoints
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} accepted through the HTTP API")]
     private static partial void LogEnqueued(ILogger logger, Guid workflowId, string workflowName);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Bulk {Action} through the HTTP API changed {Count} workflow runs (by {User})")]
+    private static partial void LogBulk(ILogger logger, string action, int count, string user);
 
     [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "{Method} {Path} answered 503: the workflow database is unavailable")]
     private static partial void LogOutage(ILogger logger, Exception exception, string method, string path);

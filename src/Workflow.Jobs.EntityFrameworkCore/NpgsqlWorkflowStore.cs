@@ -304,6 +304,84 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         return Map(run, steps, includeSteps);
     }
 
+    public async Task<long> CountRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand { Connection = connection, CommandTimeout = _npgsql.CommandTimeoutSeconds };
+        command.CommandText = $"SELECT count(*) FROM {RunsTable} r WHERE {WorkflowQuerySql.Where(query, command)}";
+        return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
+    public async Task<IReadOnlyList<JobRequest>> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest, DateTimeOffset now,
+        int limit, CancellationToken cancellationToken)
+    {
+        // One batch of the runs the filter selects whose status allows the operation (the same table as one run's
+        // transition), locked and skipped when another transaction holds them; the job writes go with the change.
+        var transition = WorkflowTransitions.For(operation);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand { Connection = connection, CommandTimeout = _npgsql.CommandTimeoutSeconds };
+        var where = WorkflowQuerySql.Where(query, command);
+        command.CommandText = $"""
+            WITH chosen AS (
+                SELECT r.uuid FROM {RunsTable} r
+                WHERE {where} AND r.status IN {transition.SqlFrom}
+                ORDER BY r.created LIMIT @limit FOR UPDATE SKIP LOCKED)
+            UPDATE {RunsTable} r
+            SET status = @to, modified = @now,
+                job_request = CASE
+                    WHEN @request IS NULL THEN CASE WHEN @cancel THEN NULL ELSE r.job_request END
+                    WHEN @request = '{JobRequestText(JobRequestKind.Delete)}' AND r.job_id IS NULL THEN NULL
+                    ELSE @request END
+            FROM chosen
+            WHERE r.uuid = chosen.uuid
+            RETURNING r.uuid, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before
+            """;
+        command.Parameters.AddWithValue("limit", limit);
+        command.Parameters.Add(Text("to", transition.To.ToString()));
+        command.Parameters.AddWithValue("now", now);
+        command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
+        command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
+        var changed = new List<JobRequest>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var kind = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
+            changed.Add(new JobRequest(reader.GetGuid(0), kind, reader.GetString(2),
+                await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(3),
+                await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(4),
+                await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false)));
+        }
+
+        return changed;
+    }
+
+    public async Task<IReadOnlyList<string?>> PurgeAsync(WorkflowQuery query, int limit, CancellationToken cancellationToken)
+    {
+        // Hard delete of one batch of finished runs (their steps go with them: cascade); an unfinished run is never
+        // selected. Returns the deleted runs' job ids.
+        var finished = "(" + string.Join(", ", WorkflowTransitions.Finished.Order().Select(s => "'" + s + "'")) + ")";
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand { Connection = connection, CommandTimeout = _npgsql.CommandTimeoutSeconds };
+        var where = WorkflowQuerySql.Where(query, command);
+        command.CommandText = $"""
+            WITH chosen AS (
+                SELECT r.uuid FROM {RunsTable} r
+                WHERE {where} AND r.status IN {finished}
+                ORDER BY r.created LIMIT @limit FOR UPDATE SKIP LOCKED)
+            DELETE FROM {RunsTable} r USING chosen WHERE r.uuid = chosen.uuid
+            RETURNING r.job_id
+            """;
+        command.Parameters.AddWithValue("limit", limit);
+        var jobs = new List<string?>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            jobs.Add(await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(0));
+        }
+
+        return jobs;
+    }
+
     public async Task<IReadOnlyList<WorkflowRun>> ListRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)
     {
         // Only the columns a listing shows: input_data and output_data (often the largest values, TOASTed) are never

@@ -409,6 +409,8 @@ public sealed partial class SecurityTests
     [TestCase("/api/workflows/no-such-workflow")]
     [TestCase("/api/workflows/00000000-0000-0000-0000-000000000001/retry")]
     [TestCase("/api/workflows/not-a-guid/cancel")]
+    [TestCase("/api/workflows/bulk/purge?all=true")]
+    [TestCase("/api/workflows/customer-provisioning/batch")]
     [TestCase("/api/fake-api/failures")]
     public async Task Write_Returns401AndStoresNothing_WhenApiKeyIsMissing(string path)
     {

@@ -508,6 +508,36 @@ public class WorkflowApiTests
     }
 
     [Test]
+    public async Task Bulk_Returns400NamingAll_WhenNoFilterIsGiven_AndChangesNothing()
+    {
+        var (status, answer) = await PostAsync("/api/workflows/bulk/cancel", SampleHost.Json("{}"));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest), answer.ToString());
+        Assert.That(answer["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo("all"));
+    }
+
+    [Test]
+    public async Task CountAndBulkPurge_SelectRunsByTheFiltersOfTheListing()
+    {
+        var key = "purge-" + Guid.NewGuid();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@purge.test")) };
+        request.Headers.Add("Idempotency-Key", key);
+        using var enqueued = await _client.SendAsync(request);
+        var id = Guid.Parse((await SampleHost.ReadJsonAsync(enqueued))["id"]!.Value<string>()!);
+        await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
+
+        using var count = await _client.GetAsync($"/api/workflows/count?idempotencyKey={key}");
+        Assert.That((await SampleHost.ReadJsonAsync(count))["count"]!.Value<long>(), Is.EqualTo(1));
+
+        var (status, answer) = await PostAsync($"/api/workflows/bulk/purge?idempotencyKey={key}", SampleHost.Json("{}"));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK), answer.ToString());
+        Assert.That(answer["count"]!.Value<int>(), Is.EqualTo(1));
+        using var gone = await _client.GetAsync($"/api/workflows/{id}");
+        Assert.That(gone.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+    }
+
+    [Test]
     public async Task Batch_StartsEveryRun_AndAnswersTheirIdsInItemOrder()
     {
         var body = new JObject

@@ -39,6 +39,24 @@ public interface IWorkflowClient
     /// <exception cref="WorkflowDataValidationException">The step or the input is invalid (paths <c>from_step</c>, <c>input...</c>); nothing was created.</exception>
     Task<Guid> ForkAsync(Guid workflowId, ForkOptions? options = null, CancellationToken cancellationToken = default);
 
+    /// <summary>How many runs the query's filters select (its paging is ignored).</summary>
+    Task<long> CountAsync(WorkflowQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Retries every Failed or Cancelled run the query's filters select (paging ignored), in batches of one transaction
+    /// each; each resumes at its failed step as with <see cref="RetryAsync"/>. Returns how many were retried.
+    /// </summary>
+    Task<int> RetryManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>Cancels every unfinished or Failed run the filters select, in batches; returns how many were cancelled.</summary>
+    Task<int> CancelManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Hard-deletes every finished run (Succeeded, Failed, Cancelled, Compensated) the filters select, with its steps, in
+    /// batches; their jobs move to Deleted. An unfinished run is never deleted. Returns how many were deleted.
+    /// </summary>
+    Task<int> PurgeAsync(WorkflowQuery query, CancellationToken cancellationToken = default);
+
     /// <summary>The run with its steps, or <c>null</c> if there is none (or it was removed).</summary>
     Task<WorkflowRun?> GetAsync(Guid workflowId, CancellationToken cancellationToken = default);
 

@@ -247,6 +247,78 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         return result.Id;
     }
 
+    public Task<long> CountAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        WorkflowQueryRules.ValidateFilters(query, nameof(query));
+        return _store.CountRunsAsync(query, cancellationToken);
+    }
+
+    public Task<int> RetryManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+    {
+        RequireDispatcher();
+        return TransitionManyAsync(query, RunOperation.Retry, JobRequestKind.Requeue, cancellationToken);
+    }
+
+    public Task<int> CancelManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+        => TransitionManyAsync(query, RunOperation.Cancel, _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, cancellationToken);
+
+    public async Task<int> PurgeAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        WorkflowQueryRules.ValidateFilters(query, nameof(query));
+        var purged = 0;
+        while (true)
+        {
+            var jobs = await _store.PurgeAsync(query, BulkBatchSize, cancellationToken).ConfigureAwait(false);
+            purged += jobs.Count;
+            foreach (var jobId in jobs.OfType<string>())
+            {
+                // The run is gone: its job moves to Deleted (a job of a missing run would do nothing anyway).
+                try
+                {
+                    _dispatcher?.Delete(jobId);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogPurgedJobNotDeleted(ex, jobId);
+                }
+            }
+
+            if (jobs.Count < BulkBatchSize)
+            {
+                return purged;
+            }
+        }
+    }
+
+    /// <summary>Runs changed per transaction by the bulk actions.</summary>
+    internal const int BulkBatchSize = 1_000;
+
+    private async Task<int> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        WorkflowQueryRules.ValidateFilters(query, nameof(query));
+        var changed = 0;
+        while (true)
+        {
+            // Each batch commits its status changes with their job writes; the writes follow (the outbox does what a
+            // crash leaves). A changed run no longer has a status the operation starts from, so the loop ends.
+            var batch = await _store.TransitionManyAsync(query, operation, jobRequest, _time.GetUtcNow(), BulkBatchSize, cancellationToken).ConfigureAwait(false);
+            changed += batch.Count;
+            foreach (var request in batch.Where(r => r.Kind != JobRequestKind.None))
+            {
+                await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (batch.Count < BulkBatchSize)
+            {
+                LogBulk(operation, changed);
+                return changed;
+            }
+        }
+    }
+
     /// <summary>Runs (and jobs) created per transaction by <see cref="EnqueueManyAsync"/>.</summary>
     internal const int BatchSize = 100;
 
@@ -342,6 +414,12 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Forked workflow run {WorkflowId} from run {OriginalId} at step {StepName}")]
     private partial void LogForked(Guid workflowId, Guid originalId, string stepName);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Bulk {Operation}: {Count} workflow runs changed")]
+    private partial void LogBulk(RunOperation operation, int count);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "The job {JobId} of a purged workflow run was not deleted")]
+    private partial void LogPurgedJobNotDeleted(Exception exception, string jobId);
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Enqueued {Count} workflow runs of {WorkflowName} in batches")]
     private partial void LogCreatedMany(int count, string workflowName);

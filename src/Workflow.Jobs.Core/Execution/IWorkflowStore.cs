@@ -129,6 +129,20 @@ internal interface IWorkflowStore
     Task<RunChange?> TransitionAsync(Guid runId, RunOperation operation, DateTimeOffset now, string? message, JobRequestKind jobRequest,
         CancellationToken cancellationToken);
 
+    /// <summary>How many runs the query's filters select (its paging ignored).</summary>
+    Task<long> CountRunsAsync(WorkflowQuery query, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Applies <paramref name="operation"/> to at most <paramref name="limit"/> runs selected by the query's filters whose
+    /// status allows it, in one transaction, recording <paramref name="jobRequest"/> with each; returns the changed runs
+    /// with their job writes (kind None when there is nothing to do).
+    /// </summary>
+    Task<IReadOnlyList<JobRequest>> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest, DateTimeOffset now,
+        int limit, CancellationToken cancellationToken);
+
+    /// <summary>Hard-deletes at most <paramref name="limit"/> finished runs selected by the filters, with their steps; returns their job ids.</summary>
+    Task<IReadOnlyList<string?>> PurgeAsync(WorkflowQuery query, int limit, CancellationToken cancellationToken);
+
     /// <summary>The current status of a run, or null when it does not exist.</summary>
     Task<WorkflowStatus?> GetStatusAsync(Guid runId, CancellationToken cancellationToken);
 
