@@ -355,6 +355,36 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         return changed;
     }
 
+    public async Task<IReadOnlyList<string?>> PurgeFinishedBeforeAsync(WorkflowStatus status, DateTimeOffset before, int limit, CancellationToken cancellationToken)
+    {
+        if (!WorkflowTransitions.IsFinished(status))
+        {
+            throw new ArgumentOutOfRangeException(nameof(status), status, "Only finished runs are ever deleted.");
+        }
+
+        // A small batch per statement (short locks), served by the (status, created) index's status prefix.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"""
+            WITH chosen AS (
+                SELECT uuid FROM {RunsTable} WHERE status = @status AND modified < @before
+                ORDER BY created LIMIT @limit FOR UPDATE SKIP LOCKED)
+            DELETE FROM {RunsTable} r USING chosen WHERE r.uuid = chosen.uuid
+            RETURNING r.job_id
+            """, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds };
+        command.Parameters.Add(Text("status", status.ToString()));
+        command.Parameters.AddWithValue("before", before);
+        command.Parameters.AddWithValue("limit", limit);
+        var jobs = new List<string?>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            jobs.Add(await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(0));
+        }
+
+        return jobs;
+    }
+
     public async Task<IReadOnlyList<string?>> PurgeAsync(WorkflowQuery query, int limit, CancellationToken cancellationToken)
     {
         // Hard delete of one batch of finished runs (their steps go with them: cascade); an unfinished run is never

@@ -105,6 +105,8 @@ public static class HangfireWorkflowJobsBuilderExtensions
         services.TryAddTransient(sp => new WorkflowJob(sp.GetRequiredService<WorkflowEngine>(),
             sp.GetRequiredService<ILogger<WorkflowJob>>()));
         services.TryAddTransient(sp => new RecurringWorkflowJob(sp.GetRequiredService<WorkflowClient>(), sp.GetRequiredService<WorkflowRegistry>()));
+        services.TryAddTransient(sp => new WorkflowRetentionJob(sp.GetRequiredService<WorkflowClient>(), sp.GetRequiredService<WorkflowJobsOptions>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkflowRetentionSchedule>());
 
         services.AddSingleton<IHostedService, WorkflowHangfireStartup>();
         services.AddSingleton<IHostedService>(sp => CreateServer(sp, options));

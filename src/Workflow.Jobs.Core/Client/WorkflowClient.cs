@@ -292,6 +292,40 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         }
     }
 
+    /// <summary>
+    /// One pass of retention (<see cref="WorkflowJobsOptions.Retention"/>): deletes the finished runs older than their
+    /// status's age, in batches, and deletes their jobs. Returns how many runs were deleted.
+    /// </summary>
+    internal async Task<int> ApplyRetentionAsync(WorkflowRetention retention, CancellationToken cancellationToken)
+    {
+        var deleted = 0;
+        foreach (var (status, age) in retention.Ages())
+        {
+            var before = _time.GetUtcNow() - age;
+            IReadOnlyList<string?> jobs;
+            do
+            {
+                jobs = await _store.PurgeFinishedBeforeAsync(status, before, BulkBatchSize, cancellationToken).ConfigureAwait(false);
+                deleted += jobs.Count;
+                foreach (var jobId in jobs.OfType<string>())
+                {
+                    try
+                    {
+                        _dispatcher?.Delete(jobId);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        LogPurgedJobNotDeleted(ex, jobId);
+                    }
+                }
+            }
+            while (jobs.Count == BulkBatchSize);
+        }
+
+        LogRetention(deleted);
+        return deleted;
+    }
+
     /// <summary>Runs changed per transaction by the bulk actions.</summary>
     internal const int BulkBatchSize = 1_000;
 
@@ -417,6 +451,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
     [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Bulk {Operation}: {Count} workflow runs changed")]
     private partial void LogBulk(RunOperation operation, int count);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Retention deleted {Count} finished workflow runs")]
+    private partial void LogRetention(int count);
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "The job {JobId} of a purged workflow run was not deleted")]
     private partial void LogPurgedJobNotDeleted(Exception exception, string jobId);

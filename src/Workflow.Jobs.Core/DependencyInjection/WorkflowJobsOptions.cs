@@ -33,6 +33,9 @@ public sealed class WorkflowJobsOptions
     /// </summary>
     public TimeSpan RecoveryDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long finished runs are kept; null (the default) keeps them forever.</summary>
+    public WorkflowRetention? Retention { get; set; }
+
     /// <summary>
     /// Register what an adapter package provides (used by <c>UseNpgsql</c> and the Hangfire package).
     /// </summary>
@@ -50,6 +53,8 @@ public sealed class WorkflowJobsOptions
         {
             throw new InvalidOperationException($"{nameof(WorkflowJobsOptions)}.{nameof(ExecutionLockPollInterval)} must be positive.");
         }
+
+        Retention?.Validate();
 
         if (RecoveryDelay < TimeSpan.Zero)
         {

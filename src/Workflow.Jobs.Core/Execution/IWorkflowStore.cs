@@ -140,6 +140,9 @@ internal interface IWorkflowStore
     Task<IReadOnlyList<JobRequest>> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest, DateTimeOffset now,
         int limit, CancellationToken cancellationToken);
 
+    /// <summary>Hard-deletes at most <paramref name="limit"/> runs in <paramref name="status"/> (a finished one) last changed before <paramref name="before"/>; returns their job ids.</summary>
+    Task<IReadOnlyList<string?>> PurgeFinishedBeforeAsync(WorkflowStatus status, DateTimeOffset before, int limit, CancellationToken cancellationToken);
+
     /// <summary>Hard-deletes at most <paramref name="limit"/> finished runs selected by the filters, with their steps; returns their job ids.</summary>
     Task<IReadOnlyList<string?>> PurgeAsync(WorkflowQuery query, int limit, CancellationToken cancellationToken);
 
