@@ -328,10 +328,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 ORDER BY r.created LIMIT @limit FOR UPDATE SKIP LOCKED)
             UPDATE {RunsTable} r
             SET status = @to, modified = @now,
-                job_request = CASE
-                    WHEN @request IS NULL THEN CASE WHEN @cancel THEN NULL ELSE r.job_request END
-                    WHEN @request = '{JobRequestText(JobRequestKind.Delete)}' AND r.job_id IS NULL THEN NULL
-                    ELSE @request END
+                job_request = {JobRequestAfterChange}
             FROM chosen
             WHERE r.uuid = chosen.uuid
             RETURNING r.uuid, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before
@@ -535,10 +532,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             SET status = @to, modified = @now,
                 failed_at = CASE WHEN @failing THEN @now ELSE r.failed_at END,
                 exception_message = CASE WHEN @failing THEN COALESCE(@message, r.exception_message) ELSE r.exception_message END,
-                job_request = CASE
-                    WHEN @request IS NULL THEN CASE WHEN @cancel THEN NULL ELSE r.job_request END
-                    WHEN @request = '{JobRequestText(JobRequestKind.Delete)}' AND r.job_id IS NULL THEN NULL
-                    ELSE @request END
+                job_request = {JobRequestAfterChange}
             FROM current
             WHERE r.uuid = current.uuid AND current.status IN {transition.SqlFrom}
             RETURNING current.status, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before
@@ -616,6 +610,18 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
+    /// <summary>
+    /// The run's pending job write after a status change that records <c>@request</c> (a delete only when the run has a
+    /// job); a cancel (<c>@cancel</c>) drops any other pending write, so a cancelled run gets no new or requeued job.
+    /// </summary>
+    private static readonly string JobRequestAfterChange =
+        $"""
+        CASE
+            WHEN @request IS NULL THEN CASE WHEN @cancel THEN NULL ELSE r.job_request END
+            WHEN @request = '{JobRequestText(JobRequestKind.Delete)}' AND r.job_id IS NULL THEN NULL
+            ELSE @request END
+        """;
+
     internal static string JobRequestText(JobRequestKind kind) => kind switch
     {
         JobRequestKind.Create => "create",
@@ -634,14 +640,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 
     public async Task<IRunExecution> BeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
     {
-        NpgsqlConnection connection;
-        using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
-        {
-            // The guard lives on this connection: it must not join a caller's transaction.
-            connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
+        var execution = await NewExecutionAsync(runId, cancellationToken).ConfigureAwait(false);
         try
         {
             while (!await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))
@@ -659,15 +658,22 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         }
     }
 
-    public async Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
+    /// <summary>An execution on a dedicated connection that holds nothing yet (the guard is taken by the caller).</summary>
+    private async Task<NpgsqlRunExecution> NewExecutionAsync(Guid runId, CancellationToken cancellationToken)
     {
         NpgsqlConnection connection;
         using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
         {
+            // The guard lives on this connection: it must not join a caller's transaction.
             connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var execution = new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
+        return new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
+    }
+
+    public async Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken)
+    {
+        var execution = await NewExecutionAsync(runId, cancellationToken).ConfigureAwait(false);
         try
         {
             if (await execution.TryAcquireAndLoadAsync(cancellationToken).ConfigureAwait(false))

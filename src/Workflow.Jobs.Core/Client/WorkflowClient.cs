@@ -77,27 +77,34 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     internal async Task<Guid> EnqueueAsync(WorkflowDescriptor workflow, JObject input, EnqueueOptions? options, string? recurringId, CancellationToken cancellationToken)
     {
         var dispatcher = RequireDispatcher();
-        var delay = options?.Delay is { } d && d > TimeSpan.Zero ? d : (TimeSpan?)null;
-        var record = NewRun(workflow, input, options, recurringId);
+        var result = await CreatePairedAsync(dispatcher, workflow, NewRun(workflow, input, options, recurringId), cancellationToken).ConfigureAwait(false);
+        return result.Id;
+    }
+
+    /// <summary>
+    /// Creates a run with its job: in one transaction when the job storage joins it; otherwise the run commits
+    /// marked as awaiting its job and the job is created after the commit (the outbox does it if that fails).
+    /// </summary>
+    private async Task<CreateRunResult> CreatePairedAsync(IWorkflowJobDispatcher dispatcher, WorkflowDescriptor workflow, NewRunRecord record,
+        CancellationToken cancellationToken)
+    {
         if (dispatcher.JoinsRunTransaction)
         {
-            // One transaction: the job storage writes on the connection of the run's insert.
-            var created = await CreateAsync(workflow, record,
-                runId => dispatcher.Enqueue(runId, workflow.Name, options?.Queue, delay), cancellationToken).ConfigureAwait(false);
-            return created.Id;
-        }
-
-        // The outbox: the run commits marked as awaiting its job; the job is created after the commit.
-        var outboxRecord = record with { AwaitingJob = true, NotBefore = delay is { } wait ? record.Created + wait : null };
-        var result = await CreateAsync(workflow, outboxRecord, createJob: null, cancellationToken).ConfigureAwait(false);
-        if (result.Created)
-        {
-            await _jobs.AfterCommitAsync(new JobRequest(result.Id, JobRequestKind.Create, workflow.Name, options?.Queue, null, outboxRecord.NotBefore),
+            return await CreateAsync(workflow, record, runId => dispatcher.Enqueue(runId, workflow.Name, record.Queue, _jobs.RemainingDelay(record.NotBefore)),
                 cancellationToken).ConfigureAwait(false);
         }
 
-        return result.Id;
+        var result = await CreateAsync(workflow, record with { AwaitingJob = true }, createJob: null, cancellationToken).ConfigureAwait(false);
+        if (result.Created)
+        {
+            await _jobs.AfterCommitAsync(CreateJobRequest(result.Id, workflow, record), cancellationToken).ConfigureAwait(false);
+        }
+
+        return result;
     }
+
+    private static JobRequest CreateJobRequest(Guid runId, WorkflowDescriptor workflow, NewRunRecord record)
+        => new(runId, JobRequestKind.Create, workflow.Name, record.Queue, null, record.NotBefore);
 
     public async Task<IReadOnlyList<Guid>> EnqueueManyAsync(string workflowName, IReadOnlyList<WorkflowEnqueueItem> items,
         CancellationToken cancellationToken = default)
@@ -122,13 +129,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
             try
             {
-                var record = NewRun(workflow, item.Input, item.Options, recurringId: null);
-                var delay = item.Options?.Delay is { } d && d > TimeSpan.Zero ? d : (TimeSpan?)null;
-                records[index] = record with
-                {
-                    AwaitingJob = !dispatcher.JoinsRunTransaction,
-                    NotBefore = delay is { } wait ? record.Created + wait : null,
-                };
+                records[index] = NewRun(workflow, item.Input, item.Options, recurringId: null) with { AwaitingJob = !dispatcher.JoinsRunTransaction };
             }
             catch (WorkflowDataValidationException ex)
             {
@@ -146,7 +147,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         {
             var batch = records.Skip(offset).Take(BatchSize).ToList();
             var results = await _store.CreateRunsAsync(batch,
-                dispatcher.JoinsRunTransaction ? run => dispatcher.Enqueue(run.Id, workflow.Name, run.Queue, Delay(run)) : null,
+                dispatcher.JoinsRunTransaction ? run => dispatcher.Enqueue(run.Id, workflow.Name, run.Queue, _jobs.RemainingDelay(run.NotBefore)) : null,
                 cancellationToken).ConfigureAwait(false);
             for (var i = 0; i < results.Count; i++)
             {
@@ -156,8 +157,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
                     _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
                     if (!dispatcher.JoinsRunTransaction)
                     {
-                        await _jobs.AfterCommitAsync(new JobRequest(batch[i].Id, JobRequestKind.Create, workflow.Name, batch[i].Queue, null, batch[i].NotBefore),
-                            cancellationToken).ConfigureAwait(false);
+                        await _jobs.AfterCommitAsync(CreateJobRequest(batch[i].Id, workflow, batch[i]), cancellationToken).ConfigureAwait(false);
                     }
                 }
             }
@@ -225,23 +225,13 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             throw new WorkflowDataValidationException(ex.Errors.Select(e => new WorkflowDataError(e.Path.Length == 0 ? "input" : "input." + e.Path, e.Message)).ToList());
         }
 
-        var delay = options?.Enqueue?.Delay is { } d && d > TimeSpan.Zero ? d : (TimeSpan?)null;
         record = record with
         {
             ForkedFrom = workflowId,
             CopiedSteps = workflow.Steps.Take(from)
                 .Select(s => new CopiedStep(s.Name, succeeded[s.Name].Input, succeeded[s.Name].Output!)).ToList(),
-            AwaitingJob = !dispatcher.JoinsRunTransaction,
-            NotBefore = delay is { } wait ? record.Created + wait : null,
         };
-        var result = dispatcher.JoinsRunTransaction
-            ? await CreateAsync(workflow, record, runId => dispatcher.Enqueue(runId, workflow.Name, record.Queue, delay), cancellationToken).ConfigureAwait(false)
-            : await CreateAsync(workflow, record, createJob: null, cancellationToken).ConfigureAwait(false);
-        if (result.Created && !dispatcher.JoinsRunTransaction)
-        {
-            await _jobs.AfterCommitAsync(new JobRequest(result.Id, JobRequestKind.Create, workflow.Name, record.Queue, null, record.NotBefore), cancellationToken)
-                .ConfigureAwait(false);
-        }
+        var result = await CreatePairedAsync(dispatcher, workflow, record, cancellationToken).ConfigureAwait(false);
 
         LogForked(result.Id, workflowId, workflow.Steps[from].Name);
         return result.Id;
@@ -272,18 +262,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         {
             var jobs = await _store.PurgeAsync(query, BulkBatchSize, cancellationToken).ConfigureAwait(false);
             purged += jobs.Count;
-            foreach (var jobId in jobs.OfType<string>())
-            {
-                // The run is gone: its job moves to Deleted (a job of a missing run would do nothing anyway).
-                try
-                {
-                    _dispatcher?.Delete(jobId);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    LogPurgedJobNotDeleted(ex, jobId);
-                }
-            }
+            DeleteJobsOfPurgedRuns(jobs);
 
             if (jobs.Count < BulkBatchSize)
             {
@@ -307,23 +286,29 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             {
                 jobs = await _store.PurgeFinishedBeforeAsync(status, before, BulkBatchSize, cancellationToken).ConfigureAwait(false);
                 deleted += jobs.Count;
-                foreach (var jobId in jobs.OfType<string>())
-                {
-                    try
-                    {
-                        _dispatcher?.Delete(jobId);
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException)
-                    {
-                        LogPurgedJobNotDeleted(ex, jobId);
-                    }
-                }
+                DeleteJobsOfPurgedRuns(jobs);
             }
             while (jobs.Count == BulkBatchSize);
         }
 
         LogRetention(deleted);
         return deleted;
+    }
+
+    /// <summary>The runs are gone: their jobs move to Deleted (a job of a missing run would do nothing anyway).</summary>
+    private void DeleteJobsOfPurgedRuns(IEnumerable<string?> jobIds)
+    {
+        foreach (var jobId in jobIds.OfType<string>())
+        {
+            try
+            {
+                _dispatcher?.Delete(jobId);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogPurgedJobNotDeleted(ex, jobId);
+            }
+        }
     }
 
     /// <summary>Runs changed per transaction by the bulk actions.</summary>
@@ -356,8 +341,6 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     /// <summary>Runs (and jobs) created per transaction by <see cref="EnqueueManyAsync"/>.</summary>
     internal const int BatchSize = 100;
 
-    private TimeSpan? Delay(NewRunRecord run) => run.NotBefore is { } notBefore && notBefore > _time.GetUtcNow() ? notBefore - _time.GetUtcNow() : null;
-
     /// <summary>Validates and persists a run without a job (in-process execution through <see cref="IWorkflowRunner"/>).</summary>
     internal async Task<Guid> CreateWithoutJobAsync(WorkflowDescriptor workflow, JObject input, CancellationToken cancellationToken)
     {
@@ -374,8 +357,14 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         }
 
         var tags = WorkflowTags.ValidateForEnqueue(options?.Tags);
-        return new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, _time.GetUtcNow(),
-            options?.IdempotencyKey, recurringId, options?.Queue) { Tags = tags };
+        var now = _time.GetUtcNow();
+        return new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, now,
+            options?.IdempotencyKey, recurringId, options?.Queue)
+        {
+            Tags = tags,
+            // An enqueue delay is kept as a time, so a job written later (the outbox) still runs when it was meant to.
+            NotBefore = options?.Delay is { } delay && delay > TimeSpan.Zero ? now + delay : null,
+        };
     }
 
     private async Task<CreateRunResult> CreateAsync(WorkflowDescriptor workflow, NewRunRecord record, Func<Guid, string?>? createJob,

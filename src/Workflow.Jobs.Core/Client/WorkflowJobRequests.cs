@@ -95,7 +95,7 @@ internal sealed partial class WorkflowJobRequests
             switch (request.Kind)
             {
                 case JobRequestKind.Create:
-                    jobId = dispatcher.Enqueue(request.RunId, request.WorkflowName, request.Queue, RemainingDelay(request));
+                    jobId = dispatcher.Enqueue(request.RunId, request.WorkflowName, request.Queue, RemainingDelay(request.NotBefore));
                     break;
                 case JobRequestKind.Requeue:
                     if (request.JobId is null || !dispatcher.Requeue(request.JobId, request.Queue))
@@ -119,8 +119,9 @@ internal sealed partial class WorkflowJobRequests
         }
     }
 
-    private TimeSpan? RemainingDelay(JobRequest request)
-        => request.NotBefore is { } notBefore && notBefore > _time.GetUtcNow() ? notBefore - _time.GetUtcNow() : null;
+    /// <summary>How long until <paramref name="notBefore"/> (a run's enqueue delay), or null when it has passed or there is none.</summary>
+    public TimeSpan? RemainingDelay(DateTimeOffset? notBefore)
+        => notBefore is { } time && time > _time.GetUtcNow() ? time - _time.GetUtcNow() : null;
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "The {Kind} job write of workflow run {WorkflowId} failed; the outbox retries it")]
     private partial void LogDeferred(Exception exception, JobRequestKind kind, Guid workflowId);
