@@ -61,8 +61,10 @@ public sealed class WorkflowDashboardBrowserTests
         await Assertions.Expect(failedRow).ToContainTextAsync("1/3 steps");
         await SaveScreenshotAsync(page, "workflows-page.png", "The Workflows page with a failed run");
 
+        // Waiting for the run page starts before the click, so a navigation that completes at once is not missed.
+        var runPage = page.WaitForURLAsync($"**/hangfire/workflows/{failed}", new() { WaitUntil = WaitUntilState.Commit });
         await failedRow.Locator("a.workflow-run-link").ClickAsync();
-        await page.WaitForURLAsync($"**/hangfire/workflows/{failed}", new() { WaitUntil = WaitUntilState.DOMContentLoaded });
+        await runPage;
         await Assertions.Expect(page.Locator("#workflow-status [data-status]")).ToHaveTextAsync("Failed");
         await Assertions.Expect(page.Locator("tr.js-workflow-step[data-step='FlakyStep']")).ToContainTextAsync(FlakyStep.Message);
         await SaveScreenshotAsync(page, "failed-run-page.png", "The failed run, before Retry");
