@@ -87,6 +87,22 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
         ["exceptionMessage"] = step.ExceptionMessage,
         ["input"] = step.Input.DeepClone(),
         ["output"] = step.Output?.DeepClone() ?? JValue.CreateNull(),
+        ["history"] = new JArray(step.History.Select(Attempt)),
+    };
+
+    /// <summary>One attempt of a step (oldest first in <c>history</c>).</summary>
+    private static JObject Attempt(WorkflowStepAttempt attempt) => new()
+    {
+        ["attempt"] = attempt.Attempt,
+        ["status"] = attempt.Status.ToString(),
+        ["startedAt"] = Time(attempt.StartedAt),
+        ["finishedAt"] = Time(attempt.FinishedAt),
+        ["durationMs"] = attempt.Duration is { } duration ? new JValue(Math.Round(duration.TotalMilliseconds, 1)) : JValue.CreateNull(),
+        ["exceptionMessage"] = attempt.ExceptionMessage,
+        ["exceptionType"] = attempt.ExceptionType,
+        ["stackTrace"] = attempt.StackTrace,
+        ["jobId"] = attempt.JobId,
+        ["serverName"] = attempt.ServerName,
     };
 
     private JObject Links(WorkflowRun run)

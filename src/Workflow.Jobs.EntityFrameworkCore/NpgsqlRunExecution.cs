@@ -19,6 +19,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 {
     private const string RunsTable = NpgsqlWorkflowStore.RunsTable;
     private const string StepsTable = NpgsqlWorkflowStore.StepsTable;
+    private const string AttemptsTable = NpgsqlWorkflowStore.AttemptsTable;
 
     private static readonly string StartSql =
         $"""
@@ -39,10 +40,39 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         WHERE uuid = @step AND EXISTS (SELECT 1 FROM {RunsTable} WHERE uuid = @run AND status = 'Running');
         """;
 
+    // The step's open attempt ends with it, in the same statement.
     private static readonly string StepSucceededSql =
         $"""
+        WITH attempt AS (UPDATE {AttemptsTable} SET status = 'Succeeded', finished_at = @now WHERE step_uuid = @done AND finished_at IS NULL)
         UPDATE {StepsTable} SET status = 'Succeeded', output_data = @output, succeeded_at = @now, modified = @now WHERE uuid = @done;
         """;
+
+    // A step's attempt starts only when the step did (it reads the step row the statement before wrote). An earlier attempt
+    // still open ended without an outcome: its execution died (process or connection) before it could write one. Starting
+    // an attempt again (same number) starts it afresh.
+    private static readonly string AttemptStartedSql =
+        $"""
+        WITH abandoned AS (
+            UPDATE {AttemptsTable} SET status = 'Pending', finished_at = @now, exception_message = @abandoned
+            WHERE step_uuid = @step AND finished_at IS NULL AND attempt < @attempt)
+        INSERT INTO {AttemptsTable} (step_uuid, attempt, started_at, status, job_id, server_name)
+        SELECT @step, @attempt, @now, 'Running', @job, @server
+        WHERE EXISTS (SELECT 1 FROM {StepsTable} WHERE uuid = @step AND status = 'Running' AND attempts = @attempt)
+        ON CONFLICT (step_uuid, attempt) DO UPDATE
+        SET started_at = excluded.started_at, finished_at = NULL, status = 'Running', exception_message = NULL, exception_type = NULL,
+            stack_trace = NULL, job_id = excluded.job_id, server_name = excluded.server_name;
+        """;
+
+    /// <summary>What an attempt that ended without writing an outcome (its execution died) reads as.</summary>
+    internal const string AbandonedMessage =
+        "Abandoned: the execution ended without recording an outcome (its process or database connection died).";
+
+    /// <summary>What an attempt interrupted by a shutdown or a cancel reads as.</summary>
+    internal const string InterruptedMessage =
+        "Interrupted: the execution was stopped during the step (server shutdown, or the run was cancelled or its job deleted).";
+
+    /// <summary>The most characters of an exception's text kept with a failed attempt.</summary>
+    internal const int MaxStackTraceLength = 16_000;
 
     private static readonly string RunProgressSql =
         $"""
@@ -67,8 +97,15 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
     private readonly TimeSpan _guardCheckInterval;
 
-    public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds, TimeSpan guardCheckInterval = default)
+    // The job and server recorded with each attempt this execution starts.
+    private readonly string? _jobId;
+    private readonly string? _serverName;
+
+    public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds, TimeSpan guardCheckInterval = default,
+        string? jobId = null, string? serverName = null)
     {
+        _jobId = jobId;
+        _serverName = serverName;
         _guardCheckInterval = guardCheckInterval;
         _connection = connection;
         _dataSource = dataSource;
@@ -151,6 +188,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(StartSql, RunParameter(), Now(now)));
         batch.BatchCommands.Add(StepStartCommand(firstStep, now));
+        batch.BatchCommands.Add(AttemptStartCommand(firstStep, now));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return batch.BatchCommands[1].RecordsAffected == 1;
     }
@@ -178,16 +216,25 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
         batch.BatchCommands.Add(Command(RunProgressSql, RunParameter(), Now(now), new NpgsqlParameter("completed", completedSteps)));
         batch.BatchCommands.Add(StepStartCommand(next, now));
+        batch.BatchCommands.Add(AttemptStartCommand(next, now));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return batch.BatchCommands[2].RecordsAffected == 1;
     }
 
-    public async Task FailStepAsync(Guid stepId, string message, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task FailStepAsync(Guid stepId, Exception exception, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var message = exception.Message;
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(
             $"UPDATE {StepsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @step",
             new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message)));
+        batch.BatchCommands.Add(Command(
+            $"""
+            UPDATE {AttemptsTable} SET status = 'Failed', finished_at = @now, exception_message = @message, exception_type = @type, stack_trace = @stack
+            WHERE step_uuid = @step AND finished_at IS NULL
+            """,
+            new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message),
+            NpgsqlWorkflowStore.Text("type", exception.GetType().FullName), NpgsqlWorkflowStore.Text("stack", StackText(exception))));
         batch.BatchCommands.Add(FailRunCommand(message, now, runOperation));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -211,6 +258,9 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         {
             batch.BatchCommands.Add(Command($"UPDATE {StepsTable} SET status = 'Pending', modified = @now WHERE uuid = @step AND status = 'Running'",
                 new NpgsqlParameter("step", step), Now(now)));
+            batch.BatchCommands.Add(Command(
+                $"UPDATE {AttemptsTable} SET status = 'Pending', finished_at = @now, exception_message = @message WHERE step_uuid = @step AND finished_at IS NULL",
+                new NpgsqlParameter("step", step), Now(now), NpgsqlWorkflowStore.Text("message", InterruptedMessage)));
         }
 
         var interrupt = WorkflowTransitions.For(RunOperation.Interrupt);
@@ -272,6 +322,17 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         }
 
         return command;
+    }
+
+    private NpgsqlBatchCommand AttemptStartCommand(StepStart step, DateTimeOffset now)
+        => Command(AttemptStartedSql, new NpgsqlParameter("step", step.StepId), new NpgsqlParameter("attempt", step.Attempt), Now(now),
+            NpgsqlWorkflowStore.Text("job", _jobId), NpgsqlWorkflowStore.Text("server", _serverName), NpgsqlWorkflowStore.Text("abandoned", AbandonedMessage));
+
+    /// <summary>The exception as .NET prints it (type, message, stack, inner exceptions), bounded.</summary>
+    internal static string StackText(Exception exception)
+    {
+        var text = exception.ToString();
+        return text.Length <= MaxStackTraceLength ? text : string.Concat(text.AsSpan(0, MaxStackTraceLength - 1), "…");
     }
 
     private NpgsqlBatch NewBatch() => new(_connection) { Timeout = _timeout };

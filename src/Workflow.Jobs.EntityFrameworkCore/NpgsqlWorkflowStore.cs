@@ -16,21 +16,25 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 {
     internal const string RunsTable = "workflow.workflow_runs";
     internal const string StepsTable = "workflow.workflow_steps";
+    internal const string AttemptsTable = "workflow.workflow_step_attempts";
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly IDbContextFactory<WorkflowDbContext> _contexts;
     private readonly WorkflowJobsOptions _options;
     private readonly WorkflowNpgsqlOptions _npgsql;
     private readonly WorkflowRegistry _registry;
+    private readonly WorkflowExecutionOrigin _origin;
 
     // Enqueues hold a pooled connection in a transaction while the (synchronous) Hangfire client runs;
     // bounding them keeps a burst of callers from exhausting the pool and starving each other.
     private readonly SemaphoreSlim _enqueueSlots;
 
     public NpgsqlWorkflowStore([FromKeyedServices(WorkflowStorageKeys.DataSource)] NpgsqlDataSource dataSource,
-        IDbContextFactory<WorkflowDbContext> contexts, WorkflowJobsOptions options, WorkflowNpgsqlOptions npgsql, WorkflowRegistry registry)
+        IDbContextFactory<WorkflowDbContext> contexts, WorkflowJobsOptions options, WorkflowNpgsqlOptions npgsql, WorkflowRegistry registry,
+        WorkflowExecutionOrigin origin)
     {
         _registry = registry;
+        _origin = origin;
         var poolSize = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).MaxPoolSize;
         _enqueueSlots = new SemaphoreSlim(Math.Max(1, Math.Min(npgsql.MaxConcurrentEnqueues, poolSize / 2)));
         _dataSource = dataSource;
@@ -301,7 +305,21 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         var steps = includeSteps || run.Status != WorkflowStatus.Succeeded
             ? await db.Steps.AsNoTracking().Where(s => s.WorkflowRecordId == id).ToListAsync(cancellationToken).ConfigureAwait(false)
             : [];
-        return Map(run, steps, includeSteps);
+        var mapped = Map(run, steps, includeSteps);
+        if (!includeSteps || steps.Count == 0)
+        {
+            return mapped;
+        }
+
+        // The steps' attempts, by the (step, attempt) primary key.
+        var stepIds = steps.Select(s => s.Id).ToArray();
+        var attempts = await db.StepAttempts.AsNoTracking().Where(a => stepIds.Contains(a.StepId)).OrderBy(a => a.Attempt)
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        var byStep = attempts.ToLookup(a => a.StepId);
+        return mapped with
+        {
+            Steps = mapped.Steps.Select(step => step with { History = StepHistory.Read(byStep[step.Id], step, run.Status) }).ToList(),
+        };
     }
 
     public async Task<long> CountRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)
@@ -668,7 +686,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        return new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval);
+        // The job and server of this flow's execution (set by the job scheduler's filter), recorded with each step attempt.
+        return new NpgsqlRunExecution(connection, _dataSource, runId, _npgsql.CommandTimeoutSeconds, _npgsql.GuardCheckInterval, _origin.JobId, _origin.ServerName);
     }
 
     public async Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken)

@@ -87,6 +87,31 @@ internal sealed class WorkflowStepEntity
     public int Attempts { get; set; }
 }
 
+/// <summary>One attempt of a step: one start of its body, where it ran and how it ended.</summary>
+internal sealed class WorkflowStepAttemptEntity
+{
+    /// <summary>The step (<c>step_uuid</c>); with <see cref="Attempt"/>, the primary key.</summary>
+    public Guid StepId { get; set; }
+    /// <summary>The attempt's number, from 1.</summary>
+    public int Attempt { get; set; }
+    /// <summary>Start (UTC).</summary>
+    public DateTimeOffset StartedAt { get; set; }
+    /// <summary>End (UTC); null while it runs.</summary>
+    public DateTimeOffset? FinishedAt { get; set; }
+    /// <summary>Running, Succeeded, Failed, or Pending for an attempt that ended without an outcome.</summary>
+    public WorkflowStatus Status { get; set; }
+    /// <summary>The failure's message, or what ended the attempt without an outcome.</summary>
+    public string? ExceptionMessage { get; set; }
+    /// <summary>The failure's exception type.</summary>
+    public string? ExceptionType { get; set; }
+    /// <summary>The failure as .NET prints it (bounded).</summary>
+    public string? StackTrace { get; set; }
+    /// <summary>The Hangfire job that ran the attempt.</summary>
+    public string? JobId { get; set; }
+    /// <summary>The Hangfire server (or machine) that ran the attempt.</summary>
+    public string? ServerName { get; set; }
+}
+
 /// <summary>The workflow tables, in schema <c>workflow</c>.</summary>
 internal sealed class WorkflowDbContext : DbContext
 {
@@ -102,6 +127,9 @@ internal sealed class WorkflowDbContext : DbContext
     /// <summary>Steps (soft-deleted ones are filtered out).</summary>
     public DbSet<WorkflowStepEntity> Steps => Set<WorkflowStepEntity>();
 
+    /// <summary>Step attempts (deleted with their step).</summary>
+    public DbSet<WorkflowStepAttemptEntity> StepAttempts => Set<WorkflowStepAttemptEntity>();
+
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -109,6 +137,7 @@ internal sealed class WorkflowDbContext : DbContext
         modelBuilder.HasDefaultSchema(Schema);
         ConfigureRuns(modelBuilder.Entity<WorkflowRunEntity>());
         ConfigureSteps(modelBuilder.Entity<WorkflowStepEntity>());
+        ConfigureStepAttempts(modelBuilder.Entity<WorkflowStepAttemptEntity>());
     }
 
     private static void ConfigureRuns(EntityTypeBuilder<WorkflowRunEntity> run)
@@ -176,5 +205,24 @@ internal sealed class WorkflowDbContext : DbContext
         step.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(s => s.WorkflowRecordId).OnDelete(DeleteBehavior.Cascade);
         // One live record per (run, step), enforced by the database.
         step.HasIndex(s => new { s.WorkflowRecordId, s.StepName }).HasDatabaseName("ux_workflow_steps_run_step").IsUnique().HasFilter("NOT is_removed");
+    }
+
+    private static void ConfigureStepAttempts(EntityTypeBuilder<WorkflowStepAttemptEntity> attempt)
+    {
+        attempt.ToTable("workflow_step_attempts");
+        // The key (step, attempt) is also the index a run's history is read by.
+        attempt.HasKey(a => new { a.StepId, a.Attempt }).HasName("pk_workflow_step_attempts");
+        attempt.Property(a => a.StepId).HasColumnName("step_uuid");
+        attempt.Property(a => a.Attempt).HasColumnName("attempt").ValueGeneratedNever();
+        attempt.Property(a => a.StartedAt).HasColumnName("started_at");
+        attempt.Property(a => a.FinishedAt).HasColumnName("finished_at");
+        attempt.Property(a => a.Status).HasColumnName("status").HasConversion<string>().HasMaxLength(16).IsRequired();
+        attempt.Property(a => a.ExceptionMessage).HasColumnName("exception_message");
+        attempt.Property(a => a.ExceptionType).HasColumnName("exception_type").HasMaxLength(500);
+        attempt.Property(a => a.StackTrace).HasColumnName("stack_trace");
+        attempt.Property(a => a.JobId).HasColumnName("job_id").HasMaxLength(100);
+        attempt.Property(a => a.ServerName).HasColumnName("server_name").HasMaxLength(200);
+        // Deleted with their step, which is deleted with its run (purge, retention).
+        attempt.HasOne<WorkflowStepEntity>().WithMany().HasForeignKey(a => a.StepId).OnDelete(DeleteBehavior.Cascade);
     }
 }

@@ -165,7 +165,7 @@ internal sealed class WorkflowStateSyncFilter(IWorkflowStore store, TimeProvider
 }
 
 /// <summary>Supplies the integration's filters for this host only (no global filter collection is touched).</summary>
-internal sealed class WorkflowJobFilterProvider(WorkflowRetryFilter retry, WorkflowStateSyncFilter sync) : IJobFilterProvider
+internal sealed class WorkflowJobFilterProvider(WorkflowRetryFilter retry, WorkflowStateSyncFilter sync, WorkflowJobOriginFilter origin) : IJobFilterProvider
 {
     public IEnumerable<JobFilter> GetFilters(Job job)
     {
@@ -174,6 +174,11 @@ internal sealed class WorkflowJobFilterProvider(WorkflowRetryFilter retry, Workf
             return [];
         }
 
-        return [new JobFilter(retry, JobFilterScope.Method, order: 100), new JobFilter(sync, JobFilterScope.Method, order: 100)];
+        return
+        [
+            new JobFilter(retry, JobFilterScope.Method, order: 100),
+            new JobFilter(sync, JobFilterScope.Method, order: 100),
+            new JobFilter(origin, JobFilterScope.Method, order: 100),
+        ];
     }
 }

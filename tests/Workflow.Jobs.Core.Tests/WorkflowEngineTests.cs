@@ -93,7 +93,7 @@ public class WorkflowEngineTests
         Assert.That(ex!.Message, Is.EqualTo("this step failed"));
         Assert.That(ex.InnerException, Is.TypeOf<InvalidOperationException>());
         Assert.That(ex.StepName, Is.EqualTo(nameof(ThrowingStep)));
-        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", RunOperation.Fail, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), It.Is<Exception>(x => x.Message == "this step failed"), RunOperation.Fail, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
     }
 
     [Test]
@@ -163,7 +163,7 @@ public class WorkflowEngineTests
 
         Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId, retriedByScheduler: true, CancellationToken.None));
 
-        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), "this step failed", RunOperation.FailForRetry, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()),
+        _execution.Verify(e => e.FailStepAsync(It.IsAny<Guid>(), It.Is<Exception>(x => x.Message == "this step failed"), RunOperation.FailForRetry, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()),
             Times.Once);
     }
 }

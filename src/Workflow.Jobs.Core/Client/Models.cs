@@ -128,6 +128,12 @@ public sealed record WorkflowStepRun
 
     /// <summary>How many times the step body has been started.</summary>
     public int Attempts { get; init; }
+
+    /// <summary>
+    /// The step's attempts, oldest first: when each ran, on which job and server, and how it ended (with its error).
+    /// Filled by <see cref="IWorkflowClient.GetAsync"/>; empty in listings.
+    /// </summary>
+    public IReadOnlyList<WorkflowStepAttempt> History { get; init; } = [];
 }
 
 /// <summary>

@@ -29,6 +29,7 @@ public static class WorkflowJobsServiceCollectionExtensions
         services.TryAddSingleton(sp => new WorkflowRegistry(sp.GetServices<WorkflowRegistration>()));
         services.TryAddSingleton<IWorkflowCatalog>(sp => new WorkflowCatalog(sp.GetRequiredService<WorkflowRegistry>()));
         services.TryAddSingleton(sp => new WorkflowMetrics(sp.GetService<IMeterFactory>()));
+        services.TryAddSingleton<WorkflowExecutionOrigin>();
         services.TryAddSingleton<WorkflowEngine>();
         services.TryAddSingleton<WorkflowRunner>();
         services.TryAddSingleton<IWorkflowRunner>(sp => sp.GetRequiredService<WorkflowRunner>());

@@ -177,7 +177,10 @@ internal interface IRunExecution : IAsyncDisposable
     /// <summary>The run's live step records.</summary>
     IReadOnlyList<StepRecord> Steps { get; }
 
-    /// <summary>Marks the run Running (one more attempt) and starts its first pending step. False when the run was cancelled or removed meanwhile.</summary>
+    /// <summary>
+    /// Marks the run Running (one more attempt) and starts its first pending step (recording the step's attempt). False when the
+    /// run was cancelled or removed meanwhile.
+    /// </summary>
     Task<bool> StartAsync(StepStart firstStep, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Marks a run whose steps have all been checkpointed as succeeded.</summary>
@@ -190,15 +193,16 @@ internal interface IRunExecution : IAsyncDisposable
     Task<bool> CompleteStepAsync(Guid stepId, JObject output, StepStart? next, JObject? runOutput, int completedSteps, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Records a failed step with the original message, and applies <paramref name="runOperation"/> to the run
-    /// (<see cref="RunOperation.Fail"/>, or <see cref="RunOperation.FailForRetry"/> when the job scheduler may retry) with the same message.
+    /// Records a failed step with the exception's message (and its attempt with the exception's type and stack trace), and
+    /// applies <paramref name="runOperation"/> to the run (<see cref="RunOperation.Fail"/>, or <see cref="RunOperation.FailForRetry"/>
+    /// when the job scheduler may retry) with the same message.
     /// </summary>
-    Task FailStepAsync(Guid stepId, string message, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken);
+    Task FailStepAsync(Guid stepId, Exception exception, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>Puts an interrupted run and step back to Pending (shutdown mid-step).</summary>
+    /// <summary>Puts an interrupted run and step back to Pending (shutdown mid-step), ending the step's attempt without an outcome.</summary>
     Task InterruptAsync(Guid? stepId, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>

@@ -204,7 +204,7 @@ internal sealed partial class WorkflowEngine
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             LogStepFailed(ex, run.Id, workflow.Name, step.Name, start.StepId, start.Attempt);
             var runOperation = retriedByScheduler && !WorkflowFailures.IsFinal(ex) ? RunOperation.FailForRetry : RunOperation.Fail;
-            await execution.FailStepAsync(start.StepId, ex.Message, runOperation, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            await execution.FailStepAsync(start.StepId, ex, runOperation, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
             _metrics.RunsFailed.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
             throw new UnitOfWorkException(ex.Message, ex is WorkflowDataValidationException v ? v.Code : UnitOfWorkException.StepFailedCode, ex)
             {

@@ -167,6 +167,59 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.ToTable("workflow_runs", "workflow");
                 });
 
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepAttemptEntity", b =>
+                {
+                    b.Property<Guid>("StepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("step_uuid");
+
+                    b.Property<int>("Attempt")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempt");
+
+                    b.Property<string>("ExceptionMessage")
+                        .HasColumnType("text")
+                        .HasColumnName("exception_message");
+
+                    b.Property<string>("ExceptionType")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("exception_type");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("JobId")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("job_id");
+
+                    b.Property<string>("ServerName")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("server_name");
+
+                    b.Property<string>("StackTrace")
+                        .HasColumnType("text")
+                        .HasColumnName("stack_trace");
+
+                    b.Property<DateTimeOffset>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.HasKey("StepId", "Attempt")
+                        .HasName("pk_workflow_step_attempts");
+
+                    b.ToTable("workflow_step_attempts", "workflow");
+                });
+
             modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepEntity", b =>
                 {
                     b.Property<Guid>("Id")
@@ -242,6 +295,15 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasFilter("NOT is_removed");
 
                     b.ToTable("workflow_steps", "workflow");
+                });
+
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepAttemptEntity", b =>
+                {
+                    b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowStepEntity", null)
+                        .WithMany()
+                        .HasForeignKey("StepId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepEntity", b =>

@@ -4,8 +4,8 @@ using Hangfire.Dashboard.Pages;
 
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
-/// <summary><c>/workflows/{id}</c>: the run, its step timeline, input and output, job link, Retry and Cancel.</summary>
-internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
+/// <summary><c>/workflows/{id}</c>: the run, its step timeline, each step's attempts, input and output, job link, Retry and Cancel.</summary>
+internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
 {
     public override void Execute()
     {
@@ -32,6 +32,7 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
 
         WriteSummary();
         WriteSteps();
+        WriteAttemptHistory();
 
         WriteLiteral("<h3 class=\"workflow-section\">Data</h3><div class=\"row\"><div class=\"col-md-6\"><h4>Input</h4>");
         WriteJson(run.Input, "No input.");
