@@ -206,6 +206,33 @@ public class WorkflowApiTests
     }
 
     [Test]
+    public async Task GetRun_CarriesEachStepsAttemptHistory_WhenAStepFailedBeforeSucceeding()
+    {
+        var id = await SampleHost.EnqueueAsync(_client, Provisioning, ValidInput("ops@history.test", subscriptionFailures: 1));
+        await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
+
+        using var response = await _client.GetAsync($"/api/workflows/{id}");
+        var run = await SampleHost.ReadJsonAsync(response);
+
+        var history = (JArray)run["steps"]!.Single(s => s["name"]!.Value<string>() == "create-subscription")["history"]!;
+        Assert.That(history.Select(a => a["attempt"]!.Value<int>()), Is.EqualTo(new[] { 1, 2 }));
+        Assert.That(history.Select(a => a["status"]!.Value<string>()), Is.EqualTo(new[] { "Failed", "Succeeded" }));
+        var failed = history[0];
+        Assert.Multiple(() =>
+        {
+            Assert.That(failed["exceptionMessage"]!.Value<string>(), Is.Not.Empty);
+            Assert.That(failed["exceptionType"]!.Value<string>(), Does.Contain("Exception"));
+            Assert.That(failed["stackTrace"]!.Value<string>(), Does.Contain(failed["exceptionMessage"]!.Value<string>()));
+            Assert.That(failed["startedAt"]!.Type, Is.EqualTo(JTokenType.String));
+            Assert.That(failed["finishedAt"]!.Type, Is.EqualTo(JTokenType.String));
+            Assert.That(failed["durationMs"]!.Type, Is.EqualTo(JTokenType.Float).Or.EqualTo(JTokenType.Integer));
+            Assert.That(history.Select(a => a["jobId"]!.Value<string>()), Is.All.EqualTo(run["jobId"]!.Value<string>()));
+            Assert.That(history.Select(a => a["serverName"]!.Value<string>()), Is.All.Not.Empty);
+            Assert.That(history[1]["exceptionMessage"]!.Type, Is.EqualTo(JTokenType.Null));
+        });
+    }
+
+    [Test]
     public async Task Enqueue_Returns400WithEveryFieldErrorAndPersistsNothing_WhenInputIsInvalid()
     {
         var before = await CountRunsAsync("true");
