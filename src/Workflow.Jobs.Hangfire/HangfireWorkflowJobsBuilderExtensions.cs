@@ -86,6 +86,8 @@ public static class HangfireWorkflowJobsBuilderExtensions
         services.TryAddSingleton<WorkflowStateSyncFilter>();
         services.TryAddSingleton<WorkflowJobFilterProvider>();
         services.TryAddSingleton<WorkflowNameCache>();
+        services.TryAddSingleton(sp => new WorkflowJobBulkWriter(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource),
+            sp.GetRequiredService<LibraryJobStorage>(), sp.GetRequiredService<IJobFilterProvider>(), sp.GetRequiredService<WorkflowHangfireOptions>()));
         services.TryAddSingleton<IWorkflowJobDispatcher, HangfireWorkflowJobDispatcher>();
         services.TryAddSingleton<IWorkflowScheduler, HangfireWorkflowScheduler>();
         services.TryAddTransient(sp => new WorkflowJob(sp.GetRequiredService<WorkflowEngine>(),
