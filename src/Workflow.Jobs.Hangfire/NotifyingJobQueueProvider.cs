@@ -298,7 +298,8 @@ internal sealed partial class NotifyingJobQueueProvider : IPersistentJobQueuePro
             var node = owner.Register(new Waiter(inner, queues));
             try
             {
-                return inner.Dequeue(queues, cancellationToken);
+                var fetched = inner.Dequeue(queues, cancellationToken);
+                return new FetchedJob(owner, fetched, (fetched as PostgreSqlFetchedJob)?.Queue ?? queues[0]);
             }
             finally
             {
@@ -322,6 +323,46 @@ internal sealed partial class NotifyingJobQueueProvider : IPersistentJobQueuePro
             batch.ExecuteNonQuery();
         }
     }
+
+    /// <summary>
+    /// A fetched job whose requeue (a worker stopped before it ran the job: shutdown) also wakes a worker, of this
+    /// server or another, instead of leaving the job to the fallback poll.
+    /// </summary>
+    private sealed class FetchedJob(NotifyingJobQueueProvider owner, IFetchedJob inner, string queue) : IFetchedJob
+    {
+        public string JobId => inner.JobId;
+
+        public void RemoveFromQueue() => inner.RemoveFromQueue();
+
+        public void Requeue()
+        {
+            inner.Requeue();
+            owner.NotifyRequeued(queue);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    private void NotifyRequeued(string queue)
+    {
+        try
+        {
+            using var connection = _dataSource.OpenConnection();
+            using var command = new NpgsqlCommand("SELECT pg_notify($1, $2)", connection);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Channel });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = queue });
+            command.ExecuteNonQuery();
+        }
+        // The requeue itself is done; without its notification the job waits for the fallback poll.
+        catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            LogRequeueNotificationFailed(ex, queue);
+        }
+    }
+
+    [LoggerMessage(EventId = 241, Level = LogLevel.Warning,
+        Message = "A job requeued on queue {Queue} could not wake a worker (its notification failed); it waits for the queue poll")]
+    private partial void LogRequeueNotificationFailed(Exception exception, string queue);
 
     private sealed class Monitoring(IPersistentJobQueueMonitoringApi inner) : IPersistentJobQueueMonitoringApi
     {
