@@ -10,11 +10,12 @@
 # commits per second, stranded dequeues, CPU per step, and per-step cost with 1,000,000 historical step
 # rows. It prints a table (figures, targets, verdicts) and writes bench-results.json at the repository root. Definitions and figures: docs/benchmarks.md.
 #
-# Options (defaults in brackets): --rounds N [3]  --workers N [8]  --poll-ms MS [library default, 50]
+# Options (defaults in brackets): --rounds N [3]  --workers N [8]  --poll-ms MS [library default: 5000 with the wake-up, 50 without]
 #   --history-steps N [1000000]  --output PATH [bench-results.json]  --keep (keep the databases)
 #   --only raw,empty,continuations,one,ten,latency,idle,stranded,history  --profile (needs pg_stat_statements)
 #   --dequeues N [20000]  --idle-seconds N [30]  --schedule-ms MS [library default, 1000]
-#   --queue poll|longpoll|notify [poll: the library as it is; the others are the pickup spike's variants]
+#   --queue notify|poll|longpoll [notify: the library's default wake-up on enqueue; poll: the wake-up off (50 ms poll);
+#     longpoll: Hangfire.PostgreSql's long polling, for comparison]
 #   --smoke (tiny counts: checks that the benchmark works; its figures mean nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 export WORKFLOW_PG_PORT="${WORKFLOW_PG_PORT:-55433}"
 
 case "${1:-}" in
-  -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 esac
 
 connection="$(deploy/local-postgres.sh start | tail -n 1)"

@@ -170,7 +170,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         await copy.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+    public async Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<IReadOnlyList<NewRunRecord>, IReadOnlyList<string>>? createJobs,
         CancellationToken cancellationToken)
     {
         if (runs.Count == 0)
@@ -181,7 +181,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await CreateRunsCoreAsync(runs, createJob, cancellationToken).ConfigureAwait(false);
+            return await CreateRunsCoreAsync(runs, createJobs, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
         {
@@ -193,12 +193,12 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         }
     }
 
-    private async Task<IReadOnlyList<CreateRunResult>> CreateRunsCoreAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+    private async Task<IReadOnlyList<CreateRunResult>> CreateRunsCoreAsync(IReadOnlyList<NewRunRecord> runs, Func<IReadOnlyList<NewRunRecord>, IReadOnlyList<string>>? createJobs,
         CancellationToken cancellationToken)
     {
         // Same transaction rules as one run: the jobs enlist in this scope on the same connection. A batch
         // writes a job per run, so it gets more time than one enqueue before the scope aborts it.
-        using var scope = createJob is null && Transaction.Current is null
+        using var scope = createJobs is null && Transaction.Current is null
             ? null
             : new TransactionScope(TransactionScopeOption.Required,
                 new TransactionOptions { IsolationLevel = IsolationLevel.ReadCommitted, Timeout = BatchTimeout },
@@ -262,14 +262,13 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         }
 
         var jobs = new Dictionary<Guid, string>();
-        if (createJob is not null)
+        if (createJobs is not null)
         {
-            foreach (var run in runs.Where(r => inserted.Contains(r.Id)))
+            var created = runs.Where(r => inserted.Contains(r.Id)).ToList();
+            var jobIds = created.Count == 0 ? [] : createJobs(created);
+            for (var i = 0; i < created.Count; i++)
             {
-                if (createJob(run) is { } jobId)
-                {
-                    jobs[run.Id] = jobId;
-                }
+                jobs[created[i].Id] = jobIds[i];
             }
 
             if (jobs.Count > 0)

@@ -5,7 +5,8 @@ using Hangfire.States;
 namespace Workflow.Jobs.Hangfire;
 
 /// <summary>Creates, requeues and deletes workflow jobs through this host's Hangfire client and storage.</summary>
-internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 client, JobStorage storage, WorkflowHangfireStorage? hosting = null)
+internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 client, JobStorage storage, WorkflowHangfireStorage? hosting = null,
+    WorkflowJobBulkWriter? bulk = null)
     : IWorkflowJobDispatcher
 {
     public bool JoinsRunTransaction => hosting?.JoinsRunTransaction ?? true;
@@ -22,6 +23,20 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
             [WorkflowJobParameters.WorkflowId] = runId.ToString(),
         };
         return client.Create(job, state, parameters);
+    }
+
+    /// <summary>
+    /// In one statement when the bulk writer can write for this storage and no run is delayed; otherwise through
+    /// Hangfire's client, one job at a time.
+    /// </summary>
+    public IReadOnlyList<string> EnqueueMany(string workflowName, IReadOnlyList<RunJob> runs)
+    {
+        if (bulk is not null && runs.Count > 1 && runs.All(r => r.Delay is not { } d || d <= TimeSpan.Zero) && bulk.CanWrite(storage))
+        {
+            return bulk.Write(workflowName, runs);
+        }
+
+        return runs.Select(r => Enqueue(r.RunId, workflowName, r.Queue, r.Delay)).ToList();
     }
 
     public bool Requeue(string jobId, string? queue)

@@ -51,21 +51,7 @@ public static class HangfireWorkflowJobsBuilderExtensions
         // The Workflows page in the dashboard (also under a plain UseHangfireDashboard); registered once per process.
         Workflow.Jobs.Hangfire.Dashboard.WorkflowDashboardRoutes.EnsureRegistered();
 
-        services.TryAddSingleton(sp => new LibraryJobStorage(() => new PostgreSqlStorage(
-            new PostgreSqlDataSourceConnectionFactory(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource)),
-            new PostgreSqlStorageOptions
-            {
-                SchemaName = options.SchemaName,
-                QueuePollInterval = options.QueuePollInterval,
-                InvisibilityTimeout = options.InvisibilityTimeout,
-                // Hangfire.PostgreSql's locks are rows that a killed process never deletes; a job whose state
-                // lock it held waits for the lock to expire (default 10 minutes), so expire it with the same bound.
-                DistributedLockTimeout = options.InvisibilityTimeout,
-                UseSlidingInvisibilityTimeout = true,
-                EnableTransactionScopeEnlistment = true,
-                EnableLongPolling = false,
-                PrepareSchemaIfNecessary = true,
-            })));
+        services.TryAddSingleton(sp => new LibraryJobStorage(() => CreateStorage(sp, options)));
 
         // Registered with TryAdd: an application's storage and activator registered before this call are kept as
         // they are; registered before an application's AddHangfire, these defer to its configuration.
@@ -101,6 +87,8 @@ public static class HangfireWorkflowJobsBuilderExtensions
         services.TryAddSingleton<WorkflowJobOriginFilter>();
         services.TryAddSingleton<WorkflowJobFilterProvider>();
         services.TryAddSingleton<WorkflowNameCache>();
+        services.TryAddSingleton(sp => new WorkflowJobBulkWriter(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource),
+            sp.GetRequiredService<LibraryJobStorage>(), sp.GetRequiredService<IJobFilterProvider>(), sp.GetRequiredService<WorkflowHangfireOptions>()));
         services.TryAddSingleton<IWorkflowJobDispatcher, HangfireWorkflowJobDispatcher>();
         services.TryAddSingleton<IWorkflowScheduler, HangfireWorkflowScheduler>();
         services.TryAddTransient(sp => new WorkflowJob(sp.GetRequiredService<WorkflowEngine>(),
@@ -115,6 +103,38 @@ public static class HangfireWorkflowJobsBuilderExtensions
 
         registration.MarkOwn(services.Where(d => !before.Contains(d)));
         return builder;
+    }
+
+    /// <summary>
+    /// The library's Hangfire storage on the workflow data source, with the queue wake-up on the server's queues
+    /// when <see cref="WorkflowHangfireOptions.WakeWorkersOnEnqueue"/> is on.
+    /// </summary>
+    private static (PostgreSqlStorage Storage, IDisposable? Owned) CreateStorage(IServiceProvider services, WorkflowHangfireOptions options)
+    {
+        var dataSource = services.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource);
+        var storage = new PostgreSqlStorage(new PostgreSqlDataSourceConnectionFactory(dataSource), new PostgreSqlStorageOptions
+        {
+            SchemaName = options.SchemaName,
+            QueuePollInterval = options.EffectiveQueuePollInterval,
+            InvisibilityTimeout = options.InvisibilityTimeout,
+            // Hangfire.PostgreSql's locks are rows that a killed process never deletes; a job whose state
+            // lock it held waits for the lock to expire (default 10 minutes), so expire it with the same bound.
+            DistributedLockTimeout = options.InvisibilityTimeout,
+            UseSlidingInvisibilityTimeout = true,
+            EnableTransactionScopeEnlistment = true,
+            EnableLongPolling = false,
+            PrepareSchemaIfNecessary = true,
+        });
+        if (!options.WakeWorkersOnEnqueue)
+        {
+            return (storage, null);
+        }
+
+        var provider = new NotifyingJobQueueProvider(storage, dataSource, options.SchemaName,
+            services.GetRequiredService<ILoggerFactory>().CreateLogger<NotifyingJobQueueProvider>());
+        // A server's queues must all belong to one provider (Hangfire.PostgreSql refuses a server whose queues do not).
+        storage.QueueProviders.Add(provider, options.Queues.Distinct(StringComparer.OrdinalIgnoreCase));
+        return (storage, provider);
     }
 
     /// <summary>The library's Hangfire server, as Hangfire's <c>AddHangfireServer</c> would build it; nothing when the library does not own the server.</summary>

@@ -167,14 +167,28 @@ internal sealed class WorkflowHangfireRegistration
             ?? (descriptor.ImplementationFactory?.GetType() is { IsGenericType: true } factory ? factory.GetGenericArguments()[^1] : null);
 }
 
-/// <summary>The Hangfire storage the library builds on the workflow data source, created only when it is used.</summary>
-internal sealed class LibraryJobStorage(Func<PostgreSqlStorage> create)
+/// <summary>
+/// The Hangfire storage the library builds on the workflow data source, created only when it is used, with what it
+/// owns (the queue wake-up's listener), disposed with the host.
+/// </summary>
+internal sealed class LibraryJobStorage(Func<(PostgreSqlStorage Storage, IDisposable? Owned)> create) : IDisposable
 {
-    private readonly Lazy<PostgreSqlStorage> _storage = new(create, LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Lazy<(PostgreSqlStorage Storage, IDisposable? Owned)> _storage = new(create, LazyThreadSafetyMode.ExecutionAndPublication);
 
-    public PostgreSqlStorage Storage => _storage.Value;
+    public PostgreSqlStorage Storage => _storage.Value.Storage;
 
-    public bool Owns(JobStorage storage) => _storage.IsValueCreated && ReferenceEquals(_storage.Value, storage);
+    /// <summary>The queue wake-up of the storage, when it has one.</summary>
+    public NotifyingJobQueueProvider? WakeUp => _storage.IsValueCreated ? _storage.Value.Owned as NotifyingJobQueueProvider : null;
+
+    public bool Owns(JobStorage storage) => _storage.IsValueCreated && ReferenceEquals(_storage.Value.Storage, storage);
+
+    public void Dispose()
+    {
+        if (_storage.IsValueCreated)
+        {
+            _storage.Value.Owned?.Dispose();
+        }
+    }
 }
 
 /// <summary>

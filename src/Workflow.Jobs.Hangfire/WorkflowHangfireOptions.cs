@@ -21,13 +21,32 @@ public sealed class WorkflowHangfireOptions
     public IReadOnlyList<string> Queues { get; set; } = ["default"];
 
     /// <summary>
-    /// How often idle workers look for new jobs. Default 50 ms: Hangfire.PostgreSql's default of 15 s is
-    /// far too slow for workflows, and its long polling can strand a fetched job (see docs), so a short
-    /// poll is used instead. Each idle worker makes one small read-only transaction per interval (20 per
-    /// second at the default); a job enqueued from another process waits on average about
-    /// interval / (workers + 1) before an idle worker looks.
+    /// Wake idle workers when a job is enqueued, from any process: the enqueue transaction also sends a PostgreSQL
+    /// <c>NOTIFY</c>, and each server listens on one connection of its own and wakes one waiting worker per job.
+    /// Default <c>true</c>. The queue poll (<see cref="QueuePollInterval"/>) is then only a fallback, for jobs
+    /// enqueued without a notification (by a process without the wake-up, or to a queue not in <see cref="Queues"/>)
+    /// and while the listening connection is being reopened; an idle server costs a few commits a second instead of
+    /// one per worker per poll. Applies only when the library built the Hangfire storage (an application's own
+    /// storage keeps its queue settings), to the queues named in <see cref="Queues"/>: a host that enqueues runs to
+    /// other queues (processed by servers elsewhere) should name them there too.
     /// </summary>
-    public TimeSpan QueuePollInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+    public bool WakeWorkersOnEnqueue { get; set; } = true;
+
+    /// <summary>
+    /// How often idle workers look for new jobs without being woken. Default: 5 s with
+    /// <see cref="WakeWorkersOnEnqueue"/> (a fallback), 50 ms without it (Hangfire.PostgreSql's default of 15 s
+    /// is far too slow for workflows, and its long polling can strand a fetched job, see docs). Each idle worker
+    /// makes one small read-only transaction per interval; a job enqueued from another process without a
+    /// wake-up waits on average about interval / (workers + 1) before an idle worker looks.
+    /// </summary>
+    public TimeSpan? QueuePollInterval { get; set; }
+
+    /// <summary>The queue poll in effect: <see cref="QueuePollInterval"/> or its default.</summary>
+    internal TimeSpan EffectiveQueuePollInterval
+        => QueuePollInterval ?? (WakeWorkersOnEnqueue ? FallbackQueuePollInterval : TimeSpan.FromMilliseconds(50));
+
+    /// <summary>The default queue poll with the wake-up on.</summary>
+    internal static readonly TimeSpan FallbackQueuePollInterval = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// How long a fetched job may go without a heartbeat before another server takes it again (the
@@ -84,7 +103,7 @@ public sealed class WorkflowHangfireOptions
             throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(LeaderLoopInterval)} must be at least 10 ms.");
         }
 
-        if (QueuePollInterval <= TimeSpan.Zero)
+        if (QueuePollInterval is { } poll && poll <= TimeSpan.Zero)
         {
             throw new InvalidOperationException($"{nameof(WorkflowHangfireOptions)}.{nameof(QueuePollInterval)} must be positive.");
         }

@@ -22,7 +22,13 @@ internal static class BenchmarkHosts
         builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
             .AddWorkflow<OneStepWorkflow>()
             .AddWorkflow<TenStepWorkflow>()
-            .AddHangfireJobs(o => o.RunServer = false);
+            .AddHangfireJobs(o =>
+            {
+                o.RunServer = false;
+                BenchmarkQueueModes.Configure(o, queueMode, pollInterval);
+                // The stranded-dequeue count fetches from this host's storage on a queue of its own (no server runs here).
+                o.Queues = ["default", BenchmarkQueueModes.DequeueQueue];
+            });
         BenchmarkQueueModes.Apply(builder.Services, queueMode, pollInterval);
         var host = builder.Build();
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -47,7 +53,7 @@ internal static class BenchmarkHosts
             .AddHangfireJobs(o =>
             {
                 o.WorkerCount = workers;
-                o.QueuePollInterval = pollInterval;
+                BenchmarkQueueModes.Configure(o, queueMode, pollInterval);
                 o.CancellationCheckInterval = cancellationCheckInterval;
                 o.SchedulePollingInterval = schedulePollingInterval;
                 o.ServerName = "wjbench-worker";

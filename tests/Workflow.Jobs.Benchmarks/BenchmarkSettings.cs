@@ -24,17 +24,26 @@ public sealed class BenchmarkSettings
     /// </summary>
     public int Workers { get; set; } = 8;
 
-    /// <summary>Hangfire queue poll interval of the worker process (the library's default).</summary>
-    public TimeSpan QueuePollInterval { get; set; } = new WorkflowHangfireOptions().QueuePollInterval;
+    /// <summary>
+    /// Hangfire queue poll interval of the hosts (<c>--poll-ms</c>); default the library's for the queue mode (a
+    /// 5 s fallback with the wake-up, 50 ms for the plain poll).
+    /// </summary>
+    public TimeSpan QueuePollInterval
+    {
+        get => _queuePollInterval ?? new WorkflowHangfireOptions { WakeWorkersOnEnqueue = QueueMode != QueueMode.Poll }.EffectiveQueuePollInterval;
+        set => _queuePollInterval = value;
+    }
+
+    private TimeSpan? _queuePollInterval;
 
     /// <summary>How often the worker's server checks its running jobs for deletion (the library's default).</summary>
     public TimeSpan CancellationCheckInterval { get; set; } = new WorkflowHangfireOptions().CancellationCheckInterval;
 
     /// <summary>
-    /// How the hosts fetch jobs (<c>--queue poll|longpoll|notify</c>): the library as it is (default), or
-    /// one of the enqueue→pickup spike's variants (docs/benchmarks.md).
+    /// How the hosts fetch jobs (<c>--queue notify|poll|longpoll</c>): the library's default (the wake-up on
+    /// enqueue), the library with the wake-up off (the short poll), or Hangfire.PostgreSql's long polling (docs/benchmarks.md).
     /// </summary>
-    public QueueMode QueueMode { get; set; } = QueueMode.Poll;
+    public QueueMode QueueMode { get; set; } = QueueMode.Notify;
 
     /// <summary>Dequeues of the stranded-dequeue count (in bursts of <see cref="Workers"/> jobs).</summary>
     public int Dequeues { get; set; } = 20_000;

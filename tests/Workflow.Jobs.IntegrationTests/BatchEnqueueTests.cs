@@ -99,4 +99,55 @@ public class BatchEnqueueTests
         var scheduled = _host.Services.GetRequiredService<JobStorage>().GetMonitoringApi().ScheduledCount();
         Assert.That(scheduled, Is.GreaterThanOrEqualTo(count), "each delayed run's job is scheduled");
     }
+
+    [Test]
+    public async Task EnqueueManyAsync_WritesJobsAsHangfiresClientDoes_WhenWritingThemInBulk()
+    {
+        // A host without a server, so the jobs stay as they were created.
+        var connectionString = await TestDatabases.CreateAsync("batch_bulk");
+        var host = await TestHosts.StartHangfireHostAsync(connectionString, o => o.RunServer = false);
+        try
+        {
+            var client = host.Services.GetRequiredService<IWorkflowClient>();
+            var storage = host.Services.GetRequiredService<JobStorage>();
+            Assert.That(host.Services.GetRequiredService<Workflow.Jobs.Hangfire.WorkflowJobBulkWriter>().CanWrite(storage), Is.True,
+                "the library's storage with Hangfire's default filters is written in bulk");
+            var single = await client.EnqueueAsync<AddWorkflow>(new WorkflowInput(new AddInput { Argument1 = 1, Argument2 = 2 }));
+            var batch = await client.EnqueueManyAsync("add", [Add(3, 4), Add(5, 6)]);
+
+            var rows = new Dictionary<Guid, string>();
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            foreach (var id in batch.Prepend(single))
+            {
+                // Everything Hangfire stores about the job, with the run id (the only difference) taken out.
+                await using var command = new NpgsqlCommand("""
+                    SELECT concat_ws(' | ', j.statename, j.stateid = s.id, j.expireat IS NULL, j.invocationdata::text, j.arguments::text,
+                                     s.name, s.reason, s.data - 'EnqueuedAt', s.data ? 'EnqueuedAt',
+                                     (SELECT string_agg(p.name || '=' || p.value, ',' ORDER BY p.name) FROM hangfire.jobparameter p WHERE p.jobid = j.id),
+                                     (SELECT string_agg(q.queue || ':' || (q.fetchedat IS NULL), ',') FROM hangfire.jobqueue q WHERE q.jobid = j.id),
+                                     (SELECT count(*) FROM hangfire.state x WHERE x.jobid = j.id))
+                    FROM workflow.workflow_runs r JOIN hangfire.job j ON j.id = r.job_id::bigint JOIN hangfire.state s ON s.jobid = j.id
+                    WHERE r.uuid = @id
+                    """, connection);
+                command.Parameters.AddWithValue("id", id);
+                rows[id] = ((string)(await command.ExecuteScalarAsync())!).Replace(id.ToString(), "<run>", StringComparison.Ordinal);
+            }
+
+            Assert.That(rows[single], Does.Contain("Enqueued | t | t").And.Contain("default:t"), rows[single]);
+            Assert.That(rows[batch[0]], Is.EqualTo(rows[single]), "a job written in bulk");
+            Assert.That(rows[batch[1]], Is.EqualTo(rows[single]), "another job written in bulk");
+
+            using var hangfire = storage.GetConnection();
+            var data = hangfire.GetJobData((await client.GetAsync(batch[1]))!.JobId!);
+            Assert.That(data.State, Is.EqualTo("Enqueued"));
+            Assert.That(data.Job.Type, Is.EqualTo(typeof(Workflow.Jobs.Hangfire.WorkflowJob)));
+            Assert.That(data.Job.Args[0], Is.EqualTo(batch[1]));
+        }
+        finally
+        {
+            await host.StopAsync();
+            host.Dispose();
+        }
+    }
 }

@@ -63,7 +63,7 @@ public sealed class BenchmarkSmokeTests
                 Assert.That(root.GetProperty("settings").GetProperty("workers").GetInt32(), Is.EqualTo(8));
                 // The library's short poll fetches without a LISTEN task, so no fetched job can wait for a
                 // notification: none may be stranded, even in a smoke run.
-                Assert.That(root.GetProperty("settings").GetProperty("queue_mode").GetString(), Is.EqualTo("poll"));
+                Assert.That(root.GetProperty("settings").GetProperty("queue_mode").GetString(), Is.EqualTo("notify"));
                 Assert.That(root.GetProperty("settings").GetProperty("dequeues_counted").GetInt32(), Is.GreaterThan(0), "dequeues_counted");
                 Assert.That(root.GetProperty("stranded_dequeues").GetDouble(), Is.Zero, "stranded_dequeues");
                 Assert.That(DateTimeOffset.TryParse(root.GetProperty("date").GetString(), out _), Is.True, "date");

@@ -4,6 +4,9 @@ using Newtonsoft.Json.Linq;
 namespace Workflow.Jobs;
 
 /// <summary>Creates and removes the jobs that execute runs (implemented by the Hangfire adapter).</summary>
+/// <summary>The job to create for a new run: its queue and the delay before it starts.</summary>
+internal sealed record RunJob(Guid RunId, string? Queue, TimeSpan? Delay);
+
 internal interface IWorkflowJobDispatcher
 {
     /// <summary>
@@ -14,6 +17,13 @@ internal interface IWorkflowJobDispatcher
 
     /// <summary>Creates the job for a run, inside the caller's ambient transaction; returns the job id.</summary>
     string Enqueue(Guid runId, string workflowName, string? queue, TimeSpan? delay);
+
+    /// <summary>
+    /// Creates the jobs of several runs of one workflow inside the caller's ambient transaction; returns their job
+    /// ids in order. A dispatcher that can write jobs in bulk does; by default, one <see cref="Enqueue"/> each.
+    /// </summary>
+    IReadOnlyList<string> EnqueueMany(string workflowName, IReadOnlyList<RunJob> runs)
+        => runs.Select(r => Enqueue(r.RunId, workflowName, r.Queue, r.Delay)).ToList();
 
     /// <summary>Puts an existing job back in its queue with a fresh retry budget; false when the job no longer exists.</summary>
     bool Requeue(string jobId, string? queue);
@@ -147,7 +157,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         {
             var batch = records.Skip(offset).Take(BatchSize).ToList();
             var results = await _store.CreateRunsAsync(batch,
-                dispatcher.JoinsRunTransaction ? run => dispatcher.Enqueue(run.Id, workflow.Name, run.Queue, _jobs.RemainingDelay(run.NotBefore)) : null,
+                dispatcher.JoinsRunTransaction
+                    ? created => dispatcher.EnqueueMany(workflow.Name, created.Select(r => new RunJob(r.Id, r.Queue, _jobs.RemainingDelay(r.NotBefore))).ToList())
+                    : null,
                 cancellationToken).ConfigureAwait(false);
             for (var i = 0; i < results.Count; i++)
             {

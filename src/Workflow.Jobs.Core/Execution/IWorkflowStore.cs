@@ -95,10 +95,10 @@ internal interface IWorkflowStore
 
     /// <summary>
     /// Inserts runs of one workflow in one transaction (joining the caller's), honouring idempotency keys,
-    /// and, when <paramref name="createJob"/> is given, creates the jobs of the new runs in that transaction.
-    /// Results are in the order of <paramref name="runs"/>.
+    /// and, when <paramref name="createJobs"/> is given, creates the jobs of the new runs in that transaction (one
+    /// call with the runs actually inserted, returning their job ids in order). Results are in the order of <paramref name="runs"/>.
     /// </summary>
-    Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<NewRunRecord, string?>? createJob,
+    Task<IReadOnlyList<CreateRunResult>> CreateRunsAsync(IReadOnlyList<NewRunRecord> runs, Func<IReadOnlyList<NewRunRecord>, IReadOnlyList<string>>? createJobs,
         CancellationToken cancellationToken);
 
     Task<WorkflowRun?> GetRunAsync(Guid id, bool includeSteps, CancellationToken cancellationToken);

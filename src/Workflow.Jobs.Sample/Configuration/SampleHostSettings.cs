@@ -64,7 +64,7 @@ public sealed class SampleHostSettings
     /// <summary><c>WorkflowJobs:Workers:ServerName</c>: the Hangfire server name; default the machine name.</summary>
     public string ServerName { get; init; } = Environment.MachineName;
 
-    /// <summary><c>WorkflowJobs:Workers:QueuePollIntervalMs</c>: how often idle workers poll. Default 50 ms (the library's default).</summary>
+    /// <summary><c>WorkflowJobs:Workers:QueuePollIntervalMs</c>: how often idle workers poll. Default: the library's (a 5 s fallback with the queue wake-up, 50 ms without).</summary>
     public TimeSpan? QueuePollInterval { get; init; }
 
     /// <summary><c>WorkflowJobs:Workers:InvisibilityTimeoutSeconds</c>: recovery bound after a worker dies. Default 60 s (the library's default).</summary>

@@ -1,0 +1,165 @@
+using System.Globalization;
+using Hangfire;
+using Hangfire.Common;
+using Hangfire.States;
+using Hangfire.Storage;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Workflow.Jobs.Hangfire;
+
+/// <summary>
+/// Creates the Enqueued jobs of a batch of new runs in one statement on the library's own Hangfire storage: the rows
+/// Hangfire's client writes for each job (the job with its invocation data, its parameters, its Enqueued state, its
+/// queue row), for all the batch's jobs at once, in the runs' transaction, plus the queue wake-up's notification.
+/// <para>
+/// Hangfire's client writes them in about ten round trips per job and runs its filters on each. This writer is
+/// only used where that makes no difference: the storage is the one the library built on its data source, and every
+/// filter of a workflow job is one whose effect on a job created Enqueued is known and reproduced here (Hangfire's
+/// default global filters, of which only <see cref="CaptureCultureAttribute"/> writes anything at creation, and the
+/// workflow filters, which do nothing then). With any other filter, or a delayed run (Scheduled), jobs are created
+/// through Hangfire's client one by one, as before. The payloads are serialized by Hangfire's own public serializers,
+/// so a job written here reads back exactly like one created by the client.
+/// </para>
+/// </summary>
+internal sealed class WorkflowJobBulkWriter
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly LibraryJobStorage _library;
+    private readonly IJobFilterProvider _filters;
+    private readonly string _sql;
+    private readonly string? _channel;
+    private bool? _filtersKnown;
+
+    public WorkflowJobBulkWriter(NpgsqlDataSource dataSource, LibraryJobStorage library, IJobFilterProvider filters, WorkflowHangfireOptions options)
+    {
+        _dataSource = dataSource;
+        _library = library;
+        _filters = filters;
+        _channel = options.WakeWorkersOnEnqueue ? NotifyingJobQueueProvider.ChannelName(options.SchemaName) : null;
+        var schema = "\"" + options.SchemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        // Job and state ids are drawn first so that each job row can name its state row (job.stateid) and every
+        // child row its job, all in one statement (foreign keys are checked at its end).
+        _sql = $"""
+            WITH src AS MATERIALIZED (
+                SELECT nextval(pg_get_serial_sequence('{schema}."job"', 'id')) AS id,
+                       nextval(pg_get_serial_sequence('{schema}."state"', 'id')) AS state_id,
+                       t.n, t.invocation, t.arguments, t.queue, t.state_data
+                FROM unnest(@invocations, @arguments, @queues, @states) WITH ORDINALITY AS t(invocation, arguments, queue, state_data, n)),
+            j AS (
+                INSERT INTO {schema}."job" ("id", "stateid", "statename", "invocationdata", "arguments", "createdat", "expireat")
+                SELECT id, state_id, 'Enqueued', invocation::jsonb, arguments::jsonb, @created, NULL FROM src),
+            s AS (
+                INSERT INTO {schema}."state" ("id", "jobid", "name", "reason", "createdat", "data")
+                SELECT state_id, id, 'Enqueued', NULL, @created, state_data::jsonb FROM src),
+            p AS (
+                INSERT INTO {schema}."jobparameter" ("jobid", "name", "value")
+                SELECT src.id, p.name, p.value FROM unnest(@parameter_jobs, @parameter_names, @parameter_values) AS p(n, name, value)
+                JOIN src ON src.n = p.n),
+            q AS (
+                INSERT INTO {schema}."jobqueue" ("jobid", "queue") SELECT id, queue FROM src)
+            SELECT id{(_channel is null ? "" : ", pg_notify(@channel, queue)")} FROM src ORDER BY n
+            """;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="storage"/> is the library's own and a workflow job has only filters whose effect at
+    /// creation this writer reproduces (decided once: filters are registered when the host is built).
+    /// </summary>
+    public bool CanWrite(JobStorage storage)
+    {
+        if (!_library.Owns(storage))
+        {
+            return false;
+        }
+
+        return _filtersKnown ??= _filters.GetFilters(SampleJob).All(f => IsKnown(f.Instance));
+    }
+
+    /// <summary>Creates the jobs, in the caller's ambient transaction; returns their ids in the order of <paramref name="runs"/>.</summary>
+    public IReadOnlyList<string> Write(string workflowName, IReadOnlyList<RunJob> runs)
+    {
+        var created = DateTime.UtcNow;
+        var invocations = new string[runs.Count];
+        var arguments = new string[runs.Count];
+        var queues = new string[runs.Count];
+        var states = new string[runs.Count];
+        var parameterJobs = new List<long>();
+        var parameterNames = new List<string>();
+        var parameterValues = new List<string>();
+        var culture = CultureInfo.CurrentCulture.Name;
+        var uiCulture = CultureInfo.CurrentUICulture.Name;
+        for (var i = 0; i < runs.Count; i++)
+        {
+            var run = runs[i];
+            var queue = run.Queue ?? EnqueuedState.DefaultQueue;
+            var runId = run.RunId;
+            var job = Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(runId, CancellationToken.None), run.Queue);
+            var invocation = InvocationData.SerializeJob(job);
+            invocations[i] = SerializationHelper.Serialize(invocation);
+            arguments[i] = invocation.Arguments ?? "[]";
+            queues[i] = queue;
+            states[i] = SerializationHelper.Serialize(new EnqueuedState(queue).SerializeData());
+            // What the client writes: the dispatcher's parameters, then CaptureCultureAttribute's (the UI culture only
+            // when it differs, as under the compatibility level the library configures).
+            AddParameter(i, WorkflowJobParameters.WorkflowName, workflowName);
+            AddParameter(i, WorkflowJobParameters.WorkflowId, runId.ToString());
+            AddParameter(i, "CurrentCulture", culture);
+            if (!string.Equals(uiCulture, culture, StringComparison.Ordinal))
+            {
+                AddParameter(i, "CurrentUICulture", uiCulture);
+            }
+        }
+
+        // In the runs' transaction scope, this is the connector the runs were inserted on.
+        using var connection = _dataSource.OpenConnection();
+        using var command = new NpgsqlCommand(_sql, connection);
+        command.Parameters.Add(new NpgsqlParameter("invocations", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = invocations });
+        command.Parameters.Add(new NpgsqlParameter("arguments", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = arguments });
+        command.Parameters.Add(new NpgsqlParameter("queues", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = queues });
+        command.Parameters.Add(new NpgsqlParameter("states", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = states });
+        command.Parameters.Add(new NpgsqlParameter("created", NpgsqlDbType.TimestampTz) { Value = created });
+        command.Parameters.Add(new NpgsqlParameter("parameter_jobs", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = parameterJobs.ToArray() });
+        command.Parameters.Add(new NpgsqlParameter("parameter_names", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = parameterNames.ToArray() });
+        command.Parameters.Add(new NpgsqlParameter("parameter_values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = parameterValues.ToArray() });
+        if (_channel is not null)
+        {
+            command.Parameters.Add(new NpgsqlParameter("channel", NpgsqlDbType.Text) { Value = _channel });
+        }
+
+        var ids = new List<string>(runs.Count);
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                ids.Add(reader.GetInt64(0).ToString(CultureInfo.InvariantCulture));
+            }
+        }
+
+        if (ids.Count != runs.Count)
+        {
+            throw new InvalidOperationException($"Created {ids.Count} jobs for {runs.Count} runs.");
+        }
+
+        return ids;
+
+        void AddParameter(int index, string name, string value)
+        {
+            parameterJobs.Add(index + 1);
+            parameterNames.Add(name);
+            parameterValues.Add(SerializationHelper.Serialize(value, SerializationOption.User));
+        }
+    }
+
+    private static readonly Job SampleJob = Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(Guid.Empty, CancellationToken.None));
+
+    // Hangfire's default global filters and the workflow filters: none acts on a job created Enqueued except
+    // CaptureCultureAttribute (its default settings: it writes the culture parameters above).
+    private static bool IsKnown(object filter) => filter switch
+    {
+        CaptureCultureAttribute capture => capture.CaptureDefault,
+        AutomaticRetryAttribute or StatisticsHistoryAttribute or ContinuationsSupportAttribute => true,
+        WorkflowRetryFilter or WorkflowStateSyncFilter => true,
+        _ => false,
+    };
+}
