@@ -243,6 +243,17 @@ public class StepHistoryReadTests
     }
 
     [Test]
+    public void StackText_IsBoundedWithAnEllipsis_WhenTheExceptionTextIsLonger()
+    {
+        var text = NpgsqlRunExecution.StackText(new InvalidOperationException(new string('x', 40_000)));
+
+        Assert.That(text, Has.Length.EqualTo(NpgsqlRunExecution.MaxStackTraceLength));
+        Assert.That(text, Does.StartWith("System.InvalidOperationException: xxx").And.EndWith("…"));
+        Assert.That(NpgsqlRunExecution.Bounded("short", 200), Is.EqualTo("short"));
+        Assert.That(NpgsqlRunExecution.Bounded(null, 200), Is.Null);
+    }
+
+    [Test]
     public void Read_ShowsAnOpenEarlierAttemptAsAbandoned_AndOrdersByAttempt()
     {
         var history = StepHistory.Read([Open(2), Open(1)], Step(WorkflowStatus.Running, 2), WorkflowStatus.Running);
