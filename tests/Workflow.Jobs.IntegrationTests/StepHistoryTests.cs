@@ -231,6 +231,14 @@ public class StepHistoryReadTests
         Assert.That(history.Single().ExceptionMessage, Is.Null);
     }
 
+    [Test]
+    public void Read_KeepsTheLatestOpenAttemptRunning_WhenTheRunWaits()
+    {
+        var history = StepHistory.Read([Open(1)], Step(WorkflowStatus.Waiting, 1), WorkflowStatus.Waiting);
+
+        Assert.That(history.Single().Status, Is.EqualTo(WorkflowStatus.Running));
+    }
+
     [TestCase(WorkflowStatus.Cancelled)]
     [TestCase(WorkflowStatus.Failed)]
     [TestCase(WorkflowStatus.Pending)]
