@@ -104,8 +104,9 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds, TimeSpan guardCheckInterval = default,
         string? jobId = null, string? serverName = null)
     {
-        _jobId = jobId;
-        _serverName = serverName;
+        // Bounded to their columns: a long server name must never make a checkpoint fail.
+        _jobId = Bounded(jobId, 100);
+        _serverName = Bounded(serverName, 200);
         _guardCheckInterval = guardCheckInterval;
         _connection = connection;
         _dataSource = dataSource;
@@ -234,7 +235,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             WHERE step_uuid = @step AND finished_at IS NULL
             """,
             new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message),
-            NpgsqlWorkflowStore.Text("type", exception.GetType().FullName), NpgsqlWorkflowStore.Text("stack", StackText(exception))));
+            NpgsqlWorkflowStore.Text("type", Bounded(exception.GetType().FullName, 500)), NpgsqlWorkflowStore.Text("stack", StackText(exception))));
         batch.BatchCommands.Add(FailRunCommand(message, now, runOperation));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -329,11 +330,11 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             NpgsqlWorkflowStore.Text("job", _jobId), NpgsqlWorkflowStore.Text("server", _serverName), NpgsqlWorkflowStore.Text("abandoned", AbandonedMessage));
 
     /// <summary>The exception as .NET prints it (type, message, stack, inner exceptions), bounded.</summary>
-    internal static string StackText(Exception exception)
-    {
-        var text = exception.ToString();
-        return text.Length <= MaxStackTraceLength ? text : string.Concat(text.AsSpan(0, MaxStackTraceLength - 1), "…");
-    }
+    internal static string StackText(Exception exception) => Bounded(exception.ToString(), MaxStackTraceLength)!;
+
+    /// <summary>The text cut to at most <paramref name="length"/> characters (ending with an ellipsis when cut).</summary>
+    internal static string? Bounded(string? text, int length)
+        => text is null || text.Length <= length ? text : string.Concat(text.AsSpan(0, length - 1), "…");
 
     private NpgsqlBatch NewBatch() => new(_connection) { Timeout = _timeout };
 

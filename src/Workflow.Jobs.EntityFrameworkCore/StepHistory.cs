@@ -13,8 +13,7 @@ internal static class StepHistory
         var history = new List<WorkflowStepAttempt>();
         foreach (var row in rows.OrderBy(a => a.Attempt))
         {
-            var live = row.Attempt == step.Attempts && step.Status == WorkflowStatus.Running
-                       && runStatus is WorkflowStatus.Running or WorkflowStatus.Waiting;
+            var live = row.Attempt == step.Attempts && runStatus is WorkflowStatus.Running or WorkflowStatus.Waiting;
             var open = row.FinishedAt is null;
             history.Add(new WorkflowStepAttempt
             {

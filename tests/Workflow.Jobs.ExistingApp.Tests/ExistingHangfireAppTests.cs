@@ -246,6 +246,9 @@ public class ExistingHangfireAppTests
             Is.EqualTo(1), "the workflow's job is in the application's schema");
         await Eventually.UntilAsync(() => Task.FromResult(host.Services.GetRequiredService<LegacyLog>().Contains(legacyMarker)), Deadline, "the application's job ran");
         Assert.That(storage.GetMonitoringApi().Servers(), Has.Count.EqualTo(1));
+        // The application's server runs the workflow filters too: each step attempt names its job and that server.
+        Assert.That(run.Steps.SelectMany(s => s.History).Select(a => (a.JobId, a.ServerName)),
+            Is.All.EqualTo((run.JobId, storage.GetMonitoringApi().Servers().Single().Name)));
     }
 
     [Test]

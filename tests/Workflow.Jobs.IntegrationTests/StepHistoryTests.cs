@@ -231,6 +231,14 @@ public class StepHistoryReadTests
         Assert.That(history.Single().ExceptionMessage, Is.Null);
     }
 
+    [Test]
+    public void Read_KeepsTheLatestOpenAttemptRunning_WhenTheRunWaits()
+    {
+        var history = StepHistory.Read([Open(1)], Step(WorkflowStatus.Waiting, 1), WorkflowStatus.Waiting);
+
+        Assert.That(history.Single().Status, Is.EqualTo(WorkflowStatus.Running));
+    }
+
     [TestCase(WorkflowStatus.Cancelled)]
     [TestCase(WorkflowStatus.Failed)]
     [TestCase(WorkflowStatus.Pending)]
@@ -240,6 +248,17 @@ public class StepHistoryReadTests
 
         Assert.That(history.Single().Status, Is.EqualTo(WorkflowStatus.Pending));
         Assert.That(history.Single().ExceptionMessage, Does.StartWith("Abandoned"));
+    }
+
+    [Test]
+    public void StackText_IsBoundedWithAnEllipsis_WhenTheExceptionTextIsLonger()
+    {
+        var text = NpgsqlRunExecution.StackText(new InvalidOperationException(new string('x', 40_000)));
+
+        Assert.That(text, Has.Length.EqualTo(NpgsqlRunExecution.MaxStackTraceLength));
+        Assert.That(text, Does.StartWith("System.InvalidOperationException: xxx").And.EndWith("…"));
+        Assert.That(NpgsqlRunExecution.Bounded("short", 200), Is.EqualTo("short"));
+        Assert.That(NpgsqlRunExecution.Bounded(null, 200), Is.Null);
     }
 
     [Test]
