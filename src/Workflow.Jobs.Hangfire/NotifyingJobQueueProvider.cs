@@ -100,12 +100,13 @@ internal sealed partial class NotifyingJobQueueProvider : IPersistentJobQueuePro
     internal static string ChannelName(string schemaName)
     {
         var name = "workflow_jobs_" + schemaName;
-        if (name.Length <= 63 && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+        // LISTEN takes the name unquoted (folded to lower case) and pg_notify compares it exactly: lower case only.
+        if (name.Length <= 63 && name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_'))
         {
             return name;
         }
 
-        // Identifiers are limited to 63 bytes; a long or unusual schema name gets a stable digest instead.
+        // Identifiers are limited to 63 bytes; a long, upper-case or unusual schema name gets a stable digest instead.
         var digest = SHA256.HashData(Encoding.UTF8.GetBytes(schemaName));
         return "workflow_jobs_" + Convert.ToHexStringLower(digest, 0, 16);
     }

@@ -245,7 +245,22 @@ internal sealed class BenchmarkRunner
     /// </summary>
     private async Task StrandedDequeuesAsync(BenchDatabase database, CancellationToken cancellationToken)
     {
-        var storage = database.Client.Services.GetRequiredService<JobStorage>();
+        // A host of its own, disposed at the end: with the wake-up its fetches open a LISTEN connection, which must
+        // not outlive this section (the rounds wait until every connection of the database has closed).
+        using var host = await BenchmarkHosts.StartClientAsync(database.ConnectionString, _settings.QueueMode, _settings.QueuePollInterval, cancellationToken)
+            .ConfigureAwait(false);
+        try
+        {
+            await StrandedDequeuesAsync(database, host.Services.GetRequiredService<JobStorage>(), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task StrandedDequeuesAsync(BenchDatabase database, JobStorage storage, CancellationToken cancellationToken)
+    {
         var burst = _settings.Workers;
         var bursts = Math.Max(1, _settings.Dequeues / burst);
         var pending = new CountdownEvent[bursts];

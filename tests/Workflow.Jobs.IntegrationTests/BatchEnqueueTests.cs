@@ -137,6 +137,12 @@ public class BatchEnqueueTests
             Assert.That(rows[single], Does.Contain("Enqueued | t | t").And.Contain("default:t"), rows[single]);
             Assert.That(rows[batch[0]], Is.EqualTo(rows[single]), "a job written in bulk");
             Assert.That(rows[batch[1]], Is.EqualTo(rows[single]), "another job written in bulk");
+            await using (var created = new NpgsqlCommand(
+                "SELECT count(DISTINCT j.createdat) FROM workflow.workflow_runs r JOIN hangfire.job j ON j.id = r.job_id::bigint WHERE r.uuid = ANY(@ids)", connection))
+            {
+                created.Parameters.AddWithValue("ids", batch.ToArray());
+                Assert.That(await created.ExecuteScalarAsync(), Is.EqualTo(1L), "the batch's jobs were written by one statement (one creation time), not one by one");
+            }
 
             using var hangfire = storage.GetConnection();
             var data = hangfire.GetJobData((await client.GetAsync(batch[1]))!.JobId!);
