@@ -568,6 +568,29 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         }
     }
 
+    public async Task<IReadOnlyList<WorkflowForkLink>> ListForksAsync(Guid runId, int limit, CancellationToken cancellationToken)
+    {
+        // The partial index on forked_from answers this.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"SELECT uuid, status, created FROM {RunsTable} WHERE forked_from = @id AND NOT is_removed ORDER BY created, uuid LIMIT @limit", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.AddWithValue("id", runId);
+        command.Parameters.AddWithValue("limit", limit);
+        var forks = new List<WorkflowForkLink>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var status = Enum.Parse<WorkflowStatus>(await reader.GetFieldValueAsync<string>(1, cancellationToken).ConfigureAwait(false));
+            forks.Add(new WorkflowForkLink(await reader.GetFieldValueAsync<Guid>(0, cancellationToken).ConfigureAwait(false), status,
+                await reader.GetFieldValueAsync<DateTimeOffset>(2, cancellationToken).ConfigureAwait(false)));
+        }
+
+        return forks;
+    }
+
     public async Task<WorkflowStatus?> GetStatusAsync(Guid runId, CancellationToken cancellationToken)
     {
         await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);

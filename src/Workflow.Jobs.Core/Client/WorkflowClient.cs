@@ -247,13 +247,37 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     public Task<int> RetryManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
     {
         RequireDispatcher();
-        return TransitionManyAsync(query, RunOperation.Retry, JobRequestKind.Requeue, cancellationToken);
+        return TransitionManyAsync(query, RunOperation.Retry, JobRequestKind.Requeue, afterBatch: null, cancellationToken);
     }
 
     public Task<int> CancelManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
-        => TransitionManyAsync(query, RunOperation.Cancel, _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, cancellationToken);
+        => TransitionManyAsync(query, RunOperation.Cancel, _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, afterBatch: null, cancellationToken);
 
-    public async Task<int> PurgeAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+    public Task<int> PurgeAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+        => PurgeAsync(query, afterBatch: null, cancellationToken);
+
+    /// <summary>
+    /// A bulk action (retry, cancel or purge) over the query's filters, as <see cref="RetryManyAsync"/>,
+    /// <see cref="CancelManyAsync"/> and <see cref="PurgeAsync(WorkflowQuery, CancellationToken)"/> do it;
+    /// <paramref name="afterBatch"/> is told the running total after each batch (progress of a long action).
+    /// </summary>
+    internal Task<int> BulkAsync(WorkflowBulkAction action, WorkflowQuery query, Func<int, CancellationToken, Task>? afterBatch, CancellationToken cancellationToken)
+    {
+        switch (action)
+        {
+            case WorkflowBulkAction.Retry:
+                RequireDispatcher();
+                return TransitionManyAsync(query, RunOperation.Retry, JobRequestKind.Requeue, afterBatch, cancellationToken);
+            case WorkflowBulkAction.Cancel:
+                return TransitionManyAsync(query, RunOperation.Cancel, _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, afterBatch, cancellationToken);
+            case WorkflowBulkAction.Purge:
+                return PurgeAsync(query, afterBatch, cancellationToken);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(action), action, "Unknown bulk action.");
+        }
+    }
+
+    private async Task<int> PurgeAsync(WorkflowQuery query, Func<int, CancellationToken, Task>? afterBatch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(query);
         WorkflowQueryRules.ValidateFilters(query, nameof(query));
@@ -263,6 +287,10 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             var jobs = await _store.PurgeAsync(query, BulkBatchSize, cancellationToken).ConfigureAwait(false);
             purged += jobs.Count;
             DeleteJobsOfPurgedRuns(jobs);
+            if (afterBatch is not null)
+            {
+                await afterBatch(purged, cancellationToken).ConfigureAwait(false);
+            }
 
             if (jobs.Count < BulkBatchSize)
             {
@@ -314,7 +342,8 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     /// <summary>Runs changed per transaction by the bulk actions.</summary>
     internal const int BulkBatchSize = 1_000;
 
-    private async Task<int> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest, CancellationToken cancellationToken)
+    private async Task<int> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest,
+        Func<int, CancellationToken, Task>? afterBatch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(query);
         WorkflowQueryRules.ValidateFilters(query, nameof(query));
@@ -328,6 +357,11 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             foreach (var request in batch.Where(r => r.Kind != JobRequestKind.None))
             {
                 await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (afterBatch is not null)
+            {
+                await afterBatch(changed, cancellationToken).ConfigureAwait(false);
             }
 
             if (batch.Count < BulkBatchSize)

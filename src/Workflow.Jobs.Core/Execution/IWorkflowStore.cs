@@ -115,6 +115,9 @@ internal interface IWorkflowStore
     /// </summary>
     long CountFailedRuns(long cap);
 
+    /// <summary>The runs forked from <paramref name="runId"/> (<see cref="WorkflowRun.ForkedFrom"/>), oldest first, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<WorkflowForkLink>> ListForksAsync(Guid runId, int limit, CancellationToken cancellationToken);
+
     /// <summary>
     /// Takes the run's execution guard (waiting while another execution holds it) and loads the run
     /// with its live steps. Disposing the result releases the guard.
@@ -220,3 +223,6 @@ internal interface IGuardWatch : IAsyncDisposable
 
 /// <summary>A run that is Running while nobody holds its guard: its execution died.</summary>
 internal sealed record AbandonedRun(Guid RunId, string? JobId, string? Queue);
+
+/// <summary>A run forked from another: what the original's page lists.</summary>
+internal sealed record WorkflowForkLink(Guid Id, WorkflowStatus Status, DateTimeOffset Created);

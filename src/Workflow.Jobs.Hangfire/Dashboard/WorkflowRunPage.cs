@@ -4,8 +4,8 @@ using Hangfire.Dashboard.Pages;
 
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
-/// <summary><c>/workflows/{id}</c>: the run, its step timeline, input and output, job link, Retry and Cancel.</summary>
-internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
+/// <summary><c>/workflows/{id}</c>: the run, its step timeline, input and output, job link, Retry, Cancel and Fork.</summary>
+internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
 {
     public override void Execute()
     {
@@ -30,7 +30,9 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
             WriteLiteral("</pre></div>");
         }
 
+        WriteForkPanel();
         WriteSummary();
+        WriteForkLinks();
         WriteSteps();
 
         WriteLiteral("<h3 class=\"workflow-section\">Data</h3><div class=\"row\"><div class=\"col-md-6\"><h4>Input</h4>");
@@ -50,14 +52,9 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
         {
             if (canRetry || canCancel)
             {
-                WriteLiteral("<p class=\"text-muted\"><span class=\"glyphicon glyphicon-lock\"></span> Read-only dashboard: Retry and Cancel are not available.</p>");
+                WriteLiteral("<p class=\"text-muted\"><span class=\"glyphicon glyphicon-lock\"></span> Read-only dashboard: Retry, Cancel and Fork are not available.</p>");
             }
 
-            return;
-        }
-
-        if (!canRetry && !canCancel)
-        {
             return;
         }
 
@@ -76,6 +73,7 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
             WriteLiteral("\"><span class=\"glyphicon glyphicon-remove\"></span> Cancel</button>");
         }
 
+        WriteForkButton();
         WriteLiteral("</div>");
     }
 
