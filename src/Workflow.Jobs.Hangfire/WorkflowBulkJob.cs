@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using System.Globalization;
 using Hangfire;
 using Hangfire.Server;
 using Microsoft.AspNetCore.Http;
@@ -11,7 +10,7 @@ namespace Workflow.Jobs.Hangfire;
 /// <summary>
 /// A bulk action started from the Workflows page (retry, cancel or purge every run of a filter), run by the host's
 /// Hangfire server in batches of one transaction each. Progress is kept in the job's parameters
-/// (<see cref="TotalParameter"/>, <see cref="DoneParameter"/>), updated after each batch, which the page polls.
+/// (<see cref="TotalParameter"/>, <see cref="DoneParameter"/>: JSON numbers), updated after each batch, which the page polls.
 /// </summary>
 internal sealed class WorkflowBulkJob
 {
@@ -46,11 +45,11 @@ internal sealed class WorkflowBulkJob
 
         var query = parsed.ToWorkflowQuery(limit: 1) with { Offset = 0 };
         var total = await _client.CountAsync(query, cancellationToken).ConfigureAwait(false);
-        context?.SetJobParameter(TotalParameter, total.ToString(CultureInfo.InvariantCulture));
-        context?.SetJobParameter(DoneParameter, "0");
+        context?.SetJobParameter(TotalParameter, total);
+        context?.SetJobParameter(DoneParameter, 0L);
         return await _client.BulkAsync(bulkAction, query, (done, _) =>
         {
-            context?.SetJobParameter(DoneParameter, done.ToString(CultureInfo.InvariantCulture));
+            context?.SetJobParameter(DoneParameter, (long)done);
             return Task.CompletedTask;
         }, cancellationToken).ConfigureAwait(false);
     }
