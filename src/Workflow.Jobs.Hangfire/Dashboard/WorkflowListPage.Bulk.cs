@@ -54,7 +54,7 @@ internal sealed partial class WorkflowListPage
 
         WriteLiteral("<div id=\"workflow-bulk-progress\" class=\"alert alert-info workflow-bulk-progress\" data-workflow-bulk-status=\"");
         Write(Url.To(WorkflowBulkDispatcher.StatusPath(jobId)));
-        WriteLiteral("\" data-state=\"\"><span id=\"workflow-bulk-progress-text\">Bulk action (job <a href=\"");
+        WriteLiteral("\" data-state=\"\"><span id=\"workflow-bulk-progress-text\" class=\"workflow-bulk-progress-text\">Bulk action (job <a href=\"");
         Write(Url.JobDetails(jobId));
         WriteLiteral("\">#");
         Write(jobId);
@@ -63,6 +63,8 @@ internal sealed partial class WorkflowListPage
         Write(Url.JobDetails(jobId));
         WriteLiteral("\">Hangfire job #");
         Write(jobId);
-        WriteLiteral("</a></div>");
+        WriteLiteral("</a> <a id=\"workflow-bulk-reload\" class=\"btn btn-xs btn-default\" hidden href=\"");
+        Write(Url.To(WorkflowDashboardRoutes.ListPath + filter.ToQuery()));
+        WriteLiteral("\">Show the runs now</a></div>");
     }
 }

@@ -139,7 +139,11 @@
         progress.className = 'alert workflow-bulk-progress ' + (status.state === 'Failed' ? 'alert-danger' : status.finished ? 'alert-success' : 'alert-info');
         progress.setAttribute('data-state', status.state);
         progress.setAttribute('data-done', status.done);
-        if (!status.finished) { window.setTimeout(function () { poll(progress); }, 1000); }
+        if (status.finished) {
+          document.getElementById('workflow-bulk-reload').hidden = false;
+        } else {
+          window.setTimeout(function () { poll(progress); }, 1000);
+        }
       })
       .catch(function (error) {
         document.getElementById('workflow-bulk-progress-text').textContent = error.message;
