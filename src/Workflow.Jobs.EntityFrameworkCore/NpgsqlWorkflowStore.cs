@@ -619,6 +619,19 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         return requests;
     }
 
+    public async Task<int> CompleteJobRequestsAsync(IReadOnlyList<Guid> runIds, JobRequestKind kind, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"UPDATE {RunsTable} SET job_request = NULL WHERE uuid = ANY(@runs) AND job_request = @kind", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds.ToArray() });
+        command.Parameters.Add(Text("kind", JobRequestText(kind)));
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task<bool> CompleteJobRequestAsync(Guid runId, JobRequestKind kind, string? jobId, CancellationToken cancellationToken)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

@@ -22,6 +22,13 @@ internal interface IWorkflowJobDispatcher
     void Delete(string jobId);
 
     /// <summary>
+    /// Puts many existing jobs back in their queues with a fresh retry budget in one write of the job storage (a bulk
+    /// retry), as <see cref="Requeue"/> does each. False when this dispatcher cannot (the caller requeues them one by
+    /// one); throws when the write failed (a job no longer exists, the storage is unreachable), and then nothing was written.
+    /// </summary>
+    bool TryRequeueMany(IReadOnlyList<JobRequest> requests) => false;
+
+    /// <summary>
     /// Puts the job of an abandoned execution (its process or connection died) back in its queue, keeping its
     /// retry budget; only while the job storage still shows it processing. False when it did not.
     /// </summary>
@@ -354,10 +361,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             // crash leaves). A changed run no longer has a status the operation starts from, so the loop ends.
             var batch = await _store.TransitionManyAsync(query, operation, jobRequest, _time.GetUtcNow(), BulkBatchSize, cancellationToken).ConfigureAwait(false);
             changed += batch.Count;
-            foreach (var request in batch.Where(r => r.Kind != JobRequestKind.None))
-            {
-                await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
-            }
+            await _jobs.AfterCommitManyAsync(batch.Where(r => r.Kind != JobRequestKind.None).ToList(), cancellationToken).ConfigureAwait(false);
 
             if (afterBatch is not null)
             {

@@ -156,6 +156,12 @@ internal interface IWorkflowStore
     Task<IReadOnlyList<JobRequest>> GetJobRequestsAsync(DateTimeOffset recordedBefore, int limit, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Marks the job writes of <paramref name="kind"/> of many runs done in one statement (those still pending; the job
+    /// ids are unchanged). Returns how many were marked.
+    /// </summary>
+    Task<int> CompleteJobRequestsAsync(IReadOnlyList<Guid> runIds, JobRequestKind kind, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Marks a job write done (when it is still the run's pending one), storing the job id when one was created.
     /// Returns false when another write replaced it meanwhile.
     /// </summary>
