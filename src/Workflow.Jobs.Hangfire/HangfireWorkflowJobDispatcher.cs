@@ -113,8 +113,8 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
             INSERT INTO {schema}."jobqueue" ("jobid", "queue") SELECT * FROM unnest(@ids, @queues);
             UPDATE {schema}."jobparameter" SET "value" = '0' WHERE "jobid" = ANY(@ids) AND "name" = @parameter;
             INSERT INTO {schema}."jobparameter" ("jobid", "name", "value")
-            SELECT id, @parameter, '0' FROM unnest(@ids) AS id
-            WHERE NOT EXISTS (SELECT 1 FROM {schema}."jobparameter" p WHERE p."jobid" = id AND p."name" = @parameter);
+            SELECT u.jobid, @parameter, '0' FROM unnest(@ids) AS u(jobid)
+            WHERE NOT EXISTS (SELECT 1 FROM {schema}."jobparameter" p WHERE p."jobid" = u.jobid AND p."name" = @parameter);
             """, connection, transaction);
         command.Parameters.Add(new NpgsqlParameter("ids", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = ids });
         command.Parameters.Add(new NpgsqlParameter("queues", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = queues });
