@@ -165,12 +165,20 @@ internal sealed partial class WorkflowApiEndpoints
             return body.Error;
         }
 
+        // Tags ride in the query string (the body is the composite input): tag=key:value, repeatable.
+        var tagErrors = new List<WorkflowDataError>();
+        var tags = ReadTags(request.Query, "tag", tagErrors);
+        if (tagErrors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, tagErrors);
+        }
+
         Guid id;
         try
         {
             // No body (or only whitespace) is the empty input: every step takes its defaults.
             var input = body.Text!.Trim().Length == 0 ? new JObject() : WorkflowJson.ParseObject(body.Text);
-            id = await client.EnqueueAsync(name, input, new EnqueueOptions { IdempotencyKey = key.Length == 0 ? null : key }, cancellationToken)
+            id = await client.EnqueueAsync(name, input, new EnqueueOptions { IdempotencyKey = key.Length == 0 ? null : key, Tags = tags }, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (WorkflowDataValidationException ex)
@@ -182,6 +190,7 @@ internal sealed partial class WorkflowApiEndpoints
             return UnknownWorkflow(name);
         }
 
+        IReadOnlyDictionary<string, string> storedTags = tags ?? new Dictionary<string, string>();
         if (key.Length > 0)
         {
             // A key names one run: reusing it for another workflow is a client error, not a silent answer about a different run.
@@ -191,12 +200,42 @@ internal sealed partial class WorkflowApiEndpoints
                 return ApiResults.Problem(StatusCodes.Status409Conflict, IdempotencyKeyHeader,
                     $"The {IdempotencyKeyHeader} was already used for run {id} of workflow '{existing.WorkflowName}'.");
             }
+
+            // A repeated request answers the first run, with the tags it was stored with.
+            storedTags = existing?.Tags ?? storedTags;
         }
 
-        var logger = Logger(request.HttpContext);
-        LogEnqueued(logger, id, name);
-        return Accepted(id);
+        var (logger, user) = (Logger(request.HttpContext), UserName(request.HttpContext));
+        LogEnqueued(logger, id, name, user);
+        return Accepted(id, storedTags);
     }
+
+    /// <summary>The <c>key:value</c> tags of a repeatable query parameter; null when there are none.</summary>
+    private static Dictionary<string, string>? ReadTags(IQueryCollection query, string parameter, List<WorkflowDataError> errors)
+    {
+        var tags = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var tag in query[parameter])
+        {
+            var colon = tag?.IndexOf(':', StringComparison.Ordinal) ?? -1;
+            if (tag is null || colon <= 0)
+            {
+                errors.Add(new WorkflowDataError(parameter, $"'{Shorten(Printable(tag ?? ""))}' is not key:value."));
+                continue;
+            }
+
+            var key = tag[..colon].Trim();
+            if (!tags.TryAdd(key, tag[(colon + 1)..].Trim()))
+            {
+                errors.Add(new WorkflowDataError(parameter, $"The key '{Shorten(Printable(key))}' is repeated (a run has one value per key)."));
+            }
+        }
+
+        return tags.Count == 0 ? null : tags;
+    }
+
+    /// <summary>Who made the request, for the log: the authenticated user's name, or "(anonymous)".</summary>
+    internal static string UserName(HttpContext context)
+        => context.User.Identity is { IsAuthenticated: true } identity ? identity.Name ?? "(unnamed user)" : "(anonymous)";
 
     private async Task<IResult> GetAsync(Guid id, IWorkflowClient client, CancellationToken cancellationToken)
     {
@@ -222,23 +261,7 @@ internal sealed partial class WorkflowApiEndpoints
         var idempotencyKey = ReadText(query, "idempotencyKey", errors);
         var createdAfter = ReadTime(query, "createdAfter", errors);
         var createdBefore = ReadTime(query, "createdBefore", errors);
-        var tags = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var tag in query["tag"])
-        {
-            var colon = tag?.IndexOf(':', StringComparison.Ordinal) ?? -1;
-            if (tag is null || colon <= 0)
-            {
-                errors.Add(new WorkflowDataError("tag", $"'{Shorten(Printable(tag ?? ""))}' is not key:value."));
-                continue;
-            }
-
-            var key = tag[..colon].Trim();
-            if (!tags.TryAdd(key, tag[(colon + 1)..].Trim()))
-            {
-                errors.Add(new WorkflowDataError("tag", $"The key '{Shorten(Printable(key))}' is repeated (a run has one value per key)."));
-            }
-        }
-
+        var tags = ReadTags(query, "tag", errors) ?? new Dictionary<string, string>(StringComparer.Ordinal);
         if (tags.Count > 0 && WorkflowTags.FilterError(tags) is { } tagError)
         {
             errors.Add(new WorkflowDataError("tag", tagError.Replace("WorkflowQuery.Tags: ", string.Empty, StringComparison.Ordinal)));
@@ -307,7 +330,9 @@ internal sealed partial class WorkflowApiEndpoints
                 "cancel" => await client.CancelManyAsync(filter, cancellationToken).ConfigureAwait(false),
                 _ => await client.PurgeAsync(filter, cancellationToken).ConfigureAwait(false),
             };
-            LogBulk(Logger(request.HttpContext), action, count, request.HttpContext.User.Identity?.Name ?? "(anonymous)");
+            var (logger, user) = (Logger(request.HttpContext), UserName(request.HttpContext));
+            LogBulk(logger, action, count, user);
+
             return ApiResults.Json(new JObject { ["count"] = count });
         }
         catch (ArgumentException ex)
@@ -357,6 +382,9 @@ internal sealed partial class WorkflowApiEndpoints
         try
         {
             await client.RetryAsync(id, cancellationToken).ConfigureAwait(false);
+            var (logger, user) = (Logger(request.HttpContext), UserName(request.HttpContext));
+            LogRunCommand(logger, "retry", id, user);
+
             return Accepted(id);
         }
         catch (WorkflowRunNotFoundException)
@@ -379,6 +407,9 @@ internal sealed partial class WorkflowApiEndpoints
         try
         {
             await client.CancelAsync(id, cancellationToken).ConfigureAwait(false);
+            var (logger, user) = (Logger(request.HttpContext), UserName(request.HttpContext));
+            LogRunCommand(logger, "cancel", id, user);
+
             return Results.NoContent();
         }
         catch (WorkflowRunNotFoundException)
@@ -442,7 +473,31 @@ internal sealed partial class WorkflowApiEndpoints
                 }
             }
 
-            items.Add(new WorkflowEnqueueItem(input ?? [], key is null ? null : new EnqueueOptions { IdempotencyKey = key }));
+            // "tags": {"key": "value"}, optional; the client checks the keys and values.
+            Dictionary<string, string>? tags = null;
+            if (item["tags"] is { Type: not JTokenType.Null } tagsToken)
+            {
+                if (tagsToken is not JObject tagsObject)
+                {
+                    errors.Add(new WorkflowDataError($"items[{index}].tags", "Expected an object of strings, such as {\"customer\": \"c-42\"}."));
+                }
+                else
+                {
+                    tags = new Dictionary<string, string>(StringComparer.Ordinal);
+                    foreach (var property in tagsObject.Properties())
+                    {
+                        if (property.Value.Type != JTokenType.String)
+                        {
+                            errors.Add(new WorkflowDataError($"items[{index}].tags.{property.Name}", "Expected a string."));
+                            continue;
+                        }
+
+                        tags[property.Name] = property.Value.Value<string>()!;
+                    }
+                }
+            }
+
+            items.Add(new WorkflowEnqueueItem(input ?? [], key is null && tags is null ? null : new EnqueueOptions { IdempotencyKey = key, Tags = tags }));
         }
 
         if (errors.Count > 0)
@@ -453,7 +508,19 @@ internal sealed partial class WorkflowApiEndpoints
         try
         {
             var ids = await client.EnqueueManyAsync(name, items, cancellationToken).ConfigureAwait(false);
-            return ApiResults.Json(new JObject { ["ids"] = new JArray(ids.Select(id => id.ToString())) }, StatusCodes.Status202Accepted);
+            var (logger, user) = (Logger(request.HttpContext), UserName(request.HttpContext));
+            LogBatchEnqueued(logger, ids.Count, name, user);
+
+            return ApiResults.Json(new JObject
+            {
+                ["ids"] = new JArray(ids.Select(id => id.ToString())),
+                // Each item's id with the tags it was given, in the order of the items.
+                ["items"] = new JArray(ids.Select((id, i) => new JObject
+                {
+                    ["id"] = id.ToString(),
+                    ["tags"] = TagsJson(items[i].Options?.Tags),
+                })),
+            }, StatusCodes.Status202Accepted);
         }
         catch (WorkflowDataValidationException ex)
         {
@@ -500,6 +567,9 @@ internal sealed partial class WorkflowApiEndpoints
         try
         {
             var forkId = await client.ForkAsync(id, new ForkOptions { FromStep = fromStep, Input = input }, cancellationToken).ConfigureAwait(false);
+            var (logger, user) = (Logger(request.HttpContext), UserName(request.HttpContext));
+            LogForked(logger, id, forkId, user);
+
             return Accepted(forkId);
         }
         catch (WorkflowRunNotFoundException)
@@ -540,6 +610,12 @@ internal sealed partial class WorkflowApiEndpoints
 
     private IResult Accepted(Guid id)
         => ApiResults.Json(new JObject { ["id"] = id.ToString() }, StatusCodes.Status202Accepted, _json.RunPath(id));
+
+    private IResult Accepted(Guid id, IReadOnlyDictionary<string, string> tags)
+        => ApiResults.Json(new JObject { ["id"] = id.ToString(), ["tags"] = TagsJson(tags) }, StatusCodes.Status202Accepted, _json.RunPath(id));
+
+    private static JObject TagsJson(IReadOnlyDictionary<string, string>? tags)
+        => new((tags ?? new Dictionary<string, string>()).OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => new JProperty(t.Key, t.Value)));
 
     private static IResult NotARunId(string id)
         => ApiResults.Problem(StatusCodes.Status404NotFound, "id", $"'{Shorten(Printable(id))}' is not a workflow run id: run ids are GUIDs such as {Guid.Empty}.");
@@ -646,8 +722,17 @@ internal sealed partial class WorkflowApiEndpoints
     private static ILogger Logger(HttpContext context)
         => context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Workflow.Jobs.AspNetCore.WorkflowJobsApi");
 
-    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} accepted through the HTTP API")]
-    private static partial void LogEnqueued(ILogger logger, Guid workflowId, string workflowName);
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} accepted through the HTTP API (by {User})")]
+    private static partial void LogEnqueued(ILogger logger, Guid workflowId, string workflowName, string user);
+
+    [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Batch of {Count} runs of {WorkflowName} accepted through the HTTP API (by {User})")]
+    private static partial void LogBatchEnqueued(ILogger logger, int count, string workflowName, string user);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Information, Message = "Command {Command} on workflow run {WorkflowId} through the HTTP API (by {User})")]
+    private static partial void LogRunCommand(ILogger logger, string command, Guid workflowId, string user);
+
+    [LoggerMessage(EventId = 505, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} forked as {ForkId} through the HTTP API (by {User})")]
+    private static partial void LogForked(ILogger logger, Guid workflowId, Guid forkId, string user);
 
     [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Bulk {Action} through the HTTP API changed {Count} workflow runs (by {User})")]
     private static partial void LogBulk(ILogger logger, string action, int count, string user);

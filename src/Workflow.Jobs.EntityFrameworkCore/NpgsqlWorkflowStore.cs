@@ -585,6 +585,29 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         }
     }
 
+    public async Task<IReadOnlyList<WorkflowForkLink>> ListForksAsync(Guid runId, int limit, CancellationToken cancellationToken)
+    {
+        // The partial index on forked_from answers this.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"SELECT uuid, status, created FROM {RunsTable} WHERE forked_from = @id AND NOT is_removed ORDER BY created, uuid LIMIT @limit", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.AddWithValue("id", runId);
+        command.Parameters.AddWithValue("limit", limit);
+        var forks = new List<WorkflowForkLink>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var status = Enum.Parse<WorkflowStatus>(await reader.GetFieldValueAsync<string>(1, cancellationToken).ConfigureAwait(false));
+            forks.Add(new WorkflowForkLink(await reader.GetFieldValueAsync<Guid>(0, cancellationToken).ConfigureAwait(false), status,
+                await reader.GetFieldValueAsync<DateTimeOffset>(2, cancellationToken).ConfigureAwait(false)));
+        }
+
+        return forks;
+    }
+
     public async Task<WorkflowStatus?> GetStatusAsync(Guid runId, CancellationToken cancellationToken)
     {
         await using var db = await _contexts.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
@@ -611,6 +634,19 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         }
 
         return requests;
+    }
+
+    public async Task<int> CompleteJobRequestsAsync(IReadOnlyList<Guid> runIds, JobRequestKind kind, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"UPDATE {RunsTable} SET job_request = NULL WHERE uuid = ANY(@runs) AND job_request = @kind", connection)
+        {
+            CommandTimeout = _npgsql.CommandTimeoutSeconds,
+        };
+        command.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds.ToArray() });
+        command.Parameters.Add(Text("kind", JobRequestText(kind)));
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<bool> CompleteJobRequestAsync(Guid runId, JobRequestKind kind, string? jobId, CancellationToken cancellationToken)

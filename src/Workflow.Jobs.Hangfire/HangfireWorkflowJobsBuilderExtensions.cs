@@ -94,6 +94,7 @@ public static class HangfireWorkflowJobsBuilderExtensions
         services.TryAddTransient(sp => new WorkflowJob(sp.GetRequiredService<WorkflowEngine>(),
             sp.GetRequiredService<ILogger<WorkflowJob>>()));
         services.TryAddTransient(sp => new RecurringWorkflowJob(sp.GetRequiredService<WorkflowClient>(), sp.GetRequiredService<WorkflowRegistry>()));
+        services.TryAddTransient(sp => new WorkflowBulkJob(sp.GetRequiredService<WorkflowClient>()));
         services.TryAddTransient(sp => new WorkflowRetentionJob(sp.GetRequiredService<WorkflowClient>(), sp.GetRequiredService<WorkflowJobsOptions>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkflowRetentionSchedule>());
 

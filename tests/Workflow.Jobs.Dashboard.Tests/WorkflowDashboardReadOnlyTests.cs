@@ -2,7 +2,7 @@ using System.Net;
 
 namespace Workflow.Jobs.Dashboard.Tests;
 
-/// <summary>A read-only dashboard shows runs but neither offers nor accepts Retry and Cancel.</summary>
+/// <summary>A read-only dashboard shows runs but neither offers nor accepts Retry, Cancel, Fork or bulk actions.</summary>
 [TestFixture]
 [Parallelizable(ParallelScope.Self)]
 public sealed class WorkflowDashboardReadOnlyTests
@@ -42,6 +42,49 @@ public sealed class WorkflowDashboardReadOnlyTests
 
         Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
         Assert.That(body, Does.Contain("read-only"));
+        Assert.That((await _host.GetRunAsync(_failed)).Status, Is.EqualTo(WorkflowStatus.Failed));
+    }
+
+    [Test]
+    public async Task Pages_OfferNeitherForkNorBulkActions_WhenReadOnly()
+    {
+        using var client = _host.CreateClient();
+        var (_, runPage, _) = await client.GetAsync($"/hangfire/workflows/{_failed}");
+        var (_, listPage, _) = await client.GetAsync("/hangfire/workflows?status=Failed");
+
+        Assert.That(runPage, Does.Not.Contain("id=\"workflow-fork\"").And.Not.Contain("id=\"workflow-fork-panel\""));
+        Assert.That(listPage, Does.Contain("js-workflow-run").And.Not.Contain("id=\"workflow-bulk\""));
+    }
+
+    [Test]
+    public async Task Fork_IsRefusedAndCreatesNothing_WhenReadOnly()
+    {
+        using var client = _host.CreateClient();
+        await client.GetAsync($"/hangfire/workflows/{_failed}");
+        var before = await _host.Client.CountAsync(new WorkflowQuery());
+
+        var (status, body) = await client.PostFormAsync($"/hangfire/workflows/{_failed}/fork", [new("fromStep", "")]);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That(body, Does.Contain("read-only"));
+        Assert.That(await _host.Client.CountAsync(new WorkflowQuery()), Is.EqualTo(before));
+    }
+
+    [TestCase("retry")]
+    [TestCase("cancel")]
+    [TestCase("purge")]
+    public async Task BulkAction_IsRefusedAndStartsNoJob_WhenReadOnly(string action)
+    {
+        using var client = _host.CreateClient();
+        await client.GetAsync("/hangfire/workflows?status=Failed");
+        var jobsBefore = _host.Storage.GetMonitoringApi().GetStatistics();
+
+        var (status, body) = await client.PostAsync($"/hangfire/workflows/bulk/{action}?status=Failed");
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That(body, Does.Contain("read-only"));
+        Assert.That(_host.Storage.GetMonitoringApi().GetStatistics().Enqueued + _host.Storage.GetMonitoringApi().GetStatistics().Succeeded,
+            Is.EqualTo(jobsBefore.Enqueued + jobsBefore.Succeeded), "no bulk job");
         Assert.That((await _host.GetRunAsync(_failed)).Status, Is.EqualTo(WorkflowStatus.Failed));
     }
 

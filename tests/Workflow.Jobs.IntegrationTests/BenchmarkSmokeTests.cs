@@ -98,6 +98,28 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
+    [Test]
+    public async Task BulkRetrySection_RequeuesEveryFailedRun_WhenRunSmall()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-bulk-retry-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            // 2,500 runs: three batches, so the batch loop and the last partial batch both run.
+            var (exitCode, log) = await RunBenchmarkAsync("bulk-retry", "--runs", "2500", "--connection", TestDatabases.ServerConnectionString, "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            Assert.That(json.RootElement.GetProperty("all_requeued").GetBoolean(), Is.True, log);
+            Assert.That(json.RootElement.GetProperty("retried").GetInt32(), Is.EqualTo(2500));
+            Assert.That(json.RootElement.GetProperty("bulk_retry_runs_per_s").GetDouble(), Is.GreaterThan(0));
+            Assert.That(log, Does.Not.Contain("refused the requeue"), "every batch went in one write");
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static async Task<(int ExitCode, string Log)> RunBenchmarkAsync(params string[] arguments)
     {
         var program = Path.Combine(AppContext.BaseDirectory, "Workflow.Jobs.Benchmarks.dll");

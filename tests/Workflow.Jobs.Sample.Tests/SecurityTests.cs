@@ -385,6 +385,23 @@ public sealed partial class SecurityTests
         Assert.That(audit[0], Does.Contain($"by {DashboardUser} from {RemoteAddress}"));
     }
 
+    [Test]
+    public async Task ApiCommands_AreLoggedWithTheAuthenticatedUser_WhenCalledWithTheApiKey()
+    {
+        var id = await SampleHost.EnqueueAsync(_keyed, "customer-provisioning", Input("api-audit", adminFailures: 20));
+        await SampleHost.WaitForFinalFailureAsync(_keyed, id);
+
+        var (retryStatus, _, _) = await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{id}/retry", content: SampleHost.Json("{}")));
+        var (cancelStatus, _, _) = await SendAsync(_keyed, Request(HttpMethod.Post, $"/api/workflows/{id}/cancel", content: SampleHost.Json("{}")));
+
+        Assert.That(retryStatus, Is.EqualTo(HttpStatusCode.Accepted));
+        Assert.That(cancelStatus, Is.EqualTo(HttpStatusCode.NoContent));
+        var audit = _logs.Snapshot().Where(e => e.Contains(id.ToString(), StringComparison.Ordinal) && e.Contains("through the HTTP API", StringComparison.Ordinal)).ToList();
+        Assert.That(audit.Where(e => e.Contains("accepted", StringComparison.Ordinal)), Has.Some.Contains("(by api-key)"), "the enqueue");
+        Assert.That(audit.Where(e => e.Contains("Command retry", StringComparison.Ordinal)), Has.Some.Contains("(by api-key)"));
+        Assert.That(audit.Where(e => e.Contains("Command cancel", StringComparison.Ordinal)), Has.Some.Contains("(by api-key)"));
+    }
+
     private static AuthenticationHeaderValue Basic(string user, string password)
         => new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(user + ":" + password)));
 

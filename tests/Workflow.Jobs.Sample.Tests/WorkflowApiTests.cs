@@ -585,6 +585,68 @@ public class WorkflowApiTests
     }
 
     [Test]
+    public async Task Enqueue_StoresAndReturnsTheTags_WhenTagsAreGivenInTheQuery()
+    {
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}?tag=customer:c-42&tag=region:%20eu", SampleHost.Json(ValidInput("ops@tags.test")));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted), answer.ToString());
+        Assert.That(answer["tags"]!.ToString(Newtonsoft.Json.Formatting.None), Is.EqualTo("""{"customer":"c-42","region":"eu"}"""));
+        using var run = await _client.GetAsync($"/api/workflows/{answer["id"]!.Value<string>()}");
+        var stored = await SampleHost.ReadJsonAsync(run);
+        Assert.That(stored["tags"]!["customer"]!.Value<string>(), Is.EqualTo("c-42"));
+        Assert.That(stored["tags"]!["region"]!.Value<string>(), Is.EqualTo("eu"));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns400NamingTheTag_AndStartsNothing_WhenATagIsInvalid()
+    {
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}?tag=nocolon", SampleHost.Json(ValidInput("ops@bad-tag.test")));
+        var (badKeyStatus, badKey) = await PostAsync($"/api/workflows/{Provisioning}?tag={new string('k', 65)}:v", SampleHost.Json(ValidInput("ops@bad-tag.test")));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest), answer.ToString());
+        Assert.That(answer["errors"]!.Select(e => e["path"]!.Value<string>()), Does.Contain("tag"));
+        Assert.That(badKeyStatus, Is.EqualTo(HttpStatusCode.BadRequest), badKey.ToString());
+        Assert.That(badKey["errors"]!.Select(e => e["path"]!.Value<string>()!), Has.Some.StartsWith("tags."));
+        Assert.That(await CountRunsAsync("input_data->'customer_input'->>'email' = 'ops@bad-tag.test'"), Is.Zero);
+    }
+
+    [Test]
+    public async Task Batch_StoresAndReturnsEachItemsTags_WhenItemsHaveTags()
+    {
+        var body = new JObject
+        {
+            ["items"] = new JArray(
+                new JObject { ["input"] = ValidInput("ops@batch-tag-one.test"), ["tags"] = new JObject { ["customer"] = "c-1" } },
+                new JObject { ["input"] = ValidInput("ops@batch-tag-two.test") }),
+        };
+
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}/batch", SampleHost.Json(body.ToString()));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted), answer.ToString());
+        var items = (JArray)answer["items"]!;
+        Assert.That(items[0]["tags"]!["customer"]!.Value<string>(), Is.EqualTo("c-1"));
+        Assert.That(((JObject)items[1]["tags"]!).Count, Is.Zero);
+        using var run = await _client.GetAsync($"/api/workflows/{items[0]["id"]!.Value<string>()}");
+        Assert.That((await SampleHost.ReadJsonAsync(run))["tags"]!["customer"]!.Value<string>(), Is.EqualTo("c-1"));
+    }
+
+    [Test]
+    public async Task Batch_Returns400NamingTheItemsTag_AndStartsNothing_WhenATagIsNotAString()
+    {
+        var body = new JObject
+        {
+            ["items"] = new JArray(
+                new JObject { ["input"] = ValidInput("ops@batch-tag-bad.test"), ["tags"] = new JObject { ["customer"] = 42 } }),
+        };
+
+        var (status, answer) = await PostAsync($"/api/workflows/{Provisioning}/batch", SampleHost.Json(body.ToString()));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest), answer.ToString());
+        Assert.That(answer["errors"]!.Select(e => e["path"]!.Value<string>()), Does.Contain("items[0].tags.customer"));
+        Assert.That(await CountRunsAsync("input_data->'customer_input'->>'email' = 'ops@batch-tag-bad.test'"), Is.Zero);
+    }
+
+    [Test]
     public async Task Batch_Returns400NamingTheItem_AndStartsNothing_WhenOneInputIsInvalid()
     {
         var invalid = ValidInput("ops@batch-bad.test");

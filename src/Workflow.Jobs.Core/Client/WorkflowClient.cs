@@ -32,6 +32,13 @@ internal interface IWorkflowJobDispatcher
     void Delete(string jobId);
 
     /// <summary>
+    /// Puts many existing jobs back in their queues with a fresh retry budget in one write of the job storage (a bulk
+    /// retry), as <see cref="Requeue"/> does each. False when this dispatcher cannot (the caller requeues them one by
+    /// one); throws when the write failed (a job no longer exists, the storage is unreachable), and then nothing was written.
+    /// </summary>
+    bool TryRequeueMany(IReadOnlyList<JobRequest> requests) => false;
+
+    /// <summary>
     /// Puts the job of an abandoned execution (its process or connection died) back in its queue, keeping its
     /// retry budget; only while the job storage still shows it processing. False when it did not.
     /// </summary>
@@ -259,13 +266,37 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     public Task<int> RetryManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
     {
         RequireDispatcher();
-        return TransitionManyAsync(query, RunOperation.Retry, JobRequestKind.Requeue, cancellationToken);
+        return TransitionManyAsync(query, RunOperation.Retry, JobRequestKind.Requeue, afterBatch: null, cancellationToken);
     }
 
     public Task<int> CancelManyAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
-        => TransitionManyAsync(query, RunOperation.Cancel, _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, cancellationToken);
+        => TransitionManyAsync(query, RunOperation.Cancel, _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, afterBatch: null, cancellationToken);
 
-    public async Task<int> PurgeAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+    public Task<int> PurgeAsync(WorkflowQuery query, CancellationToken cancellationToken = default)
+        => PurgeAsync(query, afterBatch: null, cancellationToken);
+
+    /// <summary>
+    /// A bulk action (retry, cancel or purge) over the query's filters, as <see cref="RetryManyAsync"/>,
+    /// <see cref="CancelManyAsync"/> and <see cref="PurgeAsync(WorkflowQuery, CancellationToken)"/> do it;
+    /// <paramref name="afterBatch"/> is told the running total after each batch (progress of a long action).
+    /// </summary>
+    internal Task<int> BulkAsync(WorkflowBulkAction action, WorkflowQuery query, Func<int, CancellationToken, Task>? afterBatch, CancellationToken cancellationToken)
+    {
+        switch (action)
+        {
+            case WorkflowBulkAction.Retry:
+                RequireDispatcher();
+                return TransitionManyAsync(query, RunOperation.Retry, JobRequestKind.Requeue, afterBatch, cancellationToken);
+            case WorkflowBulkAction.Cancel:
+                return TransitionManyAsync(query, RunOperation.Cancel, _dispatcher is null ? JobRequestKind.None : JobRequestKind.Delete, afterBatch, cancellationToken);
+            case WorkflowBulkAction.Purge:
+                return PurgeAsync(query, afterBatch, cancellationToken);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(action), action, "Unknown bulk action.");
+        }
+    }
+
+    private async Task<int> PurgeAsync(WorkflowQuery query, Func<int, CancellationToken, Task>? afterBatch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(query);
         WorkflowQueryRules.ValidateFilters(query, nameof(query));
@@ -275,6 +306,10 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             var jobs = await _store.PurgeAsync(query, BulkBatchSize, cancellationToken).ConfigureAwait(false);
             purged += jobs.Count;
             DeleteJobsOfPurgedRuns(jobs);
+            if (afterBatch is not null)
+            {
+                await afterBatch(purged, cancellationToken).ConfigureAwait(false);
+            }
 
             if (jobs.Count < BulkBatchSize)
             {
@@ -326,7 +361,8 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     /// <summary>Runs changed per transaction by the bulk actions.</summary>
     internal const int BulkBatchSize = 1_000;
 
-    private async Task<int> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest, CancellationToken cancellationToken)
+    private async Task<int> TransitionManyAsync(WorkflowQuery query, RunOperation operation, JobRequestKind jobRequest,
+        Func<int, CancellationToken, Task>? afterBatch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(query);
         WorkflowQueryRules.ValidateFilters(query, nameof(query));
@@ -337,9 +373,11 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             // crash leaves). A changed run no longer has a status the operation starts from, so the loop ends.
             var batch = await _store.TransitionManyAsync(query, operation, jobRequest, _time.GetUtcNow(), BulkBatchSize, cancellationToken).ConfigureAwait(false);
             changed += batch.Count;
-            foreach (var request in batch.Where(r => r.Kind != JobRequestKind.None))
+            await _jobs.AfterCommitManyAsync(batch.Where(r => r.Kind != JobRequestKind.None).ToList(), cancellationToken).ConfigureAwait(false);
+
+            if (afterBatch is not null)
             {
-                await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
+                await afterBatch(changed, cancellationToken).ConfigureAwait(false);
             }
 
             if (batch.Count < BulkBatchSize)

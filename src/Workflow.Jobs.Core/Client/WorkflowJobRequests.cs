@@ -46,6 +46,54 @@ internal sealed partial class WorkflowJobRequests
         await TryFulfilAsync(request, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Does the job writes of a batch of runs changed in one transaction (a bulk action) once it has committed. The
+    /// requeues of existing jobs go to the job storage in one write when the dispatcher can, and are then marked done in
+    /// one statement; anything else, or a batch the storage refused, is done one request at a time as
+    /// <see cref="AfterCommitAsync"/> does. Failures are logged and left to the outbox.
+    /// </summary>
+    public async Task AfterCommitManyAsync(IReadOnlyList<JobRequest> requests, CancellationToken cancellationToken)
+    {
+        var rest = requests;
+        var requeues = requests.Where(r => r.Kind == JobRequestKind.Requeue && r.JobId is not null).ToList();
+        if (Transaction.Current is null && _dispatcher is not null && requeues.Count > 1)
+        {
+            var written = false;
+            try
+            {
+                using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
+                {
+                    written = _dispatcher.TryRequeueMany(requeues);
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Nothing was written (one write): each request is done on its own below, as a single retry does it.
+                LogBulkRequeueRefused(ex, requeues.Count);
+            }
+
+            if (written)
+            {
+                try
+                {
+                    await _store.CompleteJobRequestsAsync(requeues.Select(r => r.RunId).ToList(), JobRequestKind.Requeue, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The jobs are requeued; the outbox finds the requests still recorded and requeues again (harmless: one execution wins).
+                    LogDeferred(ex, JobRequestKind.Requeue, requeues[0].RunId);
+                }
+
+                rest = requests.Where(r => !(r.Kind == JobRequestKind.Requeue && r.JobId is not null)).ToList();
+            }
+        }
+
+        foreach (var request in rest)
+        {
+            await AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Does one pass of the outbox: the job writes recorded more than <paramref name="minimumAge"/> ago.</summary>
     public async Task<int> FulfilPendingAsync(TimeSpan minimumAge, int limit, CancellationToken cancellationToken)
     {
@@ -122,6 +170,9 @@ internal sealed partial class WorkflowJobRequests
     /// <summary>How long until <paramref name="notBefore"/> (a run's enqueue delay), or null when it has passed or there is none.</summary>
     public TimeSpan? RemainingDelay(DateTimeOffset? notBefore)
         => notBefore is { } time && time > _time.GetUtcNow() ? time - _time.GetUtcNow() : null;
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Warning, Message = "The job storage refused the requeue of {Count} jobs in one write; they are requeued one by one")]
+    private partial void LogBulkRequeueRefused(Exception exception, int count);
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "The {Kind} job write of workflow run {WorkflowId} failed; the outbox retries it")]
     private partial void LogDeferred(Exception exception, JobRequestKind kind, Guid workflowId);

@@ -115,6 +115,9 @@ internal interface IWorkflowStore
     /// </summary>
     long CountFailedRuns(long cap);
 
+    /// <summary>The runs forked from <paramref name="runId"/> (<see cref="WorkflowRun.ForkedFrom"/>), oldest first, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<WorkflowForkLink>> ListForksAsync(Guid runId, int limit, CancellationToken cancellationToken);
+
     /// <summary>
     /// Takes the run's execution guard (waiting while another execution holds it) and loads the run
     /// with its live steps. Disposing the result releases the guard.
@@ -151,6 +154,12 @@ internal interface IWorkflowStore
 
     /// <summary>Job writes recorded before <paramref name="recordedBefore"/> and still not done, oldest first.</summary>
     Task<IReadOnlyList<JobRequest>> GetJobRequestsAsync(DateTimeOffset recordedBefore, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks the job writes of <paramref name="kind"/> of many runs done in one statement (those still pending; the job
+    /// ids are unchanged). Returns how many were marked.
+    /// </summary>
+    Task<int> CompleteJobRequestsAsync(IReadOnlyList<Guid> runIds, JobRequestKind kind, CancellationToken cancellationToken);
 
     /// <summary>
     /// Marks a job write done (when it is still the run's pending one), storing the job id when one was created.
@@ -224,3 +233,6 @@ internal interface IGuardWatch : IAsyncDisposable
 
 /// <summary>A run that is Running while nobody holds its guard: its execution died.</summary>
 internal sealed record AbandonedRun(Guid RunId, string? JobId, string? Queue);
+
+/// <summary>A run forked from another: what the original's page lists.</summary>
+internal sealed record WorkflowForkLink(Guid Id, WorkflowStatus Status, DateTimeOffset Created);

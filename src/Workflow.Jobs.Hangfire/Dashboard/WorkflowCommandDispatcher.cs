@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary>
-/// Retry and Cancel of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
+/// Retry, Cancel and Fork of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
 /// and antiforgery check (done by Hangfire's dashboard middleware before any dispatcher runs), refused in
 /// read-only mode. Answers 204, or 404 / 409 / 503 with a plain-text reason the page shows.
 /// </summary>
@@ -15,36 +15,24 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
     public const string Retry = "retry";
     public const string Cancel = "cancel";
 
+    public const string Fork = "fork";
+
     public async Task Dispatch(DashboardContext context)
     {
-        if (WorkflowPageRequest.From(context) is not { } request)
+        if (await AcceptAsync(context).ConfigureAwait(false) is not { } request)
         {
-            context.Response.StatusCode = StatusCodes.Status404NotFound;
             return;
         }
 
         var http = request.Http;
-        if (context.IsReadOnly)
-        {
-            await RespondAsync(http, StatusCodes.Status403Forbidden, "The dashboard is read-only.").ConfigureAwait(false);
-            return;
-        }
-
-        if (!HttpMethods.IsPost(http.Request.Method))
-        {
-            http.Response.Headers.Allow = "POST";
-            await RespondAsync(http, StatusCodes.Status405MethodNotAllowed, "Use POST.").ConfigureAwait(false);
-            return;
-        }
-
-        if (IsCrossSite(http.Request))
-        {
-            await RespondAsync(http, StatusCodes.Status403Forbidden, "Cross-site requests are refused.").ConfigureAwait(false);
-            return;
-        }
-
         var id = request.RouteId;
         var command = context.UriMatch.Groups["Command"].Value.ToLowerInvariant();
+        if (command == Fork)
+        {
+            await WorkflowForkCommand.ExecuteAsync(request, id).ConfigureAwait(false);
+            return;
+        }
+
         var logger = http.RequestServices.GetService<ILoggerFactory>()?.CreateLogger("Workflow.Jobs.Dashboard");
         try
         {
@@ -78,13 +66,51 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
 
         if (logger is not null)
         {
-            // The user the host's authentication put on the request (a policy's schemes, or UseAuthentication).
-            var user = http.User.Identity is { IsAuthenticated: true } identity ? identity.Name ?? "(unnamed user)" : "(anonymous)";
-            LogCommand(logger, command, id, user, http.Connection.RemoteIpAddress);
+            var (user, address) = (UserName(http), http.Connection.RemoteIpAddress);
+            LogCommand(logger, command, id, user, address);
         }
 
         http.Response.StatusCode = StatusCodes.Status204NoContent;
     }
+
+    /// <summary>
+    /// The checks every command passes (the same for run commands, fork and bulk actions): a host with workflows, not
+    /// read-only, POST, not cross-site. Answers the refusal itself and returns null; else the request.
+    /// </summary>
+    internal static async Task<WorkflowPageRequest?> AcceptAsync(DashboardContext context)
+    {
+        if (WorkflowPageRequest.From(context) is not { } request)
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return null;
+        }
+
+        var http = request.Http;
+        if (context.IsReadOnly)
+        {
+            await RespondAsync(http, StatusCodes.Status403Forbidden, "The dashboard is read-only.").ConfigureAwait(false);
+            return null;
+        }
+
+        if (!HttpMethods.IsPost(http.Request.Method))
+        {
+            http.Response.Headers.Allow = "POST";
+            await RespondAsync(http, StatusCodes.Status405MethodNotAllowed, "Use POST.").ConfigureAwait(false);
+            return null;
+        }
+
+        if (IsCrossSite(http.Request))
+        {
+            await RespondAsync(http, StatusCodes.Status403Forbidden, "Cross-site requests are refused.").ConfigureAwait(false);
+            return null;
+        }
+
+        return request;
+    }
+
+    /// <summary>The user the host's authentication put on the request (a policy's schemes, or UseAuthentication), for the log.</summary>
+    internal static string UserName(HttpContext http)
+        => http.User.Identity is { IsAuthenticated: true } identity ? identity.Name ?? "(unnamed user)" : "(anonymous)";
 
     /// <summary>
     /// Defence in depth besides the antiforgery token: browsers mark requests started by another site
@@ -96,7 +122,7 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
         return site.Length > 0 && !site.Equals("same-origin", StringComparison.OrdinalIgnoreCase) && !site.Equals("none", StringComparison.OrdinalIgnoreCase);
     }
 
-    private static async Task RespondAsync(HttpContext http, int status, string message)
+    internal static async Task RespondAsync(HttpContext http, int status, string message)
     {
         http.Response.StatusCode = status;
         http.Response.ContentType = "text/plain; charset=utf-8";

@@ -41,8 +41,12 @@ internal static class WorkflowDashboardRoutes
         var routes = DashboardRoutes.Routes;
         routes.Add(ListPath, new WorkflowPageDispatcher(WorkflowPageLoader.LoadListAsync));
         routes.Add(ListPath + "/" + IdPattern, new WorkflowPageDispatcher(WorkflowPageLoader.LoadRunAsync));
-        routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.Cancel + ")",
-            new WorkflowCommandDispatcher());
+        routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.Cancel + "|"
+            + WorkflowCommandDispatcher.Fork + ")", new WorkflowCommandDispatcher());
+        var bulk = new WorkflowBulkDispatcher();
+        routes.Add(WorkflowBulkDispatcher.CountPath, bulk);
+        routes.Add(ListPath + "/bulk/(?<Action>retry|cancel|purge)", bulk);
+        routes.Add(ListPath + "/bulk/(?<JobId>[0-9]+)", bulk);
 
         // Served in the dashboard's combined stylesheet and script (cached by the browser like Hangfire's own).
         var assembly = typeof(WorkflowDashboardRoutes).Assembly;

@@ -5,7 +5,7 @@ using Hangfire.Dashboard.Pages;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary><c>/workflows</c>: runs, newest first, filtered by status, name, error text, idempotency key, created range and tags, paged.</summary>
-internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<WorkflowRun> runs, bool hasNext, IReadOnlyList<string> names)
+internal sealed partial class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<WorkflowRun> runs, bool hasNext, IReadOnlyList<string> names)
     : WorkflowDashboardPage
 {
     public override void Execute()
@@ -29,6 +29,12 @@ internal sealed class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<
 
             WriteLiteral("</div></div></div>");
             return;
+        }
+
+        WriteBulkProgress();
+        if (runs.Count > 0)
+        {
+            WriteBulkActions();
         }
 
         if (runs.Count == 0)

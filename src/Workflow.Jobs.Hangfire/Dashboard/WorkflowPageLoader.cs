@@ -25,8 +25,21 @@ internal static class WorkflowPageLoader
     {
         var id = request.RouteId;
         var run = await request.Client.GetAsync(id, request.Http.RequestAborted).ConfigureAwait(false);
-        return run is null
-            ? new WorkflowRunNotFoundPage(id) { StatusCode = StatusCodes.Status404NotFound }
-            : new WorkflowRunPage(run);
+        if (run is null)
+        {
+            return new WorkflowRunNotFoundPage(id) { StatusCode = StatusCodes.Status404NotFound };
+        }
+
+        var (forkSteps, forks) = await LoadForkDataAsync(request, run).ConfigureAwait(false);
+        return new WorkflowRunPage(run) { ForkSteps = forkSteps, Forks = forks };
+    }
+
+    /// <summary>What the Fork panel needs: the deployed definition's steps (null when not registered here) and the run's forks.</summary>
+    private static async Task<(IReadOnlyList<string>? Steps, IReadOnlyList<WorkflowForkLink> Forks)> LoadForkDataAsync(WorkflowPageRequest request, WorkflowRun run)
+    {
+        var steps = request.Http.RequestServices.GetService<WorkflowRegistry>()?.Find(run.WorkflowName)?.StepNames;
+        var store = request.Http.RequestServices.GetService<IWorkflowStore>();
+        var forks = store is null ? [] : await store.ListForksAsync(run.Id, WorkflowRunPage.MaxForksShown + 1, request.Http.RequestAborted).ConfigureAwait(false);
+        return (steps, forks);
     }
 }

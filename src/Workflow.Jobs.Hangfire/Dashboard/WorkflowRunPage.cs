@@ -4,7 +4,7 @@ using Hangfire.Dashboard.Pages;
 
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
-/// <summary><c>/workflows/{id}</c>: the run, its step timeline, each step's attempts, input and output, job link, Retry and Cancel.</summary>
+/// <summary><c>/workflows/{id}</c>: the run, its step timeline, each step's attempts, input and output, job link, Retry, Cancel and Fork.</summary>
 internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
 {
     public override void Execute()
@@ -30,7 +30,9 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
             WriteLiteral("</pre></div>");
         }
 
+        WriteForkPanel();
         WriteSummary();
+        WriteForkLinks();
         WriteSteps();
         WriteAttemptHistory();
 
@@ -51,14 +53,9 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
         {
             if (canRetry || canCancel)
             {
-                WriteLiteral("<p class=\"text-muted\"><span class=\"glyphicon glyphicon-lock\"></span> Read-only dashboard: Retry and Cancel are not available.</p>");
+                WriteLiteral("<p class=\"text-muted\"><span class=\"glyphicon glyphicon-lock\"></span> Read-only dashboard: Retry, Cancel and Fork are not available.</p>");
             }
 
-            return;
-        }
-
-        if (!canRetry && !canCancel)
-        {
             return;
         }
 
@@ -77,6 +74,7 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
             WriteLiteral("\"><span class=\"glyphicon glyphicon-remove\"></span> Cancel</button>");
         }
 
+        WriteForkButton();
         WriteLiteral("</div>");
     }
 
