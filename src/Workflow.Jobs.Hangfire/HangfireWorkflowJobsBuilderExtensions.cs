@@ -98,6 +98,7 @@ public static class HangfireWorkflowJobsBuilderExtensions
         services.TryAddSingleton(sp => registration.Decide(sp, sp.GetRequiredService<WorkflowHangfireOptions>()));
         services.TryAddSingleton<WorkflowRetryFilter>();
         services.TryAddSingleton<WorkflowStateSyncFilter>();
+        services.TryAddSingleton<WorkflowWaitFilter>();
         services.TryAddSingleton<WorkflowJobFilterProvider>();
         services.TryAddSingleton<WorkflowNameCache>();
         services.TryAddSingleton<IWorkflowJobDispatcher, HangfireWorkflowJobDispatcher>();
