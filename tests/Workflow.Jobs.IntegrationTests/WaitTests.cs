@@ -292,4 +292,36 @@ public class WaitTests
             second.Dispose();
         }
     }
+
+    [Test]
+    public async Task SleepAsync_CostsSixRoundTripsOfWhichThreeCommitWrites_BeyondTheSameRunWithoutAWait()
+    {
+        var connectionString = await TestDatabases.CreateAsync(nameof(WaitTests) + "_cost");
+        using var host = await TestHosts.StartEngineHostAsync(connectionString);
+        var client = host.Services.GetRequiredService<WorkflowClient>();
+        var engine = host.Services.GetRequiredService<WorkflowEngine>();
+        var store = host.Services.GetRequiredService<IWorkflowStore>();
+        var workflow = host.Services.GetRequiredService<WorkflowRegistry>().Get(typeof(SleepThenSquareWorkflow));
+        var database = new NpgsqlConnectionStringBuilder(connectionString).Database;
+        using var telemetry = new NpgsqlTelemetryCapture();
+        int RoundTrips() => telemetry.Spans.Count(span => span.GetValueOrDefault("db.namespace") == database);
+
+        var plain = await client.CreateWithoutJobAsync(workflow, SleepInput(0).ToJson(), CancellationToken.None);
+        var before = RoundTrips();
+        await engine.ExecuteAsync(plain, retriedByScheduler: true, CancellationToken.None);
+        var plainCost = RoundTrips() - before;
+
+        var sleeping = await client.CreateWithoutJobAsync(workflow, SleepInput(3600).ToJson(), CancellationToken.None);
+        before = RoundTrips();
+        Assert.ThrowsAsync<WorkflowParkedException>(() => engine.ExecuteAsync(sleeping, retriedByScheduler: true, CancellationToken.None));
+        // What the job filter does when the job is enqueued at the wake time (or by "Enqueue now").
+        Assert.That(await store.TransitionAsync(sleeping, RunOperation.Wake, DateTimeOffset.UtcNow, null, JobRequestKind.None, CancellationToken.None), Is.Not.Null);
+        await engine.ExecuteAsync(sleeping, retriedByScheduler: true, CancellationToken.None);
+        var sleepingCost = RoundTrips() - before;
+
+        // Park (one transaction), wake (one), the resumed execution's start (one): 3 commits that write; the resumed
+        // execution's guard and load, its unlock, and the step's read of its recorded waits: 3 round trips that only read.
+        Assert.That(sleepingCost - plainCost, Is.EqualTo(6), $"plain run {plainCost} round trips, with a sleep {sleepingCost}");
+        Assert.That((await client.GetAsync(sleeping))!.Status, Is.EqualTo(WorkflowStatus.Succeeded));
+    }
 }
