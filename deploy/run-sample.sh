@@ -135,11 +135,11 @@ wait_final_failure() { # id -> final status
   printf '%s' "$answer" | grep -o '"status":"[A-Za-z]*"' | head -n 1 | cut -d'"' -f4
 }
 
-provisioning() { # company, subscription failures, admin failures
+provisioning() { # company, subscription failures, admin failures[, seats]
   cat <<JSON
 {
   "customer_input": { "name": "$1", "email": "billing@$(echo "$1" | tr 'A-Z ' 'a-z-').example", "country": "US" },
-  "subscription_input": { "plan": "business", "seats": 25, "simulate_failures": $2 },
+  "subscription_input": { "plan": "business", "seats": ${4:-25}, "simulate_failures": $2 },
   "admin_users_input": { "admins": [
     { "email": "ada@$(echo "$1" | tr 'A-Z ' 'a-z-').example", "name": "Ada" },
     { "email": "grace@$(echo "$1" | tr 'A-Z ' 'a-z-').example", "name": "Grace" } ], "simulate_failures": $3 },
@@ -182,6 +182,15 @@ batch_ids="$(printf '%s' "$batch_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\
 batch_status=""
 for id in $batch_ids; do batch_status="$batch_status $(wait_status "$id" Succeeded)"; done
 
+say "a large subscription (250 seats) waits durably for an approval: the run is Waiting, no worker held"
+approval_id="$(enqueue customer-provisioning "$(provisioning "Massive Dynamic" 0 0 250)")"
+approval_waiting="$(wait_status "$approval_id" Waiting)"
+echo "  $approval_id is $approval_waiting: $(curl -s "$base/api/workflows/$approval_id" | grep -o '"waitingFor":"[^"]*","wakeAt":"[^"]*"' | head -n 1)"
+say "approving it: POST /api/workflows/$approval_id/events/subscription-approval (or the Send event form of its page)"
+curl -s -X POST "$base/api/workflows/$approval_id/events/subscription-approval" -H 'Content-Type: application/json' \
+  -d '{"approved": true, "approver": "Olivia"}' -w ' (HTTP %{http_code})\n'
+approval_status="$(wait_status "$approval_id" Succeeded)"
+
 # Attempts of each step, in order, e.g. "1 1 4 1".
 attempts() { curl -s "$base/api/workflows/$1" | grep -o '"status":"[A-Za-z]*","attempts":[0-9]*' | sed 's/.*"attempts":\([0-9]*\)/\1/' | tail -n +1 | paste -sd ' ' -; }
 
@@ -202,6 +211,7 @@ Demo runs (GET $base/api/workflows/<id>; attempts of steps customer, subscriptio
   $resumed_id  $failed_status -> $resumed_status  attempts $(attempts "$resumed_id")  resumed at the failed step by POST .../retry
   $fork_id  $fork_status              attempts $(attempts "$fork_id")  fork of the first run from send-welcome (earlier steps copied, never run)
   batch of 3:$batch_status
+  $approval_id  $approval_waiting -> $approval_status  attempts $(attempts "$approval_id")  250 seats: waited for subscription-approval, approved through the API
 
 Try:
   curl -s -X POST $base/api/workflows/customer-provisioning -H 'Content-Type: application/json' \\
@@ -210,7 +220,8 @@ Try:
 TEXT
 
 expected=0
-[ "$ok_status" = Succeeded ] && [ "$retried_status" = Succeeded ] && [ "$failed_status" = Failed ] && [ "$resumed_status" = Succeeded ] || expected=1
+[ "$ok_status" = Succeeded ] && [ "$retried_status" = Succeeded ] && [ "$failed_status" = Failed ] && [ "$resumed_status" = Succeeded ] \
+  && [ "$approval_waiting" = Waiting ] && [ "$approval_status" = Succeeded ] || expected=1
 [ "$expected" = 0 ] || echo "run-sample: a demo run did not end as expected (see above and $log)" >&2
 
 if [ "$wait_for_ctrl_c" = 1 ]; then

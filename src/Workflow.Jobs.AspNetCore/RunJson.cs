@@ -23,6 +23,8 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["succeededAt"] = Time(run.SucceededAt),
             ["failedAt"] = Time(run.FailedAt),
             ["exceptionMessage"] = run.ExceptionMessage,
+            ["waitingFor"] = run.WaitingFor,
+            ["wakeAt"] = Time(run.WakeAt),
             ["jobId"] = run.JobId,
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,

@@ -82,6 +82,15 @@ internal sealed partial class WorkflowApiEndpoints
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
+        write.MapPost("/workflows/{id:guid}/events/{eventName}", SignalAsync)
+            .WithName("WorkflowJobs_Signal").WithSummary("Sends an event to a run: consumed by exactly one wait for that name (the one waiting now, or the first to come).")
+            .WithDescription("The body is the event's payload (a JSON object), validated against the type the run's wait expects "
+                + "(or the type the workflow declares for the event). A run waiting for the event is woken at once.")
+            .Produces(StatusCodes.Status202Accepted, contentType: "application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
         read.MapGet("/workflows/count", CountAsync)
             .WithName("WorkflowJobs_CountRuns").WithSummary("How many runs the filters of GET workflows select.")
             .Produces(StatusCodes.Status200OK, contentType: "application/json").ProducesProblem(StatusCodes.Status400BadRequest);
@@ -108,6 +117,7 @@ internal sealed partial class WorkflowApiEndpoints
         write.MapPost("/workflows/{id}/retry", (string id) => NotARunId(id)).ExcludeFromDescription();
         write.MapPost("/workflows/{id}/cancel", (string id) => NotARunId(id)).ExcludeFromDescription();
         write.MapPost("/workflows/{id}/fork", (string id) => NotARunId(id)).ExcludeFromDescription();
+        write.MapPost("/workflows/{id}/events/{eventName}", (string id) => NotARunId(id)).ExcludeFromDescription();
     }
 
     /// <summary>Answers 503 with Retry-After when the workflow database cannot be reached, instead of 500.</summary>
@@ -581,6 +591,33 @@ internal sealed partial class WorkflowApiEndpoints
             // The client names the step "from_step"; this API's field is "fromStep".
             return ApiResults.Problem(StatusCodes.Status400BadRequest,
                 ex.Errors.Select(e => e.Path == "from_step" ? new WorkflowDataError("fromStep", e.Message) : e).ToList());
+        }
+    }
+
+    private async Task<IResult> SignalAsync(Guid id, string eventName, HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    {
+        var (payload, error) = await ReadJsonObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        try
+        {
+            await client.SignalAsync(id, eventName, payload!, cancellationToken).ConfigureAwait(false);
+            return ApiResults.Json(new JObject { ["id"] = id.ToString(), ["event"] = eventName }, StatusCodes.Status202Accepted, _json.RunPath(id));
+        }
+        catch (WorkflowRunNotFoundException)
+        {
+            return RunNotFound(id);
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, ex.Errors.Select(e => e.Path == "event_name" ? new WorkflowDataError("eventName", e.Message) : e).ToList());
+        }
+        catch (UnitOfWorkException ex) when (ex.Code == UnitOfWorkException.RunFinishedCode)
+        {
+            return ApiResults.Problem(StatusCodes.Status409Conflict, "", ex.Message, body => body["code"] = ex.Code);
         }
     }
 

@@ -121,3 +121,36 @@ public sealed class WorkflowDefinitionException : Exception
     /// <summary>Creates the exception.</summary>
     public WorkflowDefinitionException(string message, Exception? innerException) : base(message, innerException) { }
 }
+
+/// <summary>
+/// Thrown in a step by <see cref="StepContext.WaitForEventAsync{T}"/> when its event did not arrive before the
+/// deadline (fixed when the wait was first reached, so re-runs of the step do not extend it). Code <c>event_timeout</c>.
+/// </summary>
+public class WorkflowEventTimeoutException : UnitOfWorkException
+{
+    /// <summary>Code of an event wait that timed out.</summary>
+    public const string EventTimeoutCode = "event_timeout";
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowEventTimeoutException() : this("The event did not arrive in time.") { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowEventTimeoutException(string message) : base(message, EventTimeoutCode) { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowEventTimeoutException(string message, Exception? innerException) : base(message, EventTimeoutCode, innerException) { }
+
+    /// <summary>Creates the exception for an event and its deadline.</summary>
+    public WorkflowEventTimeoutException(string eventName, DateTimeOffset deadline)
+        : base($"Event '{eventName}' did not arrive before {deadline:O}.", EventTimeoutCode)
+    {
+        EventName = eventName;
+        Deadline = deadline;
+    }
+
+    /// <summary>The event waited for.</summary>
+    public string EventName { get; } = "";
+
+    /// <summary>The wait's deadline.</summary>
+    public DateTimeOffset? Deadline { get; }
+}

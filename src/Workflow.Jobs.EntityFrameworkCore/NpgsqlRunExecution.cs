@@ -23,7 +23,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
     private static readonly string StartSql =
         $"""
-        UPDATE {RunsTable} SET status = '{WorkflowTransitions.For(RunOperation.Start).To}', attempts = attempts + 1, modified = @now
+        UPDATE {RunsTable} SET status = '{WorkflowTransitions.For(RunOperation.Start).To}', attempts = attempts + @attempt_count, modified = @now,
+                               waiting_for = NULL, wake_at = NULL
         WHERE uuid = @run AND NOT is_removed AND status IN {WorkflowTransitions.For(RunOperation.Start).SqlFrom};
         """;
 
@@ -135,7 +136,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             BatchCommands =
             {
                 new NpgsqlBatchCommand("SELECT pg_try_advisory_lock(@key)") { Parameters = { new("key", _lockKey) } },
-                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
+                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
                 {
                     Parameters = { new("run", _runId) },
                 },
@@ -165,7 +166,11 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 NpgsqlWorkflowStore.ParseJson(reader.GetString(2)),
                 await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
                 await reader.GetFieldValueAsync<string[]>(4, cancellationToken).ConfigureAwait(false),
-                reader.GetInt32(5));
+                reader.GetInt32(5))
+            {
+                WaitingFor = await reader.IsDBNullAsync(6, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(6),
+                WakeAt = await reader.IsDBNullAsync(7, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(7, cancellationToken).ConfigureAwait(false),
+            };
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
@@ -187,7 +192,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     public async Task<bool> StartAsync(StepStart firstStep, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var batch = NewBatch();
-        batch.BatchCommands.Add(Command(StartSql, RunParameter(), Now(now)));
+        // A step resuming after a wait is not a new attempt of the run.
+        batch.BatchCommands.Add(Command(StartSql, RunParameter(), Now(now), new NpgsqlParameter("attempt_count", firstStep.AfterWait ? 0 : 1)));
         batch.BatchCommands.Add(StepStartCommand(firstStep, now));
         batch.BatchCommands.Add(AttemptStartCommand(firstStep, now));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -239,6 +245,55 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         batch.BatchCommands.Add(FailRunCommand(message, now, runOperation));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    public async Task<ParkResult> WaitAsync(ParkRequest park, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // One transaction. The run's row is locked first, so a signal (which locks it too before storing its event)
+        // either committed before the event check below, which then sees its event, or runs after this commit and
+        // sees the run Waiting for it: a wake is never lost between the two.
+        var wait = WorkflowTransitions.For(RunOperation.Wait);
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command($"SELECT 1 FROM {RunsTable} WHERE uuid = @run FOR UPDATE", RunParameter()));
+        batch.BatchCommands.Add(Command(
+            $"""
+            INSERT INTO {NpgsqlWorkflowStore.StepWaitsTable} (step_uuid, wait_number, run_uuid, kind, name, deadline, event_type, created)
+            VALUES (@step, @number, @run, @kind, @name, @deadline, @event_type, @now)
+            ON CONFLICT (step_uuid, wait_number) DO UPDATE SET woken_at = NULL, event_type = EXCLUDED.event_type
+            """,
+            new NpgsqlParameter("step", park.StepId), new NpgsqlParameter("number", park.Number), RunParameter(), NpgsqlWorkflowStore.Text("kind", park.Kind),
+            NpgsqlWorkflowStore.Text("name", park.Name), Deadline(park.Deadline), NpgsqlWorkflowStore.Text("event_type", park.EventType), Now(now)));
+        batch.BatchCommands.Add(Command(
+            $"""
+            UPDATE {RunsTable} SET status = '{wait.To}', waiting_for = @waiting_for, wake_at = @deadline, modified = @now
+            WHERE uuid = @run AND status IN {wait.SqlFrom}
+              AND NOT EXISTS (SELECT 1 FROM {NpgsqlWorkflowStore.EventsTable} WHERE run_uuid = @run AND name = @name AND consumed_step_uuid IS NULL)
+            """,
+            RunParameter(), NpgsqlWorkflowStore.Text("waiting_for", park.WaitingFor), Deadline(park.Deadline), Now(now), NpgsqlWorkflowStore.Text("name", park.Name)));
+        batch.BatchCommands.Add(Command(
+            $"UPDATE {StepsTable} SET status = 'Waiting', modified = @now WHERE uuid = @step AND EXISTS (SELECT 1 FROM {RunsTable} WHERE uuid = @run AND status = 'Waiting')",
+            new NpgsqlParameter("step", park.StepId), RunParameter(), Now(now)));
+        batch.BatchCommands.Add(Command($"SELECT status FROM {RunsTable} WHERE uuid = @run", RunParameter()));
+        string? status = null;
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            // Results: the lock (a row), then the status.
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                status = reader.GetString(0);
+            }
+        }
+
+        if (batch.BatchCommands[2].RecordsAffected == 1)
+        {
+            return ParkResult.Parked;
+        }
+
+        return status == nameof(WorkflowStatus.Running) ? ParkResult.EventArrived : ParkResult.NotRunning;
+    }
+
+    private static NpgsqlParameter Deadline(DateTimeOffset? deadline)
+        => new("deadline", NpgsqlTypes.NpgsqlDbType.TimestampTz) { Value = (object?)deadline?.ToUniversalTime() ?? DBNull.Value };
 
     public async Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken)
     {

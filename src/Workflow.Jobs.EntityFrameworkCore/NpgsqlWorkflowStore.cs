@@ -12,11 +12,13 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// PostgreSQL storage. Queries go through EF Core; the execution path (guard, start, checkpoints) is
 /// hand-written SQL batches so that each checkpoint is exactly one transaction and one round trip.
 /// </summary>
-internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
+internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 {
     internal const string RunsTable = "workflow.workflow_runs";
     internal const string StepsTable = "workflow.workflow_steps";
     internal const string AttemptsTable = "workflow.workflow_step_attempts";
+    internal const string StepWaitsTable = "workflow.workflow_step_waits";
+    internal const string EventsTable = "workflow.workflow_events";
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly IDbContextFactory<WorkflowDbContext> _contexts;
@@ -345,6 +347,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 ORDER BY r.created LIMIT @limit FOR UPDATE SKIP LOCKED)
             UPDATE {RunsTable} r
             SET status = @to, modified = @now,
+                waiting_for = CASE WHEN @to = 'Waiting' THEN r.waiting_for END, wake_at = CASE WHEN @to = 'Waiting' THEN r.wake_at END,
                 job_request = {JobRequestAfterChange}
             FROM chosen
             WHERE r.uuid = chosen.uuid
@@ -437,7 +440,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             var where = WorkflowQuerySql.Where(query, command);
             command.CommandText = $"""
                 SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
-                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags
+                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at
                 FROM {RunsTable} r
                 WHERE {where}
                 ORDER BY r.created DESC, r.uuid DESC
@@ -467,6 +470,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                     RecurringId = await reader.IsDBNullAsync(12, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(12),
                     IdempotencyKey = await reader.IsDBNullAsync(13, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(13),
                     Tags = WorkflowTags.FromJson(reader.GetString(14)),
+                    WaitingFor = await reader.IsDBNullAsync(15, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(15),
+                    WakeAt = await reader.IsDBNullAsync(16, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(16, cancellationToken).ConfigureAwait(false),
                 });
             }
         }
@@ -543,10 +548,15 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         // One statement: the status change (only from the statuses the table allows), the job write to
         // follow it (a delete only when there is a job), and the run's previous status. A cancel drops any
         // other pending job write: a cancelled run gets no new or requeued job.
+        // A wake also marks the run's open waits woken (a sleep woken early returns; an event wait checks its event).
+        var woken = operation == RunOperation.Wake
+            ? $", woken AS (UPDATE {StepWaitsTable} SET woken_at = @now WHERE run_uuid = @run AND woken_at IS NULL AND EXISTS (SELECT 1 FROM current WHERE status IN {transition.SqlFrom}))"
+            : "";
         var sql = $"""
-            WITH current AS (SELECT uuid, status FROM {RunsTable} WHERE uuid = @run AND NOT is_removed FOR UPDATE)
+            WITH current AS (SELECT uuid, status FROM {RunsTable} WHERE uuid = @run AND NOT is_removed FOR UPDATE){woken}
             UPDATE {RunsTable} r
             SET status = @to, modified = @now,
+                waiting_for = CASE WHEN @to = 'Waiting' THEN r.waiting_for END, wake_at = CASE WHEN @to = 'Waiting' THEN r.wake_at END,
                 failed_at = CASE WHEN @failing THEN @now ELSE r.failed_at END,
                 exception_message = CASE WHEN @failing THEN COALESCE(@message, r.exception_message) ELSE r.exception_message END,
                 job_request = {JobRequestAfterChange}
@@ -680,6 +690,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         JobRequestKind.Create => "create",
         JobRequestKind.Requeue => "requeue",
         JobRequestKind.Delete => "delete",
+        JobRequestKind.Wake => "wake",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "No job write."),
     };
 
@@ -688,6 +699,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         "create" => JobRequestKind.Create,
         "requeue" => JobRequestKind.Requeue,
         "delete" => JobRequestKind.Delete,
+        "wake" => JobRequestKind.Wake,
         _ => JobRequestKind.None,
     };
 
@@ -832,6 +844,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             ForkedFrom = run.ForkedFrom,
             IdempotencyKey = run.IdempotencyKey,
             Tags = WorkflowTags.FromJson(run.Tags),
+            WaitingFor = run.WaitingFor,
+            WakeAt = run.WakeAt,
             Steps = includeSteps ? ordered.Select(MapStep).ToList() : [],
         };
     }

@@ -50,6 +50,54 @@ internal sealed class WorkflowRunEntity
     public Guid? ForkedFrom { get; set; }
     /// <summary>Tags given at enqueue: a <c>jsonb</c> object of strings, <c>{}</c> when none.</summary>
     public string Tags { get; set; } = "{}";
+    /// <summary>What a Waiting run waits for (<c>sleep</c>, an event name, ...); null otherwise.</summary>
+    public string? WaitingFor { get; set; }
+    /// <summary>When a Waiting run's wait ends by itself; null for no deadline (or not waiting).</summary>
+    public DateTimeOffset? WakeAt { get; set; }
+}
+
+/// <summary>A durable wait a step reached, keyed by (step, wait number): re-runs of the step see the same deadline.</summary>
+internal sealed class WorkflowStepWaitEntity
+{
+    /// <summary>The step record (<c>step_uuid</c>).</summary>
+    public Guid StepId { get; set; }
+    /// <summary>The wait's number within the step body (0 for its first wait).</summary>
+    public int WaitNumber { get; set; }
+    /// <summary>The run (<c>run_uuid</c>).</summary>
+    public Guid RunId { get; set; }
+    /// <summary><c>sleep</c> or <c>event</c>.</summary>
+    public string Kind { get; set; } = "";
+    /// <summary>The event's name (null for a sleep).</summary>
+    public string? Name { get; set; }
+    /// <summary>The sleep's end or the event's deadline, fixed when the wait was first reached.</summary>
+    public DateTimeOffset? Deadline { get; set; }
+    /// <summary>The data type an event wait expects (assembly-qualified), to validate signals against.</summary>
+    public string? EventType { get; set; }
+    /// <summary>When the run was woken while parked on this wait (its time came, or an operator enqueued its job).</summary>
+    public DateTimeOffset? WokenAt { get; set; }
+    /// <summary>When the wait was first reached (UTC).</summary>
+    public DateTimeOffset Created { get; set; }
+}
+
+/// <summary>An event sent to a run; consumed by exactly one wait, identified by (step, wait number).</summary>
+internal sealed class WorkflowEventEntity
+{
+    /// <summary>Primary key (<c>uuid</c>).</summary>
+    public Guid Id { get; set; }
+    /// <summary>The run (<c>run_uuid</c>).</summary>
+    public Guid RunId { get; set; }
+    /// <summary>The event's name.</summary>
+    public string Name { get; set; } = "";
+    /// <summary>The payload (<c>jsonb</c>).</summary>
+    public string Payload { get; set; } = "{}";
+    /// <summary>When it was sent (UTC).</summary>
+    public DateTimeOffset Created { get; set; }
+    /// <summary>The step whose wait consumed it; null while unconsumed.</summary>
+    public Guid? ConsumedStepId { get; set; }
+    /// <summary>The number of the wait that consumed it.</summary>
+    public int? ConsumedWait { get; set; }
+    /// <summary>When it was consumed (UTC).</summary>
+    public DateTimeOffset? ConsumedAt { get; set; }
 }
 
 /// <summary>A persisted step of a run.</summary>
@@ -130,6 +178,12 @@ internal sealed class WorkflowDbContext : DbContext
     /// <summary>Step attempts (deleted with their step).</summary>
     public DbSet<WorkflowStepAttemptEntity> StepAttempts => Set<WorkflowStepAttemptEntity>();
 
+    /// <summary>Durable waits reached by steps.</summary>
+    public DbSet<WorkflowStepWaitEntity> StepWaits => Set<WorkflowStepWaitEntity>();
+
+    /// <summary>Events sent to runs.</summary>
+    public DbSet<WorkflowEventEntity> Events => Set<WorkflowEventEntity>();
+
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -138,6 +192,46 @@ internal sealed class WorkflowDbContext : DbContext
         ConfigureRuns(modelBuilder.Entity<WorkflowRunEntity>());
         ConfigureSteps(modelBuilder.Entity<WorkflowStepEntity>());
         ConfigureStepAttempts(modelBuilder.Entity<WorkflowStepAttemptEntity>());
+        ConfigureWaits(modelBuilder.Entity<WorkflowStepWaitEntity>());
+        ConfigureEvents(modelBuilder.Entity<WorkflowEventEntity>());
+    }
+
+    private static void ConfigureWaits(EntityTypeBuilder<WorkflowStepWaitEntity> wait)
+    {
+        wait.ToTable("workflow_step_waits");
+        wait.HasKey(w => new { w.StepId, w.WaitNumber });
+        wait.Property(w => w.StepId).HasColumnName("step_uuid");
+        wait.Property(w => w.WaitNumber).HasColumnName("wait_number");
+        wait.Property(w => w.RunId).HasColumnName("run_uuid");
+        wait.Property(w => w.Kind).HasColumnName("kind").HasMaxLength(16).IsRequired();
+        wait.Property(w => w.Name).HasColumnName("name").HasMaxLength(200);
+        wait.Property(w => w.Deadline).HasColumnName("deadline");
+        wait.Property(w => w.EventType).HasColumnName("event_type").HasMaxLength(1000);
+        wait.Property(w => w.WokenAt).HasColumnName("woken_at");
+        wait.Property(w => w.Created).HasColumnName("created");
+        wait.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(w => w.RunId).OnDelete(DeleteBehavior.Cascade);
+        // A wake marks the run's open waits; a signal reads the open wait's expected type.
+        wait.HasIndex(w => w.RunId).HasDatabaseName("ix_workflow_step_waits_run");
+    }
+
+    private static void ConfigureEvents(EntityTypeBuilder<WorkflowEventEntity> evt)
+    {
+        evt.ToTable("workflow_events");
+        evt.HasKey(e => e.Id);
+        evt.Property(e => e.Id).HasColumnName("uuid").ValueGeneratedNever();
+        evt.Property(e => e.RunId).HasColumnName("run_uuid");
+        evt.Property(e => e.Name).HasColumnName("name").HasMaxLength(200).IsRequired();
+        evt.Property(e => e.Payload).HasColumnName("payload").HasColumnType("jsonb").IsRequired();
+        evt.Property(e => e.Created).HasColumnName("created");
+        evt.Property(e => e.ConsumedStepId).HasColumnName("consumed_step_uuid");
+        evt.Property(e => e.ConsumedWait).HasColumnName("consumed_wait");
+        evt.Property(e => e.ConsumedAt).HasColumnName("consumed_at");
+        evt.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(e => e.RunId).OnDelete(DeleteBehavior.Cascade);
+        // The unconsumed events of a run, oldest first (what a wait consumes).
+        evt.HasIndex(e => new { e.RunId, e.Name, e.Created }).HasDatabaseName("ix_workflow_events_pending").HasFilter("consumed_step_uuid IS NULL");
+        // A wait consumes at most one event, and a re-run of its step finds it.
+        evt.HasIndex(e => new { e.ConsumedStepId, e.ConsumedWait }).HasDatabaseName("ux_workflow_events_consumed_by").IsUnique()
+            .HasFilter("consumed_step_uuid IS NOT NULL");
     }
 
     private static void ConfigureRuns(EntityTypeBuilder<WorkflowRunEntity> run)
@@ -166,7 +260,11 @@ internal sealed class WorkflowDbContext : DbContext
         run.Property(r => r.NotBefore).HasColumnName("not_before");
         run.Property(r => r.ForkedFrom).HasColumnName("forked_from");
         run.Property(r => r.Tags).HasColumnName("tags").HasColumnType("jsonb").HasDefaultValueSql("'{}'::jsonb").IsRequired();
+        run.Property(r => r.WaitingFor).HasColumnName("waiting_for").HasMaxLength(200);
+        run.Property(r => r.WakeAt).HasColumnName("wake_at");
         run.HasQueryFilter(r => !r.IsRemoved);
+        // Waiting runs by workflow (the waiting gauge, the page's Waiting filter).
+        run.HasIndex(r => new { r.WorkflowName, r.Created }, "ix_workflow_runs_waiting").HasFilter("status = 'Waiting' AND NOT is_removed");
         run.HasIndex(r => r.Created).HasDatabaseName("ix_workflow_runs_created");
         run.HasIndex(r => new { r.Status, r.Created }).HasDatabaseName("ix_workflow_runs_status_created");
         run.HasIndex(r => new { r.WorkflowName, r.Created }).HasDatabaseName("ix_workflow_runs_name_created");

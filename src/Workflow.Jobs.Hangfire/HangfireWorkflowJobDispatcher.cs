@@ -152,6 +152,34 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
 
     public void Delete(string jobId) => client.Delete(jobId);
 
+    public string? Wake(Guid runId, string workflowName, string? queue, string? jobId)
+    {
+        if (jobId is not null)
+        {
+            using var connection = storage.GetConnection();
+            var data = connection.GetJobData(jobId);
+            if (data?.Job is not null)
+            {
+                var queueName = queue ?? data.Job.Queue ?? EnqueuedState.DefaultQueue;
+                if (data.State == ScheduledState.StateName || data.State == ProcessingState.StateName || data.State == EnqueuedState.StateName
+                    || data.State == AwaitingState.StateName)
+                {
+                    // Only from Scheduled, under the job's state lock (which the parking execution's election holds while it
+                    // re-reads the run): either the election already scheduled the job and this enqueues it, or the election
+                    // runs later and sees the run woken. A job still processing or enqueued runs anyway.
+                    client.ChangeState(jobId, new EnqueuedState(queueName) { Reason = "Woken: its wait is over" }, ScheduledState.StateName);
+                    return null;
+                }
+
+                connection.SetJobParameter(jobId, WorkflowJobParameters.RetryCount, "0");
+                client.ChangeState(jobId, new EnqueuedState(queueName) { Reason = "Woken: its wait is over" }, data.State);
+                return null;
+            }
+        }
+
+        return Enqueue(runId, workflowName, queue, delay: null);
+    }
+
     public bool RequeueAbandoned(string jobId, string? queue)
         => client.ChangeState(jobId, new EnqueuedState(queue ?? EnqueuedState.DefaultQueue) { Reason = "Its execution died; requeued by Workflow.Jobs recovery" },
             ProcessingState.StateName);

@@ -85,6 +85,7 @@ public static class HangfireWorkflowJobsBuilderExtensions
         services.TryAddSingleton<WorkflowRetryFilter>();
         services.TryAddSingleton<WorkflowStateSyncFilter>();
         services.TryAddSingleton<WorkflowJobOriginFilter>();
+        services.TryAddSingleton<WorkflowWaitFilter>();
         services.TryAddSingleton<WorkflowJobFilterProvider>();
         services.TryAddSingleton<WorkflowNameCache>();
         services.TryAddSingleton(sp => new WorkflowJobBulkWriter(sp.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource),

@@ -115,6 +115,77 @@ internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, Wor
 }
 
 /// <summary>
+/// Turns the end of an execution whose run waits (<see cref="WorkflowParkedException"/>) into the job's next state,
+/// re-reading the run under the job's state lock (Hangfire elects states holding it): Scheduled for the wake time (far
+/// in the future without one) while the run is Waiting; Enqueued when it was woken meanwhile (a signal between the
+/// Waiting commit and this election found the job still processing and left the wake to this re-check); Deleted when
+/// the run is gone or finished. Never a failure, so neither the retry budget nor the attempts change.
+/// </summary>
+internal sealed partial class WorkflowWaitFilter(IWorkflowStore store, TimeProvider time, ILogger<WorkflowWaitFilter> logger) : IElectStateFilter
+{
+    /// <summary>How far ahead a wait without a deadline is scheduled ("Enqueue now" or a signal wakes it).</summary>
+    internal static readonly TimeSpan NoDeadline = TimeSpan.FromDays(3650);
+
+    /// <summary>When the run cannot be re-read, the job comes back this soon to check again (never a lost wake).</summary>
+    internal static readonly TimeSpan RecheckDelay = TimeSpan.FromSeconds(30);
+
+    public void OnStateElection(ElectStateContext context)
+    {
+        var job = context.BackgroundJob?.Job;
+        if (!WorkflowJobParameters.IsWorkflowJob(job) || context.CandidateState is not FailedState { Exception: WorkflowParkedException parked })
+        {
+            return;
+        }
+
+        var runId = (Guid)job!.Args[0];
+        var queue = job.Queue ?? EnqueuedState.DefaultQueue;
+        RunWaitInfo? info;
+        try
+        {
+#pragma warning disable VSTHRD002 // Synchronous Hangfire filter API; bridged through Task.Run (no synchronization context to deadlock).
+            info = Task.Run(() => store.GetWaitInfoAsync(runId, CancellationToken.None)).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The run could not be re-read. A sleep keeps its wake time (nothing else wakes it, and a wake ends it); any other
+            // wait comes back soon and checks again, in case it was woken meanwhile (it goes back to waiting if not).
+            LogRecheck(ex, runId);
+            var soon = time.GetUtcNow() + RecheckDelay;
+            var at = parked.WaitingFor == WaitKinds.Sleep && parked.WakeAt is { } sleepEnd ? sleepEnd
+                : parked.WakeAt is { } wake && wake < soon ? wake : soon;
+            context.CandidateState = new ScheduledState(WholeSecondAtOrAfter(at)) { Reason = $"Waiting for {parked.WaitingFor}; the run could not be re-read, checked again at {at:O}" };
+            return;
+        }
+
+        context.CandidateState = info switch
+        {
+            null => new DeletedState { Reason = "The run no longer exists" },
+            { Status: WorkflowStatus.Waiting } => new ScheduledState(WholeSecondAtOrAfter(info.WakeAt ?? time.GetUtcNow() + NoDeadline))
+            {
+                Reason = info.WakeAt is { } at ? $"Waiting for {info.WaitingFor} until {at:O}" : $"Waiting for {info.WaitingFor} (no deadline)",
+            },
+            { Status: WorkflowStatus.Pending or WorkflowStatus.Running } => new EnqueuedState(queue) { Reason = "Woken while its run was parking" },
+            _ => new DeletedState { Reason = $"The run is {info.Status}" },
+        };
+    }
+
+    /// <summary>
+    /// The job storage keeps schedules in whole seconds (truncated): rounding up keeps the job from running before the
+    /// wake time, so the scheduler's wake never ends a sleep early.
+    /// </summary>
+    internal static DateTime WholeSecondAtOrAfter(DateTimeOffset time)
+    {
+        var utc = time.UtcDateTime;
+        var remainder = utc.Ticks % TimeSpan.TicksPerSecond;
+        return remainder == 0 ? utc : utc.AddTicks(TimeSpan.TicksPerSecond - remainder);
+    }
+
+    [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} parked but could not be re-read; its job checks its wait again shortly")]
+    private partial void LogRecheck(Exception exception, Guid workflowId);
+}
+
+/// <summary>
 /// Keeps the run's status in step with its job: Deleted → cancel, Failed → fail, waiting for a retry or
 /// requeued → requeue (each a named operation of <see cref="WorkflowTransitions"/>; the table decides
 /// whether the run's current status allows it). Processing → Running and Succeeded are written by the job
@@ -137,6 +208,13 @@ internal sealed class WorkflowStateSyncFilter(IWorkflowStore store, TimeProvider
         if (OperationFor(context.NewState, context.OldStateName) is { } operation)
         {
             Apply((Guid)job!.Args[0], operation, (context.NewState as FailedState)?.Exception?.Message);
+        }
+
+        if (context.NewState is EnqueuedState && context.OldStateName == ScheduledState.StateName)
+        {
+            // A waiting run's job enqueued from Scheduled: its wake time came, or an operator chose "Enqueue now" (an
+            // early wake). A wake is the run's own transition; a run that is not Waiting is left alone.
+            Apply((Guid)job!.Args[0], RunOperation.Wake, message: null);
         }
     }
 
@@ -165,7 +243,8 @@ internal sealed class WorkflowStateSyncFilter(IWorkflowStore store, TimeProvider
 }
 
 /// <summary>Supplies the integration's filters for this host only (no global filter collection is touched).</summary>
-internal sealed class WorkflowJobFilterProvider(WorkflowRetryFilter retry, WorkflowStateSyncFilter sync, WorkflowJobOriginFilter origin) : IJobFilterProvider
+internal sealed class WorkflowJobFilterProvider(WorkflowRetryFilter retry, WorkflowStateSyncFilter sync, WorkflowJobOriginFilter origin,
+    WorkflowWaitFilter wait) : IJobFilterProvider
 {
     public IEnumerable<JobFilter> GetFilters(Job job)
     {
@@ -174,8 +253,10 @@ internal sealed class WorkflowJobFilterProvider(WorkflowRetryFilter retry, Workf
             return [];
         }
 
+        // The wait filter elects before the retry filter: a parked execution is never a failure.
         return
         [
+            new JobFilter(wait, JobFilterScope.Method, order: 50),
             new JobFilter(retry, JobFilterScope.Method, order: 100),
             new JobFilter(sync, JobFilterScope.Method, order: 100),
             new JobFilter(origin, JobFilterScope.Method, order: 100),

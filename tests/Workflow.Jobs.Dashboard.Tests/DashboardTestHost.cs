@@ -68,6 +68,7 @@ public sealed class DashboardTestHost : IAsyncDisposable
             })
             .AddWorkflow<HelloWorkflow>()
             .AddWorkflow<FlakyWorkflow>()
+            .AddWorkflow<ApprovalWorkflow>()
             .AddHangfireJobs(o =>
             {
                 o.RunServer = runServer;

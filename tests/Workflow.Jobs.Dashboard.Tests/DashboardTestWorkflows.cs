@@ -89,3 +89,29 @@ public sealed class FlakyWorkflow : WorkflowDefinition
 
     public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 0, DelaysInSeconds = [0] };
 }
+
+/// <summary>The payload of the <c>approval</c> event.</summary>
+public sealed class ApprovalPayload : WorkflowData
+{
+    [JsonProperty("approver"), System.ComponentModel.DataAnnotations.Required, System.ComponentModel.DataAnnotations.StringLength(50, MinimumLength = 1)]
+    public string Approver { get; set; } = "";
+}
+
+[WorkflowKey("dashboard_approved_output")]
+public sealed class ApprovedOutput : WorkflowData
+{
+    [JsonProperty("approver")] public string Approver { get; set; } = "";
+}
+
+/// <summary>Waits for the <c>approval</c> event.</summary>
+public sealed class AwaitApprovalStep : WorkflowStep<GreetInput, ApprovedOutput>
+{
+    protected override async Task<ApprovedOutput> ProcessInputAsync(GreetInput input, StepContext context, CancellationToken cancellationToken)
+        => new() { Approver = (await context.WaitForEventAsync<ApprovalPayload>("approval", cancellationToken: cancellationToken)).Approver };
+}
+
+[WorkflowName("dashboard-approval")]
+public sealed class ApprovalWorkflow : WorkflowDefinition
+{
+    public override IReadOnlyList<Type> Steps => [typeof(AwaitApprovalStep)];
+}

@@ -89,6 +89,54 @@ public sealed class WorkflowDashboardBrowserTests
         Assert.That((await _host.GetRunAsync(failed)).Status, Is.EqualTo(WorkflowStatus.Succeeded));
     }
 
+    [Test]
+    public async Task SendEvent_WakesTheWaitingRun_WhenAValidPayloadIsSentFromTheRunPage()
+    {
+        var id = await _host.Client.EnqueueAsync<ApprovalWorkflow>(new WorkflowInput(new GreetInput { Name = "Ada" }));
+        await _host.WaitForStatusAsync(id, WorkflowStatus.Waiting);
+
+        var profile = Directory.CreateTempSubdirectory("workflow-jobs-chromium-").FullName;
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(profile, new BrowserTypeLaunchPersistentContextOptions
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            ViewportSize = new ViewportSize { Width = 1280, Height = 900 },
+            BaseURL = _host.BaseAddress.ToString(),
+        });
+        browser.SetDefaultTimeout(90_000);
+        var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
+
+        await page.GotoAsync($"hangfire/workflows/{id}", new() { WaitUntil = WaitUntilState.DOMContentLoaded });
+        await Assertions.Expect(page.Locator("#workflow-status [data-status]")).ToHaveTextAsync("Waiting");
+        await Assertions.Expect(page.Locator("#workflow-waiting")).ToContainTextAsync("event approval");
+        await Assertions.Expect(page.Locator("#workflow-event-name")).ToHaveValueAsync("approval");
+
+        // Not JSON: refused in the browser, nothing sent.
+        await page.Locator("#workflow-event-payload").FillAsync("{ approver: ");
+        await page.Locator("#workflow-send-event").ClickAsync();
+        await Assertions.Expect(page.Locator("#workflow-event-json-error")).ToBeVisibleAsync();
+
+        // JSON that does not fit the wait's type: the server's refusal names the field.
+        var refused = page.WaitForResponseAsync(response => response.Url.EndsWith("/event", StringComparison.Ordinal));
+        await page.Locator("#workflow-event-payload").FillAsync("{\"approver\": \"\"}");
+        await page.Locator("#workflow-send-event").ClickAsync();
+        Assert.That((await refused).Status, Is.EqualTo(400));
+        await Assertions.Expect(page.Locator("#workflow-command-error")).ToContainTextAsync("approver");
+        await SaveScreenshotAsync(page, "waiting-run-send-event.png", "A waiting run with a refused event");
+
+        var sent = page.WaitForResponseAsync(response => response.Url.EndsWith("/event", StringComparison.Ordinal));
+        await page.Locator("#workflow-event-payload").FillAsync("{\"approver\": \"Grace\"}");
+        await page.Locator("#workflow-send-event").ClickAsync();
+        Assert.That((await sent).Status, Is.EqualTo(204));
+
+        var run = await _host.WaitForStatusAsync(id, WorkflowStatus.Succeeded);
+        Assert.That(run.Output!["dashboard_approved_output"]!["approver"]!.ToString(), Is.EqualTo("Grace"));
+        await browser.CloseAsync();
+        Directory.Delete(profile, recursive: true);
+    }
+
     /// <summary>Saves a full-page screenshot under the test's work directory and attaches it to the test result.</summary>
     private static async Task SaveScreenshotAsync(IPage page, string fileName, string description)
     {

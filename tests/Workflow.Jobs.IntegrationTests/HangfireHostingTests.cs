@@ -133,6 +133,8 @@ public class HangfireHostingTests
         public void Delete(string jobId) => _inner.Delete(jobId);
 
         public bool RequeueAbandoned(string jobId, string? queue) => _inner.RequeueAbandoned(jobId, queue);
+
+        public string? Wake(Guid runId, string workflowName, string? queue, string? jobId) => _inner.Wake(runId, workflowName, queue, jobId);
     }
 
     [Test]

@@ -48,6 +48,8 @@ public class OutboxTests
 
         public bool RequeueAbandoned(string jobId, string? queue) => _inner.RequeueAbandoned(jobId, queue);
 
+        public string? Wake(Guid runId, string workflowName, string? queue, string? jobId) => _inner.Wake(runId, workflowName, queue, jobId);
+
         /// <summary>Creates a job without any run (tests only).</summary>
         public string EnqueueOrphan(Guid runId) => _inner.Enqueue(runId, "add", null, null);
 

@@ -36,7 +36,10 @@ public static class TestHosts
             .AddWorkflow<AddFailSquareWorkflow>()
             .AddWorkflow<AddWaitSquareWorkflow>()
             .AddWorkflow<NoRetryWorkflow>()
-            .AddWorkflow<SlowRetryWorkflow>());
+            .AddWorkflow<SlowRetryWorkflow>()
+            .AddWorkflow<SleepThenSquareWorkflow>()
+            .AddWorkflow<ApprovalWorkflow>()
+            .AddWorkflow<CollectWorkflow>());
         configure?.Invoke(builder.Services);
         var host = builder.Build();
         await host.StartAsync();

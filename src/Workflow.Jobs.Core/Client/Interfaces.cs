@@ -70,6 +70,22 @@ public interface IWorkflowClient
     /// <summary>Marks the run cancelled and deletes its job; a step in flight is cancelled through its token.</summary>
     /// <exception cref="InvalidOperationException">The run has already succeeded.</exception>
     Task CancelAsync(Guid workflowId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Sends the event <paramref name="eventName"/> to a run: stored in the caller's transaction (an ambient
+    /// <c>TransactionScope</c> is joined) and consumed by exactly one wait for that name (<see cref="StepContext.WaitForEventAsync{T}"/>),
+    /// the one waiting now or the first to come. A run waiting for it is woken at once.
+    /// </summary>
+    /// <exception cref="WorkflowRunNotFoundException">There is no such run.</exception>
+    /// <exception cref="UnitOfWorkException">Code <c>run_finished</c>: the run has finished; nothing was stored.</exception>
+    /// <exception cref="WorkflowDataValidationException">The payload does not fit the expected type (errors with paths); nothing was stored.</exception>
+    Task SignalAsync(Guid workflowId, string eventName, WorkflowData payload, CancellationToken cancellationToken = default);
+
+    /// <summary>As <see cref="SignalAsync(Guid, string, WorkflowData, CancellationToken)"/>, with a JSON payload validated like step input.</summary>
+    /// <exception cref="WorkflowRunNotFoundException">There is no such run.</exception>
+    /// <exception cref="UnitOfWorkException">Code <c>run_finished</c>: the run has finished; nothing was stored.</exception>
+    /// <exception cref="WorkflowDataValidationException">The payload does not fit the expected type (errors with paths); nothing was stored.</exception>
+    Task SignalAsync(Guid workflowId, string eventName, JObject payload, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Creates and executes runs in-process, without a job scheduler.</summary>

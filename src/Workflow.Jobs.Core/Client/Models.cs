@@ -75,6 +75,12 @@ public sealed record WorkflowRun
     /// <summary>The recurring schedule that started the run, if any.</summary>
     public string? RecurringId { get; init; }
 
+    /// <summary>What a <see cref="WorkflowStatus.Waiting"/> run waits for: <c>"sleep"</c> or an event's name; null when it is not waiting.</summary>
+    public string? WaitingFor { get; init; }
+
+    /// <summary>When a waiting run's wait ends by itself (its sleep's end, its event's deadline); null without one.</summary>
+    public DateTimeOffset? WakeAt { get; init; }
+
     /// <summary>The idempotency key given at enqueue, if any.</summary>
     public string? IdempotencyKey { get; init; }
 

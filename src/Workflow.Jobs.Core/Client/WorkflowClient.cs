@@ -43,6 +43,13 @@ internal interface IWorkflowJobDispatcher
     /// retry budget; only while the job storage still shows it processing. False when it did not.
     /// </summary>
     bool RequeueAbandoned(string jobId, string? queue);
+
+    /// <summary>
+    /// Wakes a waiting run's job: Scheduled → Enqueued. Does nothing when the job is processing or enqueued (the parking
+    /// execution's state election re-checks the run under the job's state lock); enqueues it again when it ended
+    /// otherwise, and creates a job when there is none. Returns the id of a job it created.
+    /// </summary>
+    string? Wake(Guid runId, string workflowName, string? queue, string? jobId);
 }
 
 /// <summary>

@@ -5,7 +5,7 @@ namespace Workflow.Jobs;
 
 /// <summary>
 /// Does the job writes that follow a run's committed change (the outbox): create the job of a new run,
-/// requeue the job of a retried run, delete the job of a cancelled one. Each write is recorded on the run
+/// requeue the job of a retried run, enqueue the job of a woken one, delete the job of a cancelled one. Each write is recorded on the run
 /// in the same transaction as the change; it is done right after the commit, and the outbox task of the
 /// leader loop does whatever was left (a crash, the job storage unreachable) a few seconds later.
 /// </summary>
@@ -151,6 +151,9 @@ internal sealed partial class WorkflowJobRequests
                         jobId = dispatcher.Enqueue(request.RunId, request.WorkflowName, request.Queue, delay: null);
                     }
 
+                    break;
+                case JobRequestKind.Wake:
+                    jobId = dispatcher.Wake(request.RunId, request.WorkflowName, request.Queue, request.JobId);
                     break;
                 case JobRequestKind.Delete:
                     if (request.JobId is not null)

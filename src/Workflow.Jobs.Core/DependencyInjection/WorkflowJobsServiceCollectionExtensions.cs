@@ -36,6 +36,8 @@ public static class WorkflowJobsServiceCollectionExtensions
         services.TryAddSingleton<WorkflowJobRequests>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowOutboxTask>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowRecoveryTask>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowWaitingMetricsTask>());
+        services.TryAddSingleton<WorkflowWaker>();
         services.TryAddSingleton<WorkflowClient>();
         services.TryAddSingleton<IWorkflowClient>(sp => sp.GetRequiredService<WorkflowClient>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkflowJobsStartup>());

@@ -49,6 +49,12 @@ internal enum JobRequestKind
 
     /// <summary>Delete the run's job, if it has one.</summary>
     Delete,
+
+    /// <summary>
+    /// A waiting run was woken: move its job from Scheduled to Enqueued (nothing when it is still processing: the
+    /// parking execution's state election sees the run woken and enqueues it), or create one if it is gone.
+    /// </summary>
+    Wake,
 }
 
 /// <summary>A pending job write of a run, as the outbox reads it.</summary>
@@ -73,13 +79,24 @@ internal sealed record RunRecord(
     JObject Input,
     JObject? Output,
     IReadOnlyList<string> StepNames,
-    int Attempts);
+    int Attempts)
+{
+    /// <summary>What a Waiting run waits for (<c>sleep</c>, an event name, ...); null when it is not waiting.</summary>
+    public string? WaitingFor { get; init; }
+
+    /// <summary>When a Waiting run's wait ends by itself (its sleep's end, its event's deadline); null for never.</summary>
+    public DateTimeOffset? WakeAt { get; init; }
+}
 
 /// <summary>A live step record as loaded for execution.</summary>
 internal sealed record StepRecord(Guid Id, string StepName, WorkflowStatus Status, JObject? Output, int Attempts);
 
 /// <summary>A step about to start: the record is created (or its attempt counted) as Running.</summary>
-internal sealed record StepStart(Guid StepId, string StepName, Guid? PrecedingStepId, JObject Input, int Attempt, bool Exists);
+internal sealed record StepStart(Guid StepId, string StepName, Guid? PrecedingStepId, JObject Input, int Attempt, bool Exists)
+{
+    /// <summary>The step resumes after a wait: neither the run nor the step counts a new attempt.</summary>
+    public bool AfterWait { get; init; }
+}
 
 /// <summary>
 /// Persistence of runs and steps. The engine knows only this; the EF Core adapter implements it.
@@ -175,7 +192,48 @@ internal interface IWorkflowStore
     /// execution holds it. Disposing the result releases the guard.
     /// </summary>
     Task<IRunExecution?> TryBeginExecutionAsync(Guid runId, CancellationToken cancellationToken);
+
+    /// <summary>The waits a step has recorded and the events its waits consumed (by wait number), for its waits to replay.</summary>
+    Task<StepWaitState> LoadStepWaitsAsync(Guid stepId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Consumes the oldest unconsumed event <paramref name="name"/> of the run for wait (<paramref name="stepId"/>,
+    /// <paramref name="waitNumber"/>) in one transaction, or returns the payload that wait already consumed; null when
+    /// there is none. An event is consumed by exactly one wait, and a wait consumes at most one event.
+    /// </summary>
+    Task<JObject?> ConsumeEventAsync(Guid runId, Guid stepId, int waitNumber, string name, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Whether the run has an unconsumed event of that name.</summary>
+    Task<bool> HasPendingEventAsync(Guid runId, string name, CancellationToken cancellationToken);
+
+    /// <summary>A run's status and what it waits for (the job filter's re-check, a signal's validation); null when it does not exist.</summary>
+    Task<RunWaitInfo?> GetWaitInfoAsync(Guid runId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Stores an event for the run (joining the caller's ambient transaction) and, when the run is Waiting for that
+    /// event, wakes it (<see cref="RunOperation.Wake"/>, recording a <see cref="JobRequestKind.Wake"/> job write) in the
+    /// same transaction. The run's row is locked first, so a signal and a parking execution never miss each other.
+    /// Returns null when the run does not exist; stores nothing when the run is finished.
+    /// </summary>
+    Task<SignalResult?> SignalAsync(Guid runId, string name, JObject payload, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>How many runs are Waiting, by workflow name (the waiting-runs metric).</summary>
+    Task<IReadOnlyDictionary<string, long>> CountWaitingRunsAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>What a signal did.</summary>
+/// <param name="Status">The run's status when the signal was taken (before a wake).</param>
+/// <param name="Stored">Whether the event was stored (false when the run is finished).</param>
+/// <param name="Wake">The job write of the wake, when the signal woke the run.</param>
+internal sealed record SignalResult(WorkflowStatus Status, bool Stored, JobRequest? Wake);
+
+/// <summary>A run's status and its current wait.</summary>
+/// <param name="Status">The run's status.</param>
+/// <param name="WorkflowName">The run's workflow.</param>
+/// <param name="WaitingFor">What it waits for, when Waiting.</param>
+/// <param name="WakeAt">When its wait ends by itself, when Waiting with a deadline.</param>
+/// <param name="EventType">The data type the current event wait expects (assembly-qualified name), when waiting for an event.</param>
+internal sealed record RunWaitInfo(WorkflowStatus Status, string WorkflowName, string? WaitingFor, DateTimeOffset? WakeAt, string? EventType);
 
 /// <summary>One execution of a run, holding its guard. Every write is one transaction.</summary>
 internal interface IRunExecution : IAsyncDisposable
@@ -207,6 +265,13 @@ internal interface IRunExecution : IAsyncDisposable
     /// when the job scheduler may retry) with the same message.
     /// </summary>
     Task FailStepAsync(Guid stepId, Exception exception, RunOperation runOperation, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Parks the run on a wait, in one transaction: records the wait (its deadline fixed the first time), then, unless an
+    /// unconsumed event it waits for is already there, moves the run Running → Waiting (<see cref="RunOperation.Wait"/>)
+    /// with its <c>waiting_for</c>/<c>wake_at</c> and the step to Waiting. The run's row is locked before the event check.
+    /// </summary>
+    Task<ParkResult> WaitAsync(ParkRequest park, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);

@@ -62,6 +62,13 @@ internal sealed partial class WorkflowEngine
             throw new UnitOfWorkException(message, UnitOfWorkException.RunFinishedCode, new NonRetryableException(message)) { WorkflowId = run.Id };
         }
 
+        if (run.Status == WorkflowStatus.Waiting && !await IsWaitOverAsync(run, cancellationToken).ConfigureAwait(false))
+        {
+            // Its job ran before the wait is over (a stale queue entry, a second job): nothing runs, the job goes back to waiting.
+            LogStillWaiting(run.Id, run.WaitingFor ?? "", run.WakeAt);
+            throw new WorkflowParkedException(run.Id, run.WaitingFor ?? "", run.WakeAt);
+        }
+
         var workflow = _registry.Find(run.WorkflowName);
         if (workflow is null)
         {
@@ -164,14 +171,50 @@ internal sealed partial class WorkflowEngine
         var watch = execution.WatchGuard();
         try
         {
-            WorkflowData output;
-            await using (watch.ConfigureAwait(false))
+            WorkflowData? output = null;
+            while (output is null)
             {
-                using var stepToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, watch.Lost);
-                var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
-                var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
-                var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated) { WorkflowName = workflow.Name, StepName = step.Name };
-                output = await instance.ExecuteAsync(input, context, stepToken.Token).ConfigureAwait(false);
+                StepWaitUnwind? unwind = null;
+                await using (watch.ConfigureAwait(false))
+                {
+                    using var stepToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, watch.Lost);
+                    var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
+                    var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
+                    var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated)
+                    {
+                        WorkflowName = workflow.Name,
+                        StepName = step.Name,
+                        Waits = new StepWaits(_store, _time, run.Id, start.StepId),
+                    };
+                    try
+                    {
+                        output = await instance.ExecuteAsync(input, context, stepToken.Token).ConfigureAwait(false);
+                    }
+                    catch (StepWaitUnwind u) when (u.Park.StepId == start.StepId)
+                    {
+                        unwind = u;
+                    }
+                }
+
+                if (unwind is not null)
+                {
+                    // The guard watch is stopped: the park is written on the execution's connection, in one transaction.
+                    var park = unwind.Park;
+                    switch (await execution.WaitAsync(park, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false))
+                    {
+                        case ParkResult.Parked:
+                            tags.Add("workflow.step.outcome", "waiting");
+                            _metrics.RunsParked.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+                            LogParked(run.Id, step.Name, park.WaitingFor, park.Deadline);
+                            throw new WorkflowParkedException(run.Id, park.WaitingFor, park.Deadline);
+                        case ParkResult.NotRunning:
+                            throw Cancelled(run);
+                        default:
+                            // The event arrived between the wait's check and the park: the step runs again now and consumes it.
+                            watch = execution.WatchGuard();
+                            break;
+                    }
+                }
             }
 
             if (output.GetType() != step.OutputType && !step.OutputType.IsInstanceOfType(output))
@@ -181,6 +224,14 @@ internal sealed partial class WorkflowEngine
 
             tags.Add("workflow.step.outcome", "succeeded");
             return output;
+        }
+        catch (WorkflowParkedException)
+        {
+            throw;
+        }
+        catch (UnitOfWorkException ex) when (ex.Code == UnitOfWorkException.CancelledCode && ex.WorkflowId == run.Id && ex.StepName is null)
+        {
+            throw;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -218,11 +269,28 @@ internal sealed partial class WorkflowEngine
         }
     }
 
+    /// <summary>Whether a Waiting run's wait is over: its time came, or the event it waits for is there.</summary>
+    private async Task<bool> IsWaitOverAsync(RunRecord run, CancellationToken cancellationToken)
+    {
+        if (run.WakeAt is { } wakeAt && wakeAt <= _time.GetUtcNow())
+        {
+            return true;
+        }
+
+        return run.WaitingFor is { } name && name != WaitKinds.Sleep
+            && await _store.HasPendingEventAsync(run.Id, name, cancellationToken).ConfigureAwait(false);
+    }
+
     private static StepStart PlanStart(StepDescriptor step, RunRecord run, Dictionary<string, StepRecord> records, Guid? preceding)
     {
         records.TryGetValue(step.Name, out var existing);
         var input = run.Input[step.InputKey] as JObject ?? new JObject();
-        return new StepStart(existing?.Id ?? Guid.CreateVersion7(), step.Name, preceding, input, (existing?.Attempts ?? 0) + 1, existing is not null);
+        // A step that parked on a wait resumes in the same attempt: a wake is not a new attempt.
+        var afterWait = existing?.Status == WorkflowStatus.Waiting;
+        return new StepStart(existing?.Id ?? Guid.CreateVersion7(), step.Name, preceding, input, (existing?.Attempts ?? 0) + (afterWait ? 0 : 1), existing is not null)
+        {
+            AfterWait = afterWait,
+        };
     }
 
     private static UnitOfWorkException Cancelled(RunRecord run)
@@ -239,6 +307,12 @@ internal sealed partial class WorkflowEngine
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was cancelled: its execution guard was lost; the run resumes elsewhere")]
     private partial void LogGuardLost(Exception exception, Guid workflowId, string stepName, Guid stepId);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "Step {StepName} of workflow run {WorkflowId} waits for {WaitingFor} until {WakeAt}; the worker is released")]
+    private partial void LogParked(Guid workflowId, string stepName, string waitingFor, DateTimeOffset? wakeAt);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} is still waiting for {WaitingFor} until {WakeAt}; its job goes back to waiting without running anything")]
+    private partial void LogStillWaiting(Guid workflowId, string waitingFor, DateTimeOffset? wakeAt);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
     private partial void LogInterrupted(Guid workflowId, string stepName, Guid stepId);

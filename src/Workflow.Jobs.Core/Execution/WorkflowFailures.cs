@@ -7,11 +7,12 @@ internal static class WorkflowFailures
     {
         WorkflowDataValidationException.ValidationFailedCode, UnitOfWorkException.DefinitionMismatchCode, UnitOfWorkException.UnknownWorkflowCode,
         UnitOfWorkException.NotFoundCode, UnitOfWorkException.CancelledCode, UnitOfWorkException.RunFinishedCode,
+        WorkflowEventTimeoutException.EventTimeoutCode,
     };
 
     /// <summary>
     /// A <see cref="NonRetryableException"/> anywhere in the chain, invalid data, a definition mismatch, an
-    /// unknown workflow or run, or a cancelled run.
+    /// unknown workflow or run, a cancelled run, or an event wait past its deadline (it would time out again).
     /// </summary>
     public static bool IsFinal(Exception? exception)
     {

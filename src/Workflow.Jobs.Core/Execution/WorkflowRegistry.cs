@@ -10,6 +10,9 @@ internal sealed class WorkflowDescriptor
     public required IReadOnlyList<StepDescriptor> Steps { get; init; }
     public required IReadOnlyList<string> StepNames { get; init; }
     public WorkflowRetryPolicy? Retry { get; init; }
+
+    /// <summary>The payload types of the events the definition declares (<see cref="WorkflowDefinition.Events"/>), by name.</summary>
+    public IReadOnlyDictionary<string, Type> Events { get; init; } = new Dictionary<string, Type>();
 }
 
 /// <summary>A step of a registered workflow.</summary>
@@ -149,7 +152,29 @@ internal sealed class WorkflowRegistry
             Steps = steps,
             StepNames = steps.Select(s => s.Name).ToArray(),
             Retry = definition.Retry,
+            Events = DescribeEvents(type, definition),
         };
+    }
+
+    private static Dictionary<string, Type> DescribeEvents(Type type, WorkflowDefinition definition)
+    {
+        var events = new Dictionary<string, Type>(StringComparer.Ordinal);
+        foreach (var (name, dataType) in definition.Events ?? new Dictionary<string, Type>())
+        {
+            if (string.IsNullOrWhiteSpace(name) || name.Length > WorkflowEvents.MaxNameLength || name == WaitKinds.Sleep)
+            {
+                throw new WorkflowDefinitionException($"Workflow '{type.FullName}' declares an event named '{name}': an event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}'.");
+            }
+
+            if (dataType is null || !typeof(WorkflowData).IsAssignableFrom(dataType) || dataType.IsAbstract)
+            {
+                throw new WorkflowDefinitionException($"Event '{name}' of workflow '{type.FullName}' must have a concrete WorkflowData type, not '{dataType?.FullName}'.");
+            }
+
+            events[name] = dataType;
+        }
+
+        return events;
     }
 
     private static Type? FindStepBase(Type stepType)

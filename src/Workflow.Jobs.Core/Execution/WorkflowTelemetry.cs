@@ -33,7 +33,22 @@ internal sealed class WorkflowMetrics : IDisposable
         RunsRetried = _meter.CreateCounter<long>("workflow.runs.retried", "{run}", "Runs enqueued again after a failure.");
         RunsInFlight = _meter.CreateUpDownCounter<long>("workflow.runs.in_flight", "{run}", "Runs executing in this process.");
         StepDuration = _meter.CreateHistogram<double>("workflow.step.duration", "s", "Duration of step bodies.");
+        RunsParked = _meter.CreateCounter<long>("workflow.runs.parked", "{run}", "Times a run started waiting (a sleep, an event) and released its worker.");
+        _meter.CreateObservableGauge("workflow.runs.waiting", ObserveWaiting, "{run}",
+            "Runs Waiting, by workflow (counted by the leader host about every 15 s; other hosts report nothing).");
     }
+
+    private volatile IReadOnlyDictionary<string, long>? _waiting;
+
+    public Counter<long> RunsParked { get; }
+
+    /// <summary>Sets the counts the waiting-runs gauge reports (by workflow name); null to report nothing.</summary>
+    public void SetWaiting(IReadOnlyDictionary<string, long>? counts) => _waiting = counts;
+
+    private IEnumerable<Measurement<long>> ObserveWaiting()
+        => _waiting is { } counts
+            ? counts.Select(c => new Measurement<long>(c.Value, new KeyValuePair<string, object?>("workflow.name", c.Key)))
+            : [];
 
     public Counter<long> RunsCreated { get; }
     public Counter<long> RunsSucceeded { get; }

@@ -36,7 +36,7 @@ public abstract class WorkflowStep<TInput, TOutput> : IWorkflowStep
 }
 
 /// <summary>What a step knows about the run it is part of.</summary>
-public sealed class StepContext
+public sealed partial class StepContext
 {
     /// <summary>Creates a context (the engine does; tests of a step may too).</summary>
     public StepContext(Guid workflowId, Guid stepId, int attempt, WorkflowOutput accumulatedOutput)
@@ -81,6 +81,14 @@ public abstract class WorkflowDefinition
     /// (<see cref="WorkflowJobsOptions.DefaultRetry"/>).
     /// </summary>
     public virtual WorkflowRetryPolicy? Retry => null;
+
+    /// <summary>
+    /// The events the steps wait for (<see cref="StepContext.WaitForEventAsync{T}"/>), by name, with their payload types.
+    /// A signal is validated against the type of the wait the run is parked on; an event sent before its wait is reached
+    /// is validated against the type declared here (undeclared, it only needs to be a JSON object, and is read with the
+    /// wait's type when consumed). Empty by default.
+    /// </summary>
+    public virtual IReadOnlyDictionary<string, Type> Events => new Dictionary<string, Type>();
 }
 
 /// <summary>How a failed run is retried by the job scheduler.</summary>

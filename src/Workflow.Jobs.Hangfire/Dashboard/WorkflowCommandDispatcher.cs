@@ -2,11 +2,12 @@ using Hangfire.Dashboard;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Newtonsoft.Json.Linq;
 
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary>
-/// Retry, Cancel and Fork of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
+/// Retry, Cancel, Fork and Send event of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
 /// and antiforgery check (done by Hangfire's dashboard middleware before any dispatcher runs), refused in
 /// read-only mode. Answers 204, or 404 / 409 / 503 with a plain-text reason the page shows.
 /// </summary>
@@ -14,6 +15,10 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
 {
     public const string Retry = "retry";
     public const string Cancel = "cancel";
+    public const string Event = "event";
+
+    /// <summary>The largest Send event body accepted (name and payload).</summary>
+    internal const int MaxEventBodyBytes = 1024 * 1024;
 
     public const string Fork = "fork";
 
@@ -41,6 +46,17 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
             {
                 await request.Client.RetryAsync(id, CancellationToken.None).ConfigureAwait(false);
             }
+            else if (command == Event)
+            {
+                var (name, payload, error) = await ReadEventAsync(http.Request).ConfigureAwait(false);
+                if (error is not null)
+                {
+                    await RespondAsync(http, StatusCodes.Status400BadRequest, error).ConfigureAwait(false);
+                    return;
+                }
+
+                await request.Client.SignalAsync(id, name!, payload!, CancellationToken.None).ConfigureAwait(false);
+            }
             else
             {
                 await request.Client.CancelAsync(id, CancellationToken.None).ConfigureAwait(false);
@@ -52,6 +68,17 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
             return;
         }
         catch (WorkflowStateException ex)
+        {
+            await RespondAsync(http, StatusCodes.Status409Conflict, ex.Message).ConfigureAwait(false);
+            return;
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            await RespondAsync(http, StatusCodes.Status400BadRequest,
+                "The event was not sent: " + string.Join("; ", ex.Errors.Select(e => e.Path.Length == 0 ? e.Message : $"{e.Path}: {e.Message}"))).ConfigureAwait(false);
+            return;
+        }
+        catch (UnitOfWorkException ex) when (ex.Code == UnitOfWorkException.RunFinishedCode)
         {
             await RespondAsync(http, StatusCodes.Status409Conflict, ex.Message).ConfigureAwait(false);
             return;
@@ -71,6 +98,45 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
         }
 
         http.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    /// <summary>The Send event form's body: <c>{"name": "...", "payload": {...}}</c>; or why it cannot be read.</summary>
+    private static async Task<(string? Name, JObject? Payload, string? Error)> ReadEventAsync(HttpRequest request)
+    {
+        if (request.ContentLength > MaxEventBodyBytes)
+        {
+            return (null, null, $"The event is larger than {MaxEventBodyBytes / 1024} KB.");
+        }
+
+        using var reader = new StreamReader(request.Body);
+        var buffer = new char[MaxEventBodyBytes + 1];
+        var length = await reader.ReadBlockAsync(buffer.AsMemory(), request.HttpContext.RequestAborted).ConfigureAwait(false);
+        if (length > MaxEventBodyBytes)
+        {
+            return (null, null, $"The event is larger than {MaxEventBodyBytes / 1024} KB.");
+        }
+
+        JObject body;
+        try
+        {
+            body = WorkflowJson.ParseObject(new string(buffer, 0, length));
+        }
+        catch (WorkflowDataValidationException ex)
+        {
+            return (null, null, "The event is not a JSON object: " + ex.Message);
+        }
+
+        if (body["name"] is not { Type: JTokenType.String } name || string.IsNullOrWhiteSpace(name.Value<string>()))
+        {
+            return (null, null, "name: the event's name is required.");
+        }
+
+        if (body["payload"] is not JObject payload)
+        {
+            return (null, null, "payload: expected a JSON object.");
+        }
+
+        return (name.Value<string>(), payload, null);
     }
 
     /// <summary>

@@ -50,6 +50,33 @@ internal abstract class WorkflowDashboardPage : RazorPage
         Write(relative ? Html.RelativeTime(time.UtcDateTime) : Html.LocalTime(time.UtcDateTime));
     }
 
+    /// <summary>What a waiting run waits for and until when ("sleep until …", "event approved, no deadline").</summary>
+    protected void WriteWaiting(WorkflowRun run)
+    {
+        WriteLiteral("<span class=\"workflow-waiting\" data-waiting-for=\"");
+        Write(run.WaitingFor ?? "");
+        WriteLiteral("\">");
+        Write(run.WaitingFor switch
+        {
+            null => "",
+            "sleep" => "sleep",
+            "concurrency" => "a concurrency slot",
+            "children" => "child runs",
+            var name => "event " + name,
+        });
+        if (run.WakeAt is { } wakeAt)
+        {
+            WriteLiteral(" until ");
+            WriteTime(wakeAt);
+        }
+        else
+        {
+            WriteLiteral(" <span class=\"text-muted\">(no deadline)</span>");
+        }
+
+        WriteLiteral("</span>");
+    }
+
     protected void WriteProgress(WorkflowRun run, bool bar)
     {
         var total = run.StepNames.Count;

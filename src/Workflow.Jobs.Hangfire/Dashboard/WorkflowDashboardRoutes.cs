@@ -42,7 +42,7 @@ internal static class WorkflowDashboardRoutes
         routes.Add(ListPath, new WorkflowPageDispatcher(WorkflowPageLoader.LoadListAsync));
         routes.Add(ListPath + "/" + IdPattern, new WorkflowPageDispatcher(WorkflowPageLoader.LoadRunAsync));
         routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.Cancel + "|"
-            + WorkflowCommandDispatcher.Fork + ")", new WorkflowCommandDispatcher());
+            + WorkflowCommandDispatcher.Fork + "|" + WorkflowCommandDispatcher.Event + ")", new WorkflowCommandDispatcher());
         var bulk = new WorkflowBulkDispatcher();
         routes.Add(WorkflowBulkDispatcher.CountPath, bulk);
         routes.Add(ListPath + "/bulk/(?<Action>retry|cancel|purge)", bulk);

@@ -178,6 +178,13 @@ internal sealed partial class WorkflowListPage(WorkflowListFilter filter, IReadO
                 WriteLiteral("</small>");
             }
 
+            if (run.Status == WorkflowStatus.Waiting && run.WaitingFor is not null)
+            {
+                WriteLiteral("<small class=\"text-info workflow-waiting-excerpt\">Waiting for ");
+                WriteWaiting(run);
+                WriteLiteral("</small>");
+            }
+
             WriteLiteral("</td><td class=\"min-width\">");
             WriteStatus(run.Status);
             WriteLiteral("</td><td class=\"min-width\">");

@@ -33,6 +33,7 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
         WriteForkPanel();
         WriteSummary();
         WriteForkLinks();
+        WriteSendEvent();
         WriteSteps();
         WriteAttemptHistory();
 
@@ -78,12 +79,46 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
         WriteLiteral("</div>");
     }
 
+    /// <summary>
+    /// The Send event form of an unfinished run: the event's name (the one the run waits for, when it waits for an event)
+    /// and its JSON payload, checked as JSON in the browser and validated against the wait's type by the server.
+    /// </summary>
+    private void WriteSendEvent()
+    {
+        if (IsReadOnly || WorkflowTransitions.IsFinished(run.Status))
+        {
+            return;
+        }
+
+        var waitingForEvent = run.Status == WorkflowStatus.Waiting && run.WaitingFor is { } name && name is not "sleep" and not "concurrency" and not "children";
+        WriteLiteral("<details class=\"workflow-send-event\"");
+        WriteLiteral(waitingForEvent ? " open" : "");
+        WriteLiteral("><summary>Send event</summary><form id=\"workflow-event-form\" class=\"workflow-event-form\" data-workflow-event=\"");
+        Write(Url.To(WorkflowDashboardRoutes.CommandPath(run.Id, WorkflowCommandDispatcher.Event)));
+        WriteLiteral("\"><div class=\"form-group\"><label for=\"workflow-event-name\">Event name</label>");
+        WriteLiteral("<input type=\"text\" class=\"form-control input-sm\" id=\"workflow-event-name\" name=\"name\" maxlength=\"200\" required value=\"");
+        Write(waitingForEvent ? run.WaitingFor : "");
+        WriteLiteral("\"></div><div class=\"form-group\"><label for=\"workflow-event-payload\">Payload (JSON object)</label>");
+        WriteLiteral("<textarea class=\"form-control workflow-json-editor\" id=\"workflow-event-payload\" name=\"payload\" rows=\"6\" spellcheck=\"false\">{\n  \n}</textarea>");
+        WriteLiteral("<p id=\"workflow-event-json-error\" class=\"text-danger\" hidden></p></div>");
+        WriteLiteral("<button type=\"submit\" id=\"workflow-send-event\" class=\"btn btn-sm btn-primary\"><span class=\"glyphicon glyphicon-send\"></span> Send event</button>");
+        WriteLiteral("</form></details>");
+    }
+
     private void WriteSummary()
     {
         WriteLiteral("<div class=\"row\"><div class=\"col-md-6\"><dl class=\"dl-horizontal workflow-summary\">");
         WriteLiteral("<dt>Status</dt><dd id=\"workflow-status\">");
         WriteStatus(run.Status);
-        WriteLiteral("</dd><dt>Progress</dt><dd id=\"workflow-progress\">");
+        WriteLiteral("</dd>");
+        if (run.Status == WorkflowStatus.Waiting && run.WaitingFor is not null)
+        {
+            WriteLiteral("<dt>Waiting for</dt><dd id=\"workflow-waiting\">");
+            WriteWaiting(run);
+            WriteLiteral("</dd>");
+        }
+
+        WriteLiteral("<dt>Progress</dt><dd id=\"workflow-progress\">");
         WriteProgress(run, bar: true);
         WriteLiteral("</dd><dt>Executions</dt><dd>");
         Write(run.Attempts.ToString(CultureInfo.InvariantCulture));

@@ -23,6 +23,27 @@ public sealed class CustomerProvisioningWorkflow : WorkflowDefinition
     /// <inheritdoc />
     public override IReadOnlyList<Type> Steps { get; } =
         [typeof(GetOrCreateCustomerStep), typeof(CreateSubscriptionStep), typeof(CreateAdminUsersStep), typeof(SendWelcomeStep)];
+
+    /// <summary>The approval of a large subscription (signals are validated against it, even one sent before the wait).</summary>
+    public override IReadOnlyDictionary<string, Type> Events { get; } = new Dictionary<string, Type>
+    {
+        [CreateSubscriptionStep.ApprovalEvent] = typeof(SubscriptionApproval),
+    };
+}
+
+/// <summary>
+/// The payload of the <c>subscription-approval</c> event: a person's decision on a large subscription. Send it with
+/// <c>POST /api/workflows/{id}/events/subscription-approval</c> or the Send event form of the run's page.
+/// </summary>
+public sealed class SubscriptionApproval : WorkflowData
+{
+    /// <summary>Whether the subscription is approved (false rejects it: the run fails without creating it).</summary>
+    [JsonProperty("approved"), Description("true approves the subscription, false rejects it.")]
+    public bool Approved { get; set; }
+
+    /// <summary>Who decided.</summary>
+    [JsonProperty("approver"), Required, StringLength(200, MinimumLength = 1), Description("Who decided.")]
+    public string Approver { get; set; } = "";
 }
 
 /// <summary>Input of <see cref="GetOrCreateCustomerStep"/>.</summary>
@@ -110,11 +131,23 @@ public sealed class SubscriptionOutput : WorkflowData
     [JsonProperty("seats")] public int Seats { get; set; }
 }
 
-/// <summary>Creates the customer's subscription.</summary>
+/// <summary>
+/// Creates the customer's subscription. A large one (more than <see cref="ApprovalAboveSeats"/> seats) first waits for a
+/// person's approval (the <c>subscription-approval</c> event), durably: the run is Waiting and holds no worker meanwhile.
+/// </summary>
 [WorkflowName("create-subscription")]
 public sealed partial class CreateSubscriptionStep(FakeExternalApi api, ILogger<CreateSubscriptionStep> logger)
     : WorkflowStep<SubscriptionInput, SubscriptionOutput>
 {
+    /// <summary>The event a large subscription waits for.</summary>
+    public const string ApprovalEvent = "subscription-approval";
+
+    /// <summary>Subscriptions with more seats than this need an approval.</summary>
+    public const int ApprovalAboveSeats = 100;
+
+    /// <summary>How long an approval may take before the run fails (<c>event_timeout</c>).</summary>
+    public static readonly TimeSpan ApprovalTimeout = TimeSpan.FromDays(3);
+
     /// <inheritdoc />
     protected override async Task<SubscriptionOutput> ProcessInputAsync(SubscriptionInput input, StepContext context, CancellationToken cancellationToken)
     {
@@ -122,6 +155,17 @@ public sealed partial class CreateSubscriptionStep(FakeExternalApi api, ILogger<
         ArgumentNullException.ThrowIfNull(context);
         var customer = context.AccumulatedOutput.Get<CustomerOutput>()
             ?? throw new NonRetryableException("The customer step's output is missing.");
+        if (input.Seats > ApprovalAboveSeats)
+        {
+            // Parks the run until the decision arrives (the step runs again from its start then, and this returns it).
+            var approval = await context.WaitForEventAsync<SubscriptionApproval>(ApprovalEvent, ApprovalTimeout, cancellationToken);
+            if (!approval.Approved)
+            {
+                throw new NonRetryableException($"The subscription of {input.Seats} seats was rejected by {approval.Approver}.");
+            }
+
+            LogApproved(input.Seats, approval.Approver, context.WorkflowId);
+        }
         var subscription = await api.CreateSubscriptionAsync(customer.CustomerId, input.Plan, input.Seats, context.StepId.ToString(),
             SampleSteps.Failures(context, input.SimulateFailures), cancellationToken);
         LogSubscription(subscription.Id, customer.CustomerId, context.WorkflowId, context.StepId);
@@ -130,6 +174,9 @@ public sealed partial class CreateSubscriptionStep(FakeExternalApi api, ILogger<
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Subscription {SubscriptionId} created for customer {CustomerId}, workflow run {WorkflowId}, step {StepId}")]
     private partial void LogSubscription(string subscriptionId, string customerId, Guid workflowId, Guid stepId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Subscription of {Seats} seats approved by {Approver} for workflow run {WorkflowId}")]
+    private partial void LogApproved(int seats, string approver, Guid workflowId);
 }
 
 /// <summary>An administrator to create.</summary>
