@@ -531,7 +531,12 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             UPDATE {RunsTable} r
             SET status = @to, modified = @now,
                 failed_at = CASE WHEN @failing THEN @now ELSE r.failed_at END,
-                exception_message = CASE WHEN @failing THEN COALESCE(@message, r.exception_message) ELSE r.exception_message END,
+                exception_message = CASE
+                    WHEN NOT @failing THEN r.exception_message
+                    -- A compensation that failed for good keeps the run's original failure (its own is in compensation_error).
+                    WHEN current.status = '{WorkflowStatus.Compensating}' THEN COALESCE(r.exception_message, @message)
+                    ELSE COALESCE(@message, r.exception_message) END,
+                compensation_requested_at = CASE WHEN @compensating THEN COALESCE(r.compensation_requested_at, @now) ELSE r.compensation_requested_at END,
                 job_request = {JobRequestAfterChange}
             FROM current
             WHERE r.uuid = current.uuid AND current.status IN {transition.SqlFrom}
@@ -545,6 +550,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             command.Parameters.Add(Text("to", transition.To.ToString()));
             command.Parameters.AddWithValue("now", now);
             command.Parameters.AddWithValue("failing", failing);
+            command.Parameters.AddWithValue("compensating", operation == RunOperation.BeginCompensation);
             command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
             command.Parameters.Add(Text("message", message));
             command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
@@ -770,6 +776,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             SucceededAt = run.SucceededAt,
             FailedAt = run.FailedAt,
             ExceptionMessage = run.ExceptionMessage,
+            CompensationRequestedAt = run.CompensationRequestedAt,
+            CompensationError = run.CompensationError,
             JobId = run.JobId,
             StepNames = run.StepNames,
             CompletedSteps = run.CompletedSteps,
@@ -797,5 +805,7 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         FailedAt = step.FailedAt,
         ExceptionMessage = step.ExceptionMessage,
         Attempts = step.Attempts,
+        CompensatedAt = step.CompensatedAt,
+        CompensationError = step.CompensationError,
     };
 }

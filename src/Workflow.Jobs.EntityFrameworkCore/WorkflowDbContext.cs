@@ -50,6 +50,10 @@ internal sealed class WorkflowRunEntity
     public Guid? ForkedFrom { get; set; }
     /// <summary>Tags given at enqueue: a <c>jsonb</c> object of strings, <c>{}</c> when none.</summary>
     public string Tags { get; set; } = "{}";
+    /// <summary>When the run was marked for compensation (UTC); null when never. Once set, only compensations run.</summary>
+    public DateTimeOffset? CompensationRequestedAt { get; set; }
+    /// <summary>Message of the last compensation failure.</summary>
+    public string? CompensationError { get; set; }
 }
 
 /// <summary>A persisted step of a run.</summary>
@@ -85,6 +89,10 @@ internal sealed class WorkflowStepEntity
     public string? ExceptionMessage { get; set; }
     /// <summary>Attempts started.</summary>
     public int Attempts { get; set; }
+    /// <summary>When the step's compensation was checkpointed (UTC).</summary>
+    public DateTimeOffset? CompensatedAt { get; set; }
+    /// <summary>Message of the step's last compensation failure.</summary>
+    public string? CompensationError { get; set; }
 }
 
 /// <summary>The workflow tables, in schema <c>workflow</c>.</summary>
@@ -137,6 +145,8 @@ internal sealed class WorkflowDbContext : DbContext
         run.Property(r => r.NotBefore).HasColumnName("not_before");
         run.Property(r => r.ForkedFrom).HasColumnName("forked_from");
         run.Property(r => r.Tags).HasColumnName("tags").HasColumnType("jsonb").HasDefaultValueSql("'{}'::jsonb").IsRequired();
+        run.Property(r => r.CompensationRequestedAt).HasColumnName("compensation_requested_at");
+        run.Property(r => r.CompensationError).HasColumnName("compensation_error");
         run.HasQueryFilter(r => !r.IsRemoved);
         run.HasIndex(r => r.Created).HasDatabaseName("ix_workflow_runs_created");
         run.HasIndex(r => new { r.Status, r.Created }).HasDatabaseName("ix_workflow_runs_status_created");
@@ -172,6 +182,8 @@ internal sealed class WorkflowDbContext : DbContext
         step.Property(s => s.FailedAt).HasColumnName("failed_at");
         step.Property(s => s.ExceptionMessage).HasColumnName("exception_message");
         step.Property(s => s.Attempts).HasColumnName("attempts");
+        step.Property(s => s.CompensatedAt).HasColumnName("compensated_at");
+        step.Property(s => s.CompensationError).HasColumnName("compensation_error");
         step.HasQueryFilter(s => !s.IsRemoved);
         step.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(s => s.WorkflowRecordId).OnDelete(DeleteBehavior.Cascade);
         // One live record per (run, step), enforced by the database.

@@ -10,6 +10,7 @@ internal sealed class WorkflowDescriptor
     public required IReadOnlyList<StepDescriptor> Steps { get; init; }
     public required IReadOnlyList<string> StepNames { get; init; }
     public WorkflowRetryPolicy? Retry { get; init; }
+    public bool CompensateOnFailure { get; init; }
 }
 
 /// <summary>A step of a registered workflow.</summary>
@@ -149,6 +150,7 @@ internal sealed class WorkflowRegistry
             Steps = steps,
             StepNames = steps.Select(s => s.Name).ToArray(),
             Retry = definition.Retry,
+            CompensateOnFailure = definition.CompensateOnFailure,
         };
     }
 
