@@ -55,7 +55,7 @@ internal sealed partial class WorkflowEngine
             throw Cancelled(run);
         }
 
-        if (run.CompensationRequested || run.Status == WorkflowStatus.Compensating)
+        if (run.Status != WorkflowStatus.Compensated && (run.CompensationRequested || run.Status == WorkflowStatus.Compensating))
         {
             // Marked for compensation: only compensations run (WorkflowEngine.Compensation.cs), never a forward step.
             await CompensateRunAsync(execution, run, retriedByScheduler, cancellationToken).ConfigureAwait(false);
