@@ -23,6 +23,8 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["succeededAt"] = Time(run.SucceededAt),
             ["failedAt"] = Time(run.FailedAt),
             ["exceptionMessage"] = run.ExceptionMessage,
+            ["compensationRequestedAt"] = Time(run.CompensationRequestedAt),
+            ["compensationError"] = run.CompensationError,
             ["jobId"] = run.JobId,
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
@@ -85,6 +87,8 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ? new JValue(Math.Round((ended - started).TotalMilliseconds, 1))
             : JValue.CreateNull(),
         ["exceptionMessage"] = step.ExceptionMessage,
+        ["compensatedAt"] = Time(step.CompensatedAt),
+        ["compensationError"] = step.CompensationError,
         ["input"] = step.Input.DeepClone(),
         ["output"] = step.Output?.DeepClone() ?? JValue.CreateNull(),
     };

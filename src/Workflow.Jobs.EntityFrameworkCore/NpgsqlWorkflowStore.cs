@@ -420,7 +420,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             var where = WorkflowQuerySql.Where(query, command);
             command.CommandText = $"""
                 SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
-                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags
+                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags,
+                       r.compensation_requested_at, r.compensation_error
                 FROM {RunsTable} r
                 WHERE {where}
                 ORDER BY r.created DESC, r.uuid DESC
@@ -450,6 +451,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                     RecurringId = await reader.IsDBNullAsync(12, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(12),
                     IdempotencyKey = await reader.IsDBNullAsync(13, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(13),
                     Tags = WorkflowTags.FromJson(reader.GetString(14)),
+                    CompensationRequestedAt = await reader.IsDBNullAsync(15, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(15, cancellationToken).ConfigureAwait(false),
+                    CompensationError = await reader.IsDBNullAsync(16, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(16),
                 });
             }
         }

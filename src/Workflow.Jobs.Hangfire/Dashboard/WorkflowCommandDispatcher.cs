@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary>
-/// Retry and Cancel of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
+/// Retry, Cancel and Cancel and compensate of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
 /// and antiforgery check (done by Hangfire's dashboard middleware before any dispatcher runs), refused in
 /// read-only mode. Answers 204, or 404 / 409 / 503 with a plain-text reason the page shows.
 /// </summary>
@@ -14,6 +14,7 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
 {
     public const string Retry = "retry";
     public const string Cancel = "cancel";
+    public const string CancelAndCompensate = "cancel-compensate";
 
     public async Task Dispatch(DashboardContext context)
     {
@@ -52,6 +53,10 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
             if (command == Retry)
             {
                 await request.Client.RetryAsync(id, CancellationToken.None).ConfigureAwait(false);
+            }
+            else if (command == CancelAndCompensate)
+            {
+                await request.Client.CancelAsync(id, new CancelOptions { Compensate = true }, CancellationToken.None).ConfigureAwait(false);
             }
             else
             {

@@ -41,7 +41,7 @@ internal static class WorkflowDashboardRoutes
         var routes = DashboardRoutes.Routes;
         routes.Add(ListPath, new WorkflowPageDispatcher(WorkflowPageLoader.LoadListAsync));
         routes.Add(ListPath + "/" + IdPattern, new WorkflowPageDispatcher(WorkflowPageLoader.LoadRunAsync));
-        routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.Cancel + ")",
+        routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.CancelAndCompensate + "|" + WorkflowCommandDispatcher.Cancel + ")",
             new WorkflowCommandDispatcher());
 
         // Served in the dashboard's combined stylesheet and script (cached by the browser like Hangfire's own).

@@ -5,7 +5,7 @@ using Hangfire.Dashboard.Pages;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary><c>/workflows/{id}</c>: the run, its step timeline, input and output, job link, Retry and Cancel.</summary>
-internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
+internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
 {
     public override void Execute()
     {
@@ -21,7 +21,7 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
         WriteLiteral("</small></h1>");
 
         WriteCommands();
-        if (run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled or WorkflowStatus.Compensated && !string.IsNullOrEmpty(run.ExceptionMessage))
+        if (run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled or WorkflowStatus.Compensated or WorkflowStatus.Compensating && !string.IsNullOrEmpty(run.ExceptionMessage))
         {
             WriteLiteral("<div class=\"alert alert-danger\"><strong>");
             Write(run.Status == WorkflowStatus.Failed ? "Failed: " : "Last error: ");
@@ -30,8 +30,10 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
             WriteLiteral("</pre></div>");
         }
 
+        WriteCompensationError();
         WriteSummary();
         WriteSteps();
+        WriteCompensation();
 
         WriteLiteral("<h3 class=\"workflow-section\">Data</h3><div class=\"row\"><div class=\"col-md-6\"><h4>Input</h4>");
         WriteJson(run.Input, "No input.");
@@ -44,11 +46,13 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
     private void WriteCommands()
     {
         var canRetry = run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled;
-        var canCancel = run.Status is WorkflowStatus.Pending or WorkflowStatus.Running or WorkflowStatus.Failed or WorkflowStatus.Waiting;
+        var canCancel = run.Status is WorkflowStatus.Pending or WorkflowStatus.Running or WorkflowStatus.Failed or WorkflowStatus.Waiting
+            or WorkflowStatus.Compensating;
+        var canCompensate = CanCompensate(run.Status);
         WriteLiteral("<div id=\"workflow-command-error\" class=\"alert alert-danger\" role=\"alert\" hidden></div>");
         if (IsReadOnly)
         {
-            if (canRetry || canCancel)
+            if (canRetry || canCancel || canCompensate)
             {
                 WriteLiteral("<p class=\"text-muted\"><span class=\"glyphicon glyphicon-lock\"></span> Read-only dashboard: Retry and Cancel are not available.</p>");
             }
@@ -56,7 +60,7 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
             return;
         }
 
-        if (!canRetry && !canCancel)
+        if (!canRetry && !canCancel && !canCompensate)
         {
             return;
         }
@@ -76,6 +80,7 @@ internal sealed class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
             WriteLiteral("\"><span class=\"glyphicon glyphicon-remove\"></span> Cancel</button>");
         }
 
+        WriteCompensateCommand(canCompensate);
         WriteLiteral("</div>");
     }
 
