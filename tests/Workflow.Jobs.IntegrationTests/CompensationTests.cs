@@ -381,3 +381,48 @@ public class CompensationTests
         Assert.That(run.Steps.Where(s => s.StepName != "comp-ship").Select(s => s.CompensatedAt), Has.All.Not.Null);
     }
 }
+
+/// <summary>Compensation in-process (<see cref="IWorkflowRunner"/>, no job scheduler): a step failure is final at once.</summary>
+public class CompensationRunnerTests
+{
+    private readonly CompensationProbe _probe = new();
+    private IHost _host = null!;
+
+    [OneTimeSetUp]
+    public async Task OneTimeSetUpAsync()
+    {
+        var connectionString = await TestDatabases.CreateAsync(nameof(CompensationRunnerTests));
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(_probe);
+        builder.Services.AddSingleton<ExecutionLog>();
+        builder.Services.AddSingleton<Gates>();
+        builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString)).AddWorkflow<CompOrderWorkflow>();
+        _host = builder.Build();
+        await _host.StartAsync();
+    }
+
+    [OneTimeTearDown]
+    public async Task OneTimeTearDownAsync()
+    {
+        await _host.StopAsync();
+        _host.Dispose();
+    }
+
+    [Test]
+    public async Task ExecuteAsync_CompensatesInTheSameExecution_AndSurfacesTheOriginalFailure()
+    {
+        var runner = _host.Services.GetRequiredService<IWorkflowRunner>();
+        var id = await runner.CreateAsync<CompOrderWorkflow>(new WorkflowInput(new CompReserveInput(), new CompChargeInput { Amount = 2 }, new CompShipInput()));
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => runner.ExecuteAsync(id));
+
+        Assert.That(ex!.Message, Is.EqualTo("shipping failed"));
+        Assert.That(_probe.Compensated(id), Is.EqualTo(new[] { "comp-charge", "comp-reserve" }), "the steps checkpointed by this execution were undone, last first");
+        var run = await _host.Services.GetRequiredService<IWorkflowClient>().GetAsync(id);
+        Assert.That(run!.Status, Is.EqualTo(WorkflowStatus.Compensated));
+        var again = Assert.ThrowsAsync<UnitOfWorkException>(() => runner.ExecuteAsync(id));
+        Assert.That(again!.Code, Is.EqualTo(UnitOfWorkException.RunFinishedCode), "a compensated run never runs again");
+        Assert.That(_probe.Count(id, "comp-reserve", "forward"), Is.EqualTo(1));
+    }
+}
