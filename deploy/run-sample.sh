@@ -217,7 +217,7 @@ Demo runs (GET $base/api/workflows/<id>; attempts of steps customer, subscriptio
   $resumed_id  $failed_status -> $resumed_status  attempts $(attempts "$resumed_id")  resumed at the failed step by POST .../retry
   $fork_id  $fork_status              attempts $(attempts "$fork_id")  fork of the first run from send-welcome (earlier steps copied, never run)
   batch of 3:$batch_status
-  $undo_id  $undo_status              compensations $(curl -s "$base/api/workflows/$undo_id" | grep -o '"compensatedAt":"[^"]*"' | wc -l | tr -d ' ')  welcome rejected for good: admin users deleted, subscription cancelled
+  $undo_id  $undo_status              compensated steps $(curl -s "$base/api/workflows/$undo_id" | grep -o '"compensatedAt":"[^"]*"' | wc -l | tr -d ' ')  welcome rejected for good: admin users deleted, subscription cancelled (the customer is kept)
   $cancel_id  $cancel_status              cancelled with {"compensate": true}: its succeeded steps undone
 
 Try:
