@@ -13,6 +13,9 @@
 #      - a run whose subscription step fails once and is retried automatically;
 #      - a run whose admin-users step fails more times than its retries allow, so it ends Failed;
 #        the script then calls POST /api/workflows/{id}/retry and the run resumes at the failed step;
+#      - a run of customer-provisioning-compensated whose welcome e-mail is rejected for good: its admin
+#        users and subscription are undone (compensations, in reverse order) and it ends Compensated;
+#      - a run cancelled with {"compensate": true} through POST /api/workflows/{id}/cancel;
 #      - an invalid input, to show the 400 answer with every field error;
 # 4. prints the dashboard and API URLs and the demo runs with their final status, and keeps the host
 #    in the foreground until Ctrl+C. With --no-wait it stops the host after the demo instead (exit code 0
@@ -115,7 +118,7 @@ wait_status() { # id, wanted status -> final status
   for _ in $(seq 1 240); do
     status="$(run_status "$1")"
     [ "$status" = "$2" ] && break
-    case "$status" in Succeeded|Cancelled) break ;; esac
+    case "$status" in Succeeded|Cancelled|Compensated) break ;; esac
     sleep 0.5
   done
   printf '%s' "$status"
@@ -168,6 +171,18 @@ say "resuming it: POST /api/workflows/$resumed_id/retry"
 curl -s -X POST "$base/api/workflows/$resumed_id/retry" -H 'Content-Type: application/json' -w ' (HTTP %{http_code})\n'
 resumed_status="$(wait_status "$resumed_id" Succeeded)"
 
+say "compensation: customer-provisioning-compensated undoes its steps when the welcome e-mail is rejected for good"
+undo_input="$(provisioning "Cyberdyne" 0 0 | sed 's/"welcome_input": { "subject": "Welcome to Cyberdyne" }/"welcome_input": { "subject": "Welcome", "simulate_rejection": true }/')"
+undo_id="$(enqueue customer-provisioning-compensated "$undo_input")"
+undo_status="$(wait_status "$undo_id" Compensated)"
+echo "  $undo_id is $undo_status; fake API now: $(curl -s "$base/api/fake-api" | grep -o '"subscriptions":[0-9]*,"users":[0-9]*')"
+cancel_id="$(enqueue customer-provisioning "$(provisioning "Soylent" 0 20)")"
+# Its admin-users step keeps failing (20 simulated failures): cancel it once the subscription exists.
+for _ in $(seq 1 120); do curl -s "$base/api/workflows/$cancel_id" | grep -q '"completedSteps":2' && break; sleep 0.5; done
+say "cancelling $cancel_id with compensation: POST /api/workflows/$cancel_id/cancel {\"compensate\": true}"
+curl -s -X POST "$base/api/workflows/$cancel_id/cancel" -H 'Content-Type: application/json' -d '{"compensate": true}' -w ' (HTTP %{http_code})\n'
+cancel_status="$(wait_status "$cancel_id" Compensated)"
+
 say "forking the first run from its last step: POST /api/workflows/$ok_id/fork"
 fork_answer="$(curl -s -X POST "$base/api/workflows/$ok_id/fork" -H 'Content-Type: application/json' -d '{"fromStep":"send-welcome"}')"
 fork_id="$(printf '%s' "$fork_answer" | json_field id | grep .)" || fail "fork refused: $fork_answer"
@@ -212,6 +227,8 @@ Demo runs (GET $base/api/workflows/<id>; attempts of steps customer, subscriptio
   $fork_id  $fork_status              attempts $(attempts "$fork_id")  fork of the first run from send-welcome (earlier steps copied, never run)
   batch of 3:$batch_status
   $approval_id  $approval_waiting -> $approval_status  attempts $(attempts "$approval_id")  250 seats: waited for subscription-approval, approved through the API
+  $undo_id  $undo_status              compensated steps $(curl -s "$base/api/workflows/$undo_id" | grep -o '"compensatedAt":"[^"]*"' | wc -l | tr -d ' ')  welcome rejected for good: admin users deleted, subscription cancelled (the customer is kept)
+  $cancel_id  $cancel_status              cancelled with {"compensate": true}: its succeeded steps undone
 
 Try:
   curl -s -X POST $base/api/workflows/customer-provisioning -H 'Content-Type: application/json' \\
@@ -222,6 +239,7 @@ TEXT
 expected=0
 [ "$ok_status" = Succeeded ] && [ "$retried_status" = Succeeded ] && [ "$failed_status" = Failed ] && [ "$resumed_status" = Succeeded ] \
   && [ "$approval_waiting" = Waiting ] && [ "$approval_status" = Succeeded ] || expected=1
+[ "$undo_status" = Compensated ] && [ "$cancel_status" = Compensated ] || expected=1
 [ "$expected" = 0 ] || echo "run-sample: a demo run did not end as expected (see above and $log)" >&2
 
 if [ "$wait_for_ctrl_c" = 1 ]; then

@@ -25,6 +25,8 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["exceptionMessage"] = run.ExceptionMessage,
             ["waitingFor"] = run.WaitingFor,
             ["wakeAt"] = Time(run.WakeAt),
+            ["compensationRequestedAt"] = Time(run.CompensationRequestedAt),
+            ["compensationError"] = run.CompensationError,
             ["jobId"] = run.JobId,
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
@@ -87,6 +89,8 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ? new JValue(Math.Round((ended - started).TotalMilliseconds, 1))
             : JValue.CreateNull(),
         ["exceptionMessage"] = step.ExceptionMessage,
+        ["compensatedAt"] = Time(step.CompensatedAt),
+        ["compensationError"] = step.CompensationError,
         ["input"] = step.Input.DeepClone(),
         ["output"] = step.Output?.DeepClone() ?? JValue.CreateNull(),
         ["history"] = new JArray(step.History.Select(Attempt)),

@@ -61,7 +61,7 @@ internal sealed partial class WorkflowApiEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         write.MapPost("/workflows/{id:guid}/cancel", CancelAsync)
-            .WithName("WorkflowJobs_Cancel").WithSummary("Cancels a run that has not finished (or has failed).")
+            .WithName("WorkflowJobs_Cancel").WithSummary("Cancels a run that has not finished (or has failed); with {\"compensate\": true} its succeeded steps are compensated in reverse order and it ends Compensated.")
             .Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
@@ -407,16 +407,41 @@ internal sealed partial class WorkflowApiEndpoints
         }
     }
 
-    private static async Task<IResult> CancelAsync(Guid id, HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
+    private async Task<IResult> CancelAsync(Guid id, HttpRequest request, IWorkflowClient client, CancellationToken cancellationToken)
     {
-        if (!RequestBody.IsJson(request))
+        // No body (or {}) cancels; {"compensate": true} cancels and compensates (the run's job undoes its succeeded steps).
+        var (body, error) = await ReadJsonObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        if (error is not null)
         {
-            return RequestBody.UnsupportedMediaType();
+            return error;
+        }
+
+        var errors = new List<WorkflowDataError>();
+        var compensate = false;
+        foreach (var property in body!.Properties())
+        {
+            if (property.Name != "compensate")
+            {
+                errors.Add(new WorkflowDataError(property.Name, "Unknown field: the body of a cancel is {\"compensate\": true|false}."));
+            }
+            else if (property.Value.Type == JTokenType.Boolean)
+            {
+                compensate = property.Value.Value<bool>();
+            }
+            else if (property.Value.Type != JTokenType.Null)
+            {
+                errors.Add(new WorkflowDataError("compensate", "Expected true or false."));
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, errors);
         }
 
         try
         {
-            await client.CancelAsync(id, cancellationToken).ConfigureAwait(false);
+            await client.CancelAsync(id, new CancelOptions { Compensate = compensate }, cancellationToken).ConfigureAwait(false);
             var (logger, user) = (Logger(request.HttpContext), UserName(request.HttpContext));
             LogRunCommand(logger, "cancel", id, user);
 

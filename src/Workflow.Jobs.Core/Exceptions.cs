@@ -24,6 +24,9 @@ public class UnitOfWorkException : Exception
     /// <summary>Code for an operation on a run that has finished (for example a signal).</summary>
     public const string RunFinishedCode = "run_finished";
 
+    /// <summary>Code for a compensation that threw (the message names the step; the original is the inner exception).</summary>
+    public const string CompensationFailedCode = "compensation_failed";
+
     /// <summary>Code for the workflow database being unreachable: nothing was written, the call is safe to retry.</summary>
     public const string StorageUnavailableCode = "storage_unavailable";
 
@@ -42,7 +45,7 @@ public class UnitOfWorkException : Exception
         Code = code;
     }
 
-    /// <summary>A machine-readable code: <c>step_failed</c>, <c>validation_failed</c>, <c>definition_mismatch</c>, <c>not_found</c>, <c>cancelled</c>, <c>unknown_workflow</c>, <c>storage_unavailable</c>.</summary>
+    /// <summary>A machine-readable code: <c>step_failed</c>, <c>validation_failed</c>, <c>definition_mismatch</c>, <c>not_found</c>, <c>cancelled</c>, <c>unknown_workflow</c>, <c>run_finished</c>, <c>compensation_failed</c>, <c>storage_unavailable</c>.</summary>
     public string Code { get; }
 
     /// <summary>The run the failure belongs to, when known.</summary>

@@ -136,7 +136,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             BatchCommands =
             {
                 new NpgsqlBatchCommand("SELECT pg_try_advisory_lock(@key)") { Parameters = { new("key", _lockKey) } },
-                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
+                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at, compensation_requested_at IS NOT NULL FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
                 {
                     Parameters = { new("run", _runId) },
                 },
@@ -144,6 +144,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 {
                     Parameters = { new("run", _runId) },
                 },
+                StepsCommand(),
             },
             Timeout = _timeout,
         };
@@ -170,10 +171,31 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             {
                 WaitingFor = await reader.IsDBNullAsync(6, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(6),
                 WakeAt = await reader.IsDBNullAsync(7, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(7, cancellationToken).ConfigureAwait(false),
+                CompensationRequested = reader.GetBoolean(8),
             };
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        Steps = await ReadStepsAsync(reader, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    public async Task ReloadStepsAsync(CancellationToken cancellationToken)
+    {
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(StepsCommand());
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        Steps = await ReadStepsAsync(reader, cancellationToken).ConfigureAwait(false);
+    }
+
+    private NpgsqlBatchCommand StepsCommand()
+        => new($"SELECT uuid, step_name, status, output_data::text, attempts, compensated_at IS NOT NULL FROM {StepsTable} WHERE workflow_record_uuid = @run AND NOT is_removed")
+        {
+            Parameters = { new("run", _runId) },
+        };
+
+    private static async Task<List<StepRecord>> ReadStepsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
         var steps = new List<StepRecord>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -182,11 +204,65 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 reader.GetString(1),
                 Enum.Parse<WorkflowStatus>(reader.GetString(2)),
                 await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : NpgsqlWorkflowStore.ParseJson(reader.GetString(3)),
-                reader.GetInt32(4)));
+                reader.GetInt32(4))
+            {
+                Compensated = reader.GetBoolean(5),
+            });
         }
 
-        Steps = steps;
-        return true;
+        return steps;
+    }
+
+    public async Task<bool> BeginCompensationAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var begin = WorkflowTransitions.For(RunOperation.BeginCompensation);
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command(
+            $"""
+            UPDATE {RunsTable} SET status = '{begin.To}', compensation_requested_at = COALESCE(compensation_requested_at, @now), modified = @now
+            WHERE uuid = @run AND NOT is_removed AND status IN {begin.SqlFrom}
+            """,
+            RunParameter(), Now(now)));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return batch.BatchCommands[0].RecordsAffected == 1;
+    }
+
+    public async Task CompensateStepAsync(Guid stepId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // One commit per compensation: once it is recorded, no execution runs this compensation again.
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command($"UPDATE {StepsTable} SET compensated_at = @now, modified = @now WHERE uuid = @step AND compensated_at IS NULL",
+            new NpgsqlParameter("step", stepId), Now(now)));
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET modified = @now WHERE uuid = @run", RunParameter(), Now(now)));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task FailCompensationAsync(Guid stepId, string message, bool final, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command($"UPDATE {StepsTable} SET compensation_error = @message, modified = @now WHERE uuid = @step",
+            new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message)));
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET compensation_error = @message, modified = @now WHERE uuid = @run",
+            RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message)));
+        if (final)
+        {
+            // The run's exception_message keeps the original failure (when there was one); the compensation's is beside it.
+            var fail = WorkflowTransitions.For(RunOperation.Fail);
+            batch.BatchCommands.Add(Command(
+                $"UPDATE {RunsTable} SET status = '{fail.To}', failed_at = @now, exception_message = COALESCE(exception_message, @message), modified = @now WHERE uuid = @run AND status IN {fail.SqlFrom}",
+                RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message)));
+        }
+
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task CompleteCompensationAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var compensate = WorkflowTransitions.For(RunOperation.Compensate);
+        await using var batch = NewBatch();
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = '{compensate.To}', modified = @now WHERE uuid = @run AND status IN {compensate.SqlFrom}",
+            RunParameter(), Now(now)));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<bool> StartAsync(StepStart firstStep, DateTimeOffset now, CancellationToken cancellationToken)

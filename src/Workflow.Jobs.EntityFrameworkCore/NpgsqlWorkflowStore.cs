@@ -440,7 +440,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             var where = WorkflowQuerySql.Where(query, command);
             command.CommandText = $"""
                 SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
-                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at
+                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at,
+                       r.compensation_requested_at, r.compensation_error
                 FROM {RunsTable} r
                 WHERE {where}
                 ORDER BY r.created DESC, r.uuid DESC
@@ -472,6 +473,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                     Tags = WorkflowTags.FromJson(reader.GetString(14)),
                     WaitingFor = await reader.IsDBNullAsync(15, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(15),
                     WakeAt = await reader.IsDBNullAsync(16, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(16, cancellationToken).ConfigureAwait(false),
+                    CompensationRequestedAt = await reader.IsDBNullAsync(17, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(17, cancellationToken).ConfigureAwait(false),
+                    CompensationError = await reader.IsDBNullAsync(18, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(18),
                 });
             }
         }
@@ -558,7 +561,12 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             SET status = @to, modified = @now,
                 waiting_for = CASE WHEN @to = 'Waiting' THEN r.waiting_for END, wake_at = CASE WHEN @to = 'Waiting' THEN r.wake_at END,
                 failed_at = CASE WHEN @failing THEN @now ELSE r.failed_at END,
-                exception_message = CASE WHEN @failing THEN COALESCE(@message, r.exception_message) ELSE r.exception_message END,
+                exception_message = CASE
+                    WHEN NOT @failing THEN r.exception_message
+                    -- A compensation that failed for good keeps the run's original failure (its own is in compensation_error).
+                    WHEN current.status = '{WorkflowStatus.Compensating}' THEN COALESCE(r.exception_message, @message)
+                    ELSE COALESCE(@message, r.exception_message) END,
+                compensation_requested_at = CASE WHEN @compensating THEN COALESCE(r.compensation_requested_at, @now) ELSE r.compensation_requested_at END,
                 job_request = {JobRequestAfterChange}
             FROM current
             WHERE r.uuid = current.uuid AND current.status IN {transition.SqlFrom}
@@ -572,6 +580,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             command.Parameters.Add(Text("to", transition.To.ToString()));
             command.Parameters.AddWithValue("now", now);
             command.Parameters.AddWithValue("failing", failing);
+            command.Parameters.AddWithValue("compensating", operation == RunOperation.BeginCompensation);
             command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
             command.Parameters.Add(Text("message", message));
             command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
@@ -836,6 +845,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             SucceededAt = run.SucceededAt,
             FailedAt = run.FailedAt,
             ExceptionMessage = run.ExceptionMessage,
+            CompensationRequestedAt = run.CompensationRequestedAt,
+            CompensationError = run.CompensationError,
             JobId = run.JobId,
             StepNames = run.StepNames,
             CompletedSteps = run.CompletedSteps,
@@ -865,5 +876,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         FailedAt = step.FailedAt,
         ExceptionMessage = step.ExceptionMessage,
         Attempts = step.Attempts,
+        CompensatedAt = step.CompensatedAt,
+        CompensationError = step.CompensationError,
     };
 }

@@ -54,6 +54,10 @@ internal sealed class WorkflowRunEntity
     public string? WaitingFor { get; set; }
     /// <summary>When a Waiting run's wait ends by itself; null for no deadline (or not waiting).</summary>
     public DateTimeOffset? WakeAt { get; set; }
+    /// <summary>When the run was marked for compensation (UTC); null when never. Once set, only compensations run.</summary>
+    public DateTimeOffset? CompensationRequestedAt { get; set; }
+    /// <summary>Message of the last compensation failure.</summary>
+    public string? CompensationError { get; set; }
 }
 
 /// <summary>A durable wait a step reached, keyed by (step, wait number): re-runs of the step see the same deadline.</summary>
@@ -133,6 +137,10 @@ internal sealed class WorkflowStepEntity
     public string? ExceptionMessage { get; set; }
     /// <summary>Attempts started.</summary>
     public int Attempts { get; set; }
+    /// <summary>When the step's compensation was checkpointed (UTC).</summary>
+    public DateTimeOffset? CompensatedAt { get; set; }
+    /// <summary>Message of the step's last compensation failure.</summary>
+    public string? CompensationError { get; set; }
 }
 
 /// <summary>One attempt of a step: one start of its body, where it ran and how it ended.</summary>
@@ -262,6 +270,8 @@ internal sealed class WorkflowDbContext : DbContext
         run.Property(r => r.Tags).HasColumnName("tags").HasColumnType("jsonb").HasDefaultValueSql("'{}'::jsonb").IsRequired();
         run.Property(r => r.WaitingFor).HasColumnName("waiting_for").HasMaxLength(200);
         run.Property(r => r.WakeAt).HasColumnName("wake_at");
+        run.Property(r => r.CompensationRequestedAt).HasColumnName("compensation_requested_at");
+        run.Property(r => r.CompensationError).HasColumnName("compensation_error");
         run.HasQueryFilter(r => !r.IsRemoved);
         // Waiting runs by workflow (the waiting gauge, the page's Waiting filter).
         run.HasIndex(r => new { r.WorkflowName, r.Created }, "ix_workflow_runs_waiting").HasFilter("status = 'Waiting' AND NOT is_removed");
@@ -299,6 +309,8 @@ internal sealed class WorkflowDbContext : DbContext
         step.Property(s => s.FailedAt).HasColumnName("failed_at");
         step.Property(s => s.ExceptionMessage).HasColumnName("exception_message");
         step.Property(s => s.Attempts).HasColumnName("attempts");
+        step.Property(s => s.CompensatedAt).HasColumnName("compensated_at");
+        step.Property(s => s.CompensationError).HasColumnName("compensation_error");
         step.HasQueryFilter(s => !s.IsRemoved);
         step.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(s => s.WorkflowRecordId).OnDelete(DeleteBehavior.Cascade);
         // One live record per (run, step), enforced by the database.

@@ -24,7 +24,13 @@ internal static class WorkflowJobParameters
 /// An execution that failed because the database was unreachable (not a step failure) is always retried
 /// and does not use the budget: nothing failed but the connection.
 /// </summary>
-internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, WorkflowJobsOptions options, ILogger<WorkflowRetryFilter> logger)
+/// <remarks>
+/// A final failure of a step of a workflow with <see cref="WorkflowDefinition.CompensateOnFailure"/> does not leave the job Failed:
+/// the run is marked Compensating and the job is enqueued again with a fresh retry budget, so the run's own job runs the
+/// compensations (a compensation's failure is never compensated again: it is retried, then fails the run for good).
+/// </remarks>
+internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, WorkflowJobsOptions options, ILogger<WorkflowRetryFilter> logger,
+    IWorkflowStore? store = null, TimeProvider? time = null)
     : IElectStateFilter
 {
     public void OnStateElection(ElectStateContext context)
@@ -47,19 +53,21 @@ internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, Wor
             return;
         }
 
+        var name = context.GetJobParameter<string>(WorkflowJobParameters.WorkflowName);
         if (IsFinal(failed.Exception))
         {
             failed.Reason = "Not retried: " + failed.Exception.Message;
+            TryBeginCompensation(context, failed, name, job!);
             return;
         }
 
-        var name = context.GetJobParameter<string>(WorkflowJobParameters.WorkflowName);
         var policy = (name is null ? null : registry.Find(name)?.Retry) ?? options.DefaultRetry;
         var retryCount = context.GetJobParameter<int>(WorkflowJobParameters.RetryCount) + 1;
         var databaseUnavailable = IsDatabaseUnavailable(failed.Exception);
         if (retryCount > policy.Attempts && !databaseUnavailable)
         {
             failed.Reason = policy.Attempts == 0 ? "Retries are off for this workflow" : $"Retries exhausted ({policy.Attempts})";
+            TryBeginCompensation(context, failed, name, job!);
             return;
         }
 
@@ -86,6 +94,36 @@ internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, Wor
         }
     }
 
+    /// <summary>
+    /// On the final failure of a step of a workflow that compensates on failure: marks the run Compensating and turns the job's
+    /// Failed state into Enqueued (a fresh retry budget) so that the run's job runs the compensations.
+    /// </summary>
+    private void TryBeginCompensation(ElectStateContext context, FailedState failed, string? name, Job job)
+    {
+        if (store is null || name is null || registry.Find(name) is not { CompensateOnFailure: true } || !WorkflowEngine.IsStepFailure(failed.Exception))
+        {
+            return;
+        }
+
+        var runId = (Guid)job.Args[0];
+        var now = (time ?? TimeProvider.System).GetUtcNow();
+
+        // Hangfire's election filters are synchronous: the store call runs on a thread-pool thread (no synchronization
+        // context to deadlock). When the run cannot be compensated (cancelled meanwhile), the job stays Failed.
+#pragma warning disable VSTHRD002 // Synchronous Hangfire filter API; bridged through Task.Run as above.
+        var change = Task.Run(() => store.TransitionAsync(runId, RunOperation.BeginCompensation, now, message: null, JobRequestKind.None, CancellationToken.None))
+            .GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
+        if (change is null)
+        {
+            return;
+        }
+
+        context.SetJobParameter(WorkflowJobParameters.RetryCount, 0);
+        context.CandidateState = new EnqueuedState(job.Queue ?? EnqueuedState.DefaultQueue) { Reason = $"{failed.Reason}; compensating: {failed.Exception.Message}" };
+        LogCompensating(runId, failed.Exception.Message);
+    }
+
     internal static bool IsFinal(Exception? exception) => WorkflowFailures.IsFinal(exception);
 
     /// <summary>The engine itself could not reach the database (a step's own failure is a <see cref="UnitOfWorkException"/>).</summary>
@@ -109,6 +147,9 @@ internal sealed partial class WorkflowRetryFilter(WorkflowRegistry registry, Wor
 
     [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} could not reach the database; retried in {DelaySeconds} s without using its retry budget")]
     private partial void LogDatabaseRetry(Exception exception, object workflowId, int delaySeconds);
+
+    [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} failed for good ({Reason}); its job runs the compensations")]
+    private partial void LogCompensating(Guid workflowId, string reason);
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} failed; retry {RetryCount} of {Attempts} in {DelaySeconds} s")]
     private partial void LogRetry(object workflowId, int retryCount, int attempts, int delaySeconds);

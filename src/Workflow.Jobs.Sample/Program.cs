@@ -41,6 +41,7 @@ builder.Services.AddWorkflowJobs(options =>
         options.DefaultRetry = settings.Retry;
     })
     .AddWorkflow<CustomerProvisioningWorkflow>()
+    .AddWorkflow<CompensatedCustomerProvisioningWorkflow>()
     .AddWorkflow<UsageReportWorkflow>()
     .AddHangfireJobs(options =>
     {

@@ -157,6 +157,61 @@ public class WorkflowEngineTests
     }
 
     [Test]
+    public void ExecuteAsync_CompensatesSucceededSteps_InReverseOrder_AndRunsNoForwardStep_WhenTheRunIsCompensating()
+    {
+        var addId = Guid.NewGuid();
+        var squareId = Guid.NewGuid();
+        GivenRun(WorkflowStatus.Compensating, records:
+        [
+            new StepRecord(addId, "AddStep", WorkflowStatus.Succeeded, JObject.Parse("{\"result\":7}"), 1),
+            new StepRecord(squareId, "SquareStep", WorkflowStatus.Succeeded, JObject.Parse("{\"result\":49}"), 1),
+        ]);
+        var compensated = new List<Guid>();
+        _execution.Setup(e => e.CompensateStepAsync(It.IsAny<Guid>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()))
+            .Callback<Guid, DateTimeOffset, CancellationToken>((id, _, _) => compensated.Add(id)).Returns(Task.CompletedTask);
+
+        var ex = Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.RunFinishedCode));
+        Assert.That(compensated, Is.EqualTo(new[] { squareId, addId }));
+        _execution.Verify(e => e.CompleteCompensationAsync(It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public void ExecuteAsync_SkipsRecordedCompensations_WhenACompensationResumes()
+    {
+        var addId = Guid.NewGuid();
+        GivenRun(WorkflowStatus.Compensating, records:
+        [
+            new StepRecord(addId, "AddStep", WorkflowStatus.Succeeded, JObject.Parse("{\"result\":7}"), 1),
+            new StepRecord(Guid.NewGuid(), "SquareStep", WorkflowStatus.Succeeded, JObject.Parse("{\"result\":49}"), 1) { Compensated = true },
+        ]);
+
+        Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        _execution.Verify(e => e.CompensateStepAsync(addId, It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.CompensateStepAsync(It.IsAny<Guid>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+    }
+
+    [Test]
+    public void ExecuteAsync_MarksTheRunCompensatingFirst_WhenAMarkedRunWasRetried()
+    {
+        _execution.SetupGet(e => e.Run).Returns(new RunRecord(RunId, "add-then-square", WorkflowStatus.Pending, [], null, ["AddStep", "SquareStep"], 1)
+        {
+            CompensationRequested = true,
+        });
+        _execution.SetupGet(e => e.Steps).Returns([]);
+        _execution.Setup(e => e.BeginCompensationAsync(It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>())).ReturnsAsync(true);
+
+        Assert.ThrowsAsync<UnitOfWorkException>(() => _engine.ExecuteAsync(RunId));
+
+        _execution.Verify(e => e.BeginCompensationAsync(It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.CompleteCompensationAsync(It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Once);
+        _execution.Verify(e => e.StartAsync(It.IsAny<StepStart>(), It.IsAny<DateTimeOffset>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
     public void ExecuteAsync_LeavesTheRetryToTheScheduler_WhenAStepFailsUnderIt()
     {
         GivenRun(WorkflowStatus.Pending, name: "ThrowingWorkflow", steps: ["ThrowingStep"]);

@@ -19,6 +19,7 @@ public class WorkflowRetryFilterTests
     private readonly Dictionary<string, string?> _parameters = new(StringComparer.Ordinal);
     private Mock<IStorageConnection> _connection = null!;
     private WorkflowRetryFilter _filter = null!;
+    private Mock<IWorkflowStore> _store = null!;
 
     [SetUp]
     public void SetUp()
@@ -29,9 +30,11 @@ public class WorkflowRetryFilterTests
             .Returns((string _, string name) => _parameters.GetValueOrDefault(name)!);
         _connection.Setup(c => c.SetJobParameter(JobId, It.IsAny<string>(), It.IsAny<string>()))
             .Callback((string _, string name, string value) => _parameters[name] = value);
-        var registry = new WorkflowRegistry([new WorkflowRegistration(typeof(ThreeRetriesWorkflow)), new WorkflowRegistration(typeof(NoRetriesWorkflow))]);
+        var registry = new WorkflowRegistry([new WorkflowRegistration(typeof(ThreeRetriesWorkflow)), new WorkflowRegistration(typeof(NoRetriesWorkflow)),
+            new WorkflowRegistration(typeof(CompensatingWorkflow))]);
         var options = new WorkflowJobsOptions { DefaultRetry = new WorkflowRetryPolicy { Attempts = 1, DelaysInSeconds = [0] } };
-        _filter = new WorkflowRetryFilter(registry, options, NullLogger<WorkflowRetryFilter>.Instance);
+        _store = new Mock<IWorkflowStore>();
+        _filter = new WorkflowRetryFilter(registry, options, NullLogger<WorkflowRetryFilter>.Instance, _store.Object, TimeProvider.System);
     }
 
     [Test]
@@ -211,6 +214,56 @@ public class WorkflowRetryFilterTests
         });
     }
 
+    [Test]
+    public void OnStateElection_EnqueuesTheJobToCompensate_WhenAStepOfACompensatingWorkflowFailsForGood()
+    {
+        _store.Setup(s => s.TransitionAsync(It.IsAny<Guid>(), RunOperation.BeginCompensation, It.IsAny<DateTimeOffset>(), null, JobRequestKind.None,
+            It.IsAny<CancellationToken>())).ReturnsAsync(new RunChange(WorkflowStatus.Pending, null));
+        var failed = FailedWith(new UnitOfWorkException("shipping failed", new InvalidOperationException("shipping failed")) { StepName = "AddStep" });
+        var context = Elect(failed, ProcessingState.StateName, "compensating", retryCount: 1);
+
+        _filter.OnStateElection(context);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(context.CandidateState, Is.InstanceOf<EnqueuedState>(), "the run's own job runs the compensations");
+            Assert.That(context.CandidateState.Reason, Does.Contain("Retries exhausted (1)").And.Contain("compensating: shipping failed"));
+            Assert.That(_parameters[WorkflowJobParameters.RetryCount], Is.EqualTo("0"), "the compensations get the whole retry budget");
+            _store.Verify(s => s.TransitionAsync(It.IsAny<Guid>(), RunOperation.BeginCompensation, It.IsAny<DateTimeOffset>(), null, JobRequestKind.None,
+                It.IsAny<CancellationToken>()), Times.Once);
+        });
+    }
+
+    [Test]
+    public void OnStateElection_LeavesTheJobFailed_WhenACompensationFailsForGood()
+    {
+        var failed = FailedWith(new UnitOfWorkException("Compensation of step 'AddStep' failed: refund failed", UnitOfWorkException.CompensationFailedCode,
+            new InvalidOperationException("refund failed")) { StepName = "AddStep" });
+        var context = Elect(failed, ProcessingState.StateName, "compensating", retryCount: 1);
+
+        _filter.OnStateElection(context);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(context.CandidateState, Is.SameAs(failed), "a compensation's failure is never compensated again");
+            _store.Verify(s => s.TransitionAsync(It.IsAny<Guid>(), It.IsAny<RunOperation>(), It.IsAny<DateTimeOffset>(), It.IsAny<string?>(),
+                It.IsAny<JobRequestKind>(), It.IsAny<CancellationToken>()), Times.Never);
+        });
+    }
+
+    [Test]
+    public void OnStateElection_LeavesTheJobFailed_WhenTheRunCannotBeCompensated()
+    {
+        _store.Setup(s => s.TransitionAsync(It.IsAny<Guid>(), RunOperation.BeginCompensation, It.IsAny<DateTimeOffset>(), null, JobRequestKind.None,
+            It.IsAny<CancellationToken>())).ReturnsAsync((RunChange?)null);
+        var failed = FailedWith(new UnitOfWorkException("shipping failed", new NonRetryableException("shipping failed")) { StepName = "AddStep" });
+        var context = Elect(failed, ProcessingState.StateName, "compensating", retryCount: null);
+
+        _filter.OnStateElection(context);
+
+        Assert.That(context.CandidateState, Is.SameAs(failed), "a run cancelled meanwhile stays as it is");
+    }
+
     private static FailedState FailedWith(Exception exception) => new(exception);
 
     /// <summary>
@@ -241,6 +294,16 @@ public class WorkflowRetryFilterTests
         public override IReadOnlyList<Type> Steps { get; } = [typeof(AddStep)];
 
         public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 3, DelaysInSeconds = [5, 30] };
+    }
+
+    [WorkflowName("compensating")]
+    private sealed class CompensatingWorkflow : WorkflowDefinition
+    {
+        public override IReadOnlyList<Type> Steps { get; } = [typeof(AddStep)];
+
+        public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 1, DelaysInSeconds = [0] };
+
+        public override bool CompensateOnFailure => true;
     }
 
     [WorkflowName("no-retries")]

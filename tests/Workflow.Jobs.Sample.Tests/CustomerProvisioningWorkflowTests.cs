@@ -126,6 +126,43 @@ public class CustomerProvisioningWorkflowTests
         Assert.That(_api.GetStats().ArmedFailures, Is.Empty);
     }
 
+    [Test]
+    public async Task CompensatedProvisioning_UndoesSubscriptionAndAdminUsers_WhenTheWelcomeIsRejectedForGood()
+    {
+        var input = Input("undo.test", admins: 2);
+        input["welcome_input"] = new JObject { ["simulate_rejection"] = true };
+        var id = await SampleHost.EnqueueAsync(_client, "customer-provisioning-compensated", input);
+
+        var run = await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Compensated);
+
+        var customerId = Step(run, "get-or-create-customer")["output"]!["customer_id"]!.Value<string>()!;
+        Assert.That(_api.GetSubscriptions(customerId), Is.Empty, "the subscription was cancelled");
+        Assert.That(_api.GetUsers(customerId), Is.Empty, "the admin users were deleted");
+        Assert.That(Step(run, "create-admin-users")["compensatedAt"]!.Type, Is.Not.EqualTo(JTokenType.Null));
+        Assert.That(Step(run, "create-subscription")["compensatedAt"]!.Value<DateTime>(),
+            Is.GreaterThanOrEqualTo(Step(run, "create-admin-users")["compensatedAt"]!.Value<DateTime>()), "undone in reverse order");
+        Assert.That(Step(run, "send-welcome")["compensatedAt"]!.Type, Is.EqualTo(JTokenType.Null), "the failed step had nothing to undo");
+        Assert.That(run["exceptionMessage"]!.Value<string>(), Does.Contain("rejected"));
+    }
+
+    [Test]
+    public async Task CancelWithCompensate_ThroughTheApi_EndsCompensated()
+    {
+        var id = await SampleHost.EnqueueAsync(_client, "customer-provisioning-compensated", Input("cancel-undo.test", admins: 1));
+        await SampleHost.WaitForStatusAsync(_client, id, WorkflowStatus.Succeeded);
+        var pending = await SampleHost.EnqueueAsync(_client, "customer-provisioning", Input("cancel-undo-2.test", "customer_input", failures: 20));
+
+        using var refused = await _client.PostAsync($"/api/workflows/{pending}/cancel", SampleHost.Json("{\"compensate\": \"yes\"}"));
+        using var cancelled = await _client.PostAsync($"/api/workflows/{pending}/cancel", SampleHost.Json("{\"compensate\": true}"));
+        using var finished = await _client.PostAsync($"/api/workflows/{id}/cancel", SampleHost.Json("{\"compensate\": true}"));
+
+        Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That((await SampleHost.ReadJsonAsync(refused))["errors"]!.Select(e => e["path"]!.Value<string>()), Is.EqualTo(new[] { "compensate" }));
+        Assert.That(cancelled.StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
+        await SampleHost.WaitForStatusAsync(_client, pending, WorkflowStatus.Compensated);
+        Assert.That(finished.StatusCode, Is.EqualTo(HttpStatusCode.Conflict), "a succeeded run cannot be compensated");
+    }
+
     [TestCase("""{"operation":"launch_rockets","times":1}""", "operation")]
     [TestCase("""{"operation":"create_subscription","times":-1}""", "times")]
     [TestCase("""{"operation":"create_subscription","times":1,"extra":true}""", "extra")]

@@ -61,7 +61,7 @@ public class WorkflowApiTests
         var body = (JArray)await SampleHost.ReadJsonAsync(response);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EqualTo(new[] { Provisioning, "usage-report" }), "ordered by name");
+        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EqualTo(new[] { Provisioning, "customer-provisioning-compensated", "usage-report" }), "ordered by name");
         var provisioning = body.Single(d => d["name"]!.Value<string>() == Provisioning);
         Assert.That(provisioning["steps"]!.Select(s => s["name"]!.Value<string>()),
             Is.EqualTo(new[] { "get-or-create-customer", "create-subscription", "create-admin-users", "send-welcome" }));

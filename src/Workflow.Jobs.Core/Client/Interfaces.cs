@@ -86,6 +86,16 @@ public interface IWorkflowClient
     /// <exception cref="UnitOfWorkException">Code <c>run_finished</c>: the run has finished; nothing was stored.</exception>
     /// <exception cref="WorkflowDataValidationException">The payload does not fit the expected type (errors with paths); nothing was stored.</exception>
     Task SignalAsync(Guid workflowId, string eventName, JObject payload, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Cancels the run as <see cref="CancelAsync(Guid, CancellationToken)"/> does; with <see cref="CancelOptions.Compensate"/>, the run
+    /// turns Compensating instead and its job is requeued (created if it is gone) to run the compensations of the succeeded steps in
+    /// reverse order; a step in flight finishes or fails but no further forward step starts. The job write is recorded with the
+    /// status change (the outbox does it after a crash).
+    /// </summary>
+    /// <exception cref="WorkflowRunNotFoundException">There is no such run.</exception>
+    /// <exception cref="InvalidOperationException">The run has finished (compensation: it succeeded, was cancelled or compensated).</exception>
+    Task CancelAsync(Guid workflowId, CancelOptions? options, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Creates and executes runs in-process, without a job scheduler.</summary>

@@ -25,6 +25,13 @@ public enum WorkflowStatus
 
     /// <summary>Finished: the compensations of its succeeded steps ran after a final failure or a cancel.</summary>
     Compensated = 6,
+
+    /// <summary>
+    /// Undoing: after a final failure (with <see cref="WorkflowDefinition.CompensateOnFailure"/>) or a cancel with
+    /// <see cref="CancelOptions.Compensate"/>, the compensations of its succeeded steps run in reverse order; it never
+    /// runs forward steps again and ends <see cref="Compensated"/> (or Failed when a compensation fails for good).
+    /// </summary>
+    Compensating = 7,
 }
 
 /// <summary>A persisted run of a workflow.</summary>
@@ -59,6 +66,18 @@ public sealed record WorkflowRun
 
     /// <summary>The original message of the last failure.</summary>
     public string? ExceptionMessage { get; init; }
+
+    /// <summary>
+    /// When the run was marked for compensation (a final failure with <see cref="WorkflowDefinition.CompensateOnFailure"/>, or a
+    /// cancel with <see cref="CancelOptions.Compensate"/>), UTC; null when it never was. Once set, the run never runs forward steps again.
+    /// </summary>
+    public DateTimeOffset? CompensationRequestedAt { get; init; }
+
+    /// <summary>
+    /// The message of the last compensation failure (the original failure stays in <see cref="ExceptionMessage"/>), with the step
+    /// it belongs to; null when no compensation failed.
+    /// </summary>
+    public string? CompensationError { get; init; }
 
     /// <summary>The id of the Hangfire job that executes the run, when run as a job.</summary>
     public string? JobId { get; init; }
@@ -140,6 +159,12 @@ public sealed record WorkflowStepRun
     /// Filled by <see cref="IWorkflowClient.GetAsync"/>; empty in listings.
     /// </summary>
     public IReadOnlyList<WorkflowStepAttempt> History { get; init; } = [];
+
+    /// <summary>When the step's compensation was checkpointed (UTC); null while it has not run (or the step needs none).</summary>
+    public DateTimeOffset? CompensatedAt { get; init; }
+
+    /// <summary>The original message of the step's last compensation failure, if its compensation ever threw.</summary>
+    public string? CompensationError { get; init; }
 }
 
 /// <summary>

@@ -490,6 +490,38 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         }
     }
 
+    public async Task CancelAsync(Guid workflowId, CancelOptions? options, CancellationToken cancellationToken = default)
+    {
+        if (options is not { Compensate: true })
+        {
+            await CancelAsync(workflowId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        RequireDispatcher();
+
+        // The run turns Compensating and records "requeue its job" in one transaction: the job (requeued, or created when it
+        // is gone) runs the compensations; the outbox does the requeue if this process dies before it.
+        var change = await _store.TransitionAsync(workflowId, RunOperation.BeginCompensation, _time.GetUtcNow(), message: null, JobRequestKind.Requeue,
+            cancellationToken).ConfigureAwait(false);
+        if (change is null)
+        {
+            var status = await _store.GetStatusAsync(workflowId, cancellationToken).ConfigureAwait(false)
+                ?? throw new WorkflowRunNotFoundException(workflowId);
+            if (status is WorkflowStatus.Compensating or WorkflowStatus.Compensated)
+            {
+                return;
+            }
+
+            throw new WorkflowStateException(workflowId, status, "cancelled with compensation");
+        }
+
+        if (change.Request is { } request)
+        {
+            await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     private IWorkflowJobDispatcher RequireDispatcher() => _dispatcher ?? throw new InvalidOperationException(NoDispatcherMessage);
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Forked workflow run {WorkflowId} from run {OriginalId} at step {StepName}")]

@@ -86,10 +86,17 @@ internal sealed record RunRecord(
 
     /// <summary>When a Waiting run's wait ends by itself (its sleep's end, its event's deadline); null for never.</summary>
     public DateTimeOffset? WakeAt { get; init; }
+
+    /// <summary>Whether the run was marked for compensation: its executions run compensations, never forward steps.</summary>
+    public bool CompensationRequested { get; init; }
 }
 
 /// <summary>A live step record as loaded for execution.</summary>
-internal sealed record StepRecord(Guid Id, string StepName, WorkflowStatus Status, JObject? Output, int Attempts);
+internal sealed record StepRecord(Guid Id, string StepName, WorkflowStatus Status, JObject? Output, int Attempts)
+{
+    /// <summary>Whether the step's compensation has been checkpointed.</summary>
+    public bool Compensated { get; init; }
+}
 
 /// <summary>A step about to start: the record is created (or its attempt counted) as Running.</summary>
 internal sealed record StepStart(Guid StepId, string StepName, Guid? PrecedingStepId, JObject Input, int Attempt, bool Exists)
@@ -275,6 +282,27 @@ internal interface IRunExecution : IAsyncDisposable
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks the run Compensating (<see cref="RunOperation.BeginCompensation"/>) and records when compensation was first requested.
+    /// False when its status does not allow it (cancelled, finished, removed).
+    /// </summary>
+    Task<bool> BeginCompensationAsync(DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Reloads <see cref="Steps"/> (the steps this execution checkpointed included).</summary>
+    Task ReloadStepsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Checkpoints a step's compensation (sets its compensated time) in one transaction; a step already compensated is left as it is.</summary>
+    Task CompensateStepAsync(Guid stepId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Records a compensation failure on the step and the run (the run's original failure is kept). With <paramref name="final"/>, the
+    /// run turns Failed (<see cref="RunOperation.Fail"/>) in the same transaction; otherwise it stays Compensating for a retry.
+    /// </summary>
+    Task FailCompensationAsync(Guid stepId, string message, bool final, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Marks a compensating run Compensated (<see cref="RunOperation.Compensate"/>).</summary>
+    Task CompleteCompensationAsync(DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Puts an interrupted run and step back to Pending (shutdown mid-step), ending the step's attempt without an outcome.</summary>
     Task InterruptAsync(Guid? stepId, DateTimeOffset now, CancellationToken cancellationToken);

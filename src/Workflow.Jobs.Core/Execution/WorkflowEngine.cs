@@ -55,6 +55,13 @@ internal sealed partial class WorkflowEngine
             throw Cancelled(run);
         }
 
+        if (run.Status != WorkflowStatus.Compensated && (run.CompensationRequested || run.Status == WorkflowStatus.Compensating))
+        {
+            // Marked for compensation: only compensations run (WorkflowEngine.Compensation.cs), never a forward step.
+            await CompensateRunAsync(execution, run, retriedByScheduler, cancellationToken).ConfigureAwait(false);
+            throw Compensated(run);
+        }
+
         if (!WorkflowTransitions.Allows(RunOperation.Start, run.Status))
         {
             // Finished for good (compensated): its forward steps never run again.
@@ -92,6 +99,12 @@ internal sealed partial class WorkflowEngine
         try
         {
             return await ExecuteStepsAsync(execution, run, workflow, retriedByScheduler, cancellationToken).ConfigureAwait(false);
+        }
+        catch (UnitOfWorkException ex) when (!retriedByScheduler && workflow.CompensateOnFailure && IsStepFailure(ex))
+        {
+            // In-process, a step failure is final: the compensations run now, in this execution, and the failure surfaces.
+            await CompensateAfterFinalFailureAsync(execution, run, workflow, cancellationToken).ConfigureAwait(false);
+            throw;
         }
         finally
         {

@@ -13,6 +13,8 @@ internal sealed class WorkflowDescriptor
 
     /// <summary>The payload types of the events the definition declares (<see cref="WorkflowDefinition.Events"/>), by name.</summary>
     public IReadOnlyDictionary<string, Type> Events { get; init; } = new Dictionary<string, Type>();
+
+    public bool CompensateOnFailure { get; init; }
 }
 
 /// <summary>A step of a registered workflow.</summary>
@@ -153,6 +155,7 @@ internal sealed class WorkflowRegistry
             StepNames = steps.Select(s => s.Name).ToArray(),
             Retry = definition.Retry,
             Events = DescribeEvents(type, definition),
+            CompensateOnFailure = definition.CompensateOnFailure,
         };
     }
 

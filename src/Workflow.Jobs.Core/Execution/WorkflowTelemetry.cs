@@ -31,6 +31,7 @@ internal sealed class WorkflowMetrics : IDisposable
         RunsSucceeded = _meter.CreateCounter<long>("workflow.runs.succeeded", "{run}", "Runs that succeeded.");
         RunsFailed = _meter.CreateCounter<long>("workflow.runs.failed", "{run}", "Run executions that failed.");
         RunsRetried = _meter.CreateCounter<long>("workflow.runs.retried", "{run}", "Runs enqueued again after a failure.");
+        RunsCompensated = _meter.CreateCounter<long>("workflow.runs.compensated", "{run}", "Runs whose compensations all ran.");
         RunsInFlight = _meter.CreateUpDownCounter<long>("workflow.runs.in_flight", "{run}", "Runs executing in this process.");
         StepDuration = _meter.CreateHistogram<double>("workflow.step.duration", "s", "Duration of step bodies.");
         RunsParked = _meter.CreateCounter<long>("workflow.runs.parked", "{run}", "Times a run started waiting (a sleep, an event) and released its worker.");
@@ -54,6 +55,7 @@ internal sealed class WorkflowMetrics : IDisposable
     public Counter<long> RunsSucceeded { get; }
     public Counter<long> RunsFailed { get; }
     public Counter<long> RunsRetried { get; }
+    public Counter<long> RunsCompensated { get; }
     public UpDownCounter<long> RunsInFlight { get; }
     public Histogram<double> StepDuration { get; }
 

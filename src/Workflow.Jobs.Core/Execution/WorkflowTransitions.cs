@@ -35,6 +35,12 @@ internal enum RunOperation
 
     /// <summary>The compensations of the succeeded steps have all run.</summary>
     Compensate,
+
+    /// <summary>
+    /// The run is to be undone (a final failure of a workflow that compensates on failure, a cancel with compensation, or
+    /// the resumption of a compensation after a retry): it never runs forward steps again, its job runs the compensations.
+    /// </summary>
+    BeginCompensation,
 }
 
 /// <summary>One allowed change: from any of <see cref="From"/> to <see cref="To"/> by <see cref="Operation"/>.</summary>
@@ -62,15 +68,20 @@ internal static class WorkflowTransitions
         // Pending/Failed/Waiting: an execution that finds every step already checkpointed only records the success.
         T(RunOperation.Succeed, WorkflowStatus.Succeeded, WorkflowStatus.Running, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Waiting),
         T(RunOperation.FailForRetry, WorkflowStatus.Pending, WorkflowStatus.Running, WorkflowStatus.Pending),
-        T(RunOperation.Fail, WorkflowStatus.Failed, WorkflowStatus.Running, WorkflowStatus.Pending, WorkflowStatus.Waiting),
+        // Compensating: a compensation failed for good (the original failure stays beside the compensation's).
+        T(RunOperation.Fail, WorkflowStatus.Failed, WorkflowStatus.Running, WorkflowStatus.Pending, WorkflowStatus.Waiting, WorkflowStatus.Compensating),
         T(RunOperation.Interrupt, WorkflowStatus.Pending, WorkflowStatus.Running),
-        T(RunOperation.Cancel, WorkflowStatus.Cancelled, WorkflowStatus.Pending, WorkflowStatus.Running, WorkflowStatus.Failed, WorkflowStatus.Waiting),
+        // Compensating: an operator stops a compensation (deletes its job); a retry later resumes it.
+        T(RunOperation.Cancel, WorkflowStatus.Cancelled, WorkflowStatus.Pending, WorkflowStatus.Running, WorkflowStatus.Failed, WorkflowStatus.Waiting,
+            WorkflowStatus.Compensating),
         T(RunOperation.Retry, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Cancelled),
         // Running: the job of a running execution was requeued (the guard keeps the two apart).
         T(RunOperation.Requeue, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Cancelled, WorkflowStatus.Running),
         T(RunOperation.Wait, WorkflowStatus.Waiting, WorkflowStatus.Running),
         T(RunOperation.Wake, WorkflowStatus.Pending, WorkflowStatus.Waiting),
-        T(RunOperation.Compensate, WorkflowStatus.Compensated, WorkflowStatus.Running, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Cancelled),
+        // Not from Compensating: Start, Succeed, Requeue and Retry leave a compensating run as it is (its job keeps compensating).
+        T(RunOperation.BeginCompensation, WorkflowStatus.Compensating, WorkflowStatus.Running, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Waiting),
+        T(RunOperation.Compensate, WorkflowStatus.Compensated, WorkflowStatus.Compensating),
     }.ToDictionary(t => t.Operation);
 
     /// <summary>The statuses in which a run is finished: no execution runs its forward steps again by itself.</summary>

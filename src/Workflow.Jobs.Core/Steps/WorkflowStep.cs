@@ -5,6 +5,9 @@ internal interface IWorkflowStep
 {
     /// <summary>Runs the step on an input of its input type and returns an output of its output type.</summary>
     Task<WorkflowData> ExecuteAsync(WorkflowData input, StepContext context, CancellationToken cancellationToken);
+
+    /// <summary>Undoes the step's effect, given the input it ran with and the output it checkpointed.</summary>
+    Task CompensateAsync(WorkflowData input, WorkflowData output, StepContext context, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -27,6 +30,23 @@ public abstract class WorkflowStep<TInput, TOutput> : IWorkflowStep
     /// <param name="context">The run, the step, the attempt and the outputs of earlier steps.</param>
     /// <param name="cancellationToken">Cancelled when the host shuts down or the run is cancelled.</param>
     protected abstract Task<TOutput> ProcessInputAsync(TInput input, StepContext context, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Undoes what <see cref="ProcessInputAsync"/> did, once the run is compensated (a final failure with
+    /// <see cref="WorkflowDefinition.CompensateOnFailure"/>, or a cancel with <see cref="CancelOptions.Compensate"/>). Called only
+    /// for a step that succeeded, in reverse step order; its completion is checkpointed, so a compensation that returned is never
+    /// called again. Like a step body it is at-least-once (a crash before its checkpoint calls it again): make it idempotent,
+    /// keyed by <see cref="StepContext.StepId"/>. A compensation that throws is retried with the workflow's retry policy.
+    /// The default does nothing (nothing to undo).
+    /// </summary>
+    /// <param name="input">The input the step ran with.</param>
+    /// <param name="output">The output the step checkpointed.</param>
+    /// <param name="context">The run and the step (the same <see cref="StepContext.StepId"/> as its forward run), with the outputs of every succeeded step.</param>
+    /// <param name="cancellationToken">Cancelled when the host shuts down; the compensation runs again elsewhere.</param>
+    protected virtual Task CompensateAsync(TInput input, TOutput output, StepContext context, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    Task IWorkflowStep.CompensateAsync(WorkflowData input, WorkflowData output, StepContext context, CancellationToken cancellationToken)
+        => CompensateAsync((TInput)input, (TOutput)output, context, cancellationToken);
 
     async Task<WorkflowData> IWorkflowStep.ExecuteAsync(WorkflowData input, StepContext context, CancellationToken cancellationToken)
     {
@@ -89,6 +109,13 @@ public abstract class WorkflowDefinition
     /// wait's type when consumed). Empty by default.
     /// </summary>
     public virtual IReadOnlyDictionary<string, Type> Events => new Dictionary<string, Type>();
+
+    /// <summary>
+    /// Whether a run that fails for good (retries exhausted, or a non-retryable failure of a step) undoes its succeeded steps:
+    /// their <see cref="WorkflowStep{TInput, TOutput}"/> compensations run in reverse order, each checkpointed once, and the run
+    /// ends <see cref="WorkflowStatus.Compensated"/>. Default false: the run ends Failed.
+    /// </summary>
+    public virtual bool CompensateOnFailure => false;
 }
 
 /// <summary>How a failed run is retried by the job scheduler.</summary>

@@ -33,6 +33,14 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("attempts");
 
+                    b.Property<string>("CompensationError")
+                        .HasColumnType("text")
+                        .HasColumnName("compensation_error");
+
+                    b.Property<DateTimeOffset?>("CompensationRequestedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("compensation_requested_at");
+
                     b.Property<int>("CompletedSteps")
                         .HasColumnType("integer")
                         .HasColumnName("completed_steps");
@@ -229,6 +237,14 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.Property<int>("Attempts")
                         .HasColumnType("integer")
                         .HasColumnName("attempts");
+
+                    b.Property<DateTimeOffset?>("CompensatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("compensated_at");
+
+                    b.Property<string>("CompensationError")
+                        .HasColumnType("text")
+                        .HasColumnName("compensation_error");
 
                     b.Property<DateTimeOffset>("Created")
                         .HasColumnType("timestamp with time zone")

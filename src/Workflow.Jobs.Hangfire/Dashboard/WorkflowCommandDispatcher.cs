@@ -7,7 +7,7 @@ using Newtonsoft.Json.Linq;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary>
-/// Retry, Cancel, Fork and Send event of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
+/// Retry, Cancel, Cancel and compensate, Fork and Send event of a run, as Hangfire's own commands work: POST only, behind the dashboard's authorization
 /// and antiforgery check (done by Hangfire's dashboard middleware before any dispatcher runs), refused in
 /// read-only mode. Answers 204, or 404 / 409 / 503 with a plain-text reason the page shows.
 /// </summary>
@@ -21,6 +21,8 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
     internal const int MaxEventBodyBytes = 1024 * 1024;
 
     public const string Fork = "fork";
+
+    public const string CancelAndCompensate = "cancel-compensate";
 
     public async Task Dispatch(DashboardContext context)
     {
@@ -56,6 +58,10 @@ internal sealed partial class WorkflowCommandDispatcher : IDashboardDispatcher
                 }
 
                 await request.Client.SignalAsync(id, name!, payload!, CancellationToken.None).ConfigureAwait(false);
+            }
+            else if (command == CancelAndCompensate)
+            {
+                await request.Client.CancelAsync(id, new CancelOptions { Compensate = true }, CancellationToken.None).ConfigureAwait(false);
             }
             else
             {

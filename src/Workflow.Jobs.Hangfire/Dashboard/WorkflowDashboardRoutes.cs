@@ -41,7 +41,7 @@ internal static class WorkflowDashboardRoutes
         var routes = DashboardRoutes.Routes;
         routes.Add(ListPath, new WorkflowPageDispatcher(WorkflowPageLoader.LoadListAsync));
         routes.Add(ListPath + "/" + IdPattern, new WorkflowPageDispatcher(WorkflowPageLoader.LoadRunAsync));
-        routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.Cancel + "|"
+        routes.Add(ListPath + "/" + IdPattern + "/(?<Command>" + WorkflowCommandDispatcher.Retry + "|" + WorkflowCommandDispatcher.CancelAndCompensate + "|" + WorkflowCommandDispatcher.Cancel + "|"
             + WorkflowCommandDispatcher.Fork + "|" + WorkflowCommandDispatcher.Event + ")", new WorkflowCommandDispatcher());
         var bulk = new WorkflowBulkDispatcher();
         routes.Add(WorkflowBulkDispatcher.CountPath, bulk);

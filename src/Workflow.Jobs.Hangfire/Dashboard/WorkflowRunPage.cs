@@ -21,7 +21,7 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
         WriteLiteral("</small></h1>");
 
         WriteCommands();
-        if (run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled or WorkflowStatus.Compensated && !string.IsNullOrEmpty(run.ExceptionMessage))
+        if (run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled or WorkflowStatus.Compensated or WorkflowStatus.Compensating && !string.IsNullOrEmpty(run.ExceptionMessage))
         {
             WriteLiteral("<div class=\"alert alert-danger\"><strong>");
             Write(run.Status == WorkflowStatus.Failed ? "Failed: " : "Last error: ");
@@ -31,11 +31,13 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
         }
 
         WriteForkPanel();
+        WriteCompensationError();
         WriteSummary();
         WriteForkLinks();
         WriteSendEvent();
         WriteSteps();
         WriteAttemptHistory();
+        WriteCompensation();
 
         WriteLiteral("<h3 class=\"workflow-section\">Data</h3><div class=\"row\"><div class=\"col-md-6\"><h4>Input</h4>");
         WriteJson(run.Input, "No input.");
@@ -48,11 +50,13 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
     private void WriteCommands()
     {
         var canRetry = run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled;
-        var canCancel = run.Status is WorkflowStatus.Pending or WorkflowStatus.Running or WorkflowStatus.Failed or WorkflowStatus.Waiting;
+        var canCancel = run.Status is WorkflowStatus.Pending or WorkflowStatus.Running or WorkflowStatus.Failed or WorkflowStatus.Waiting
+            or WorkflowStatus.Compensating;
+        var canCompensate = CanCompensate(run.Status);
         WriteLiteral("<div id=\"workflow-command-error\" class=\"alert alert-danger\" role=\"alert\" hidden></div>");
         if (IsReadOnly)
         {
-            if (canRetry || canCancel)
+            if (canRetry || canCancel || canCompensate)
             {
                 WriteLiteral("<p class=\"text-muted\"><span class=\"glyphicon glyphicon-lock\"></span> Read-only dashboard: Retry, Cancel and Fork are not available.</p>");
             }
@@ -76,6 +80,7 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
         }
 
         WriteForkButton();
+        WriteCompensateCommand(canCompensate);
         WriteLiteral("</div>");
     }
 

@@ -21,8 +21,15 @@ public static class FakeApiOperations
     /// <summary>Publishes a usage report.</summary>
     public const string PublishReport = "publish_report";
 
+    /// <summary>Cancels (deletes) a subscription: the undo of <see cref="CreateSubscription"/>.</summary>
+    public const string CancelSubscription = "cancel_subscription";
+
+    /// <summary>Deletes an administrator user: the undo of <see cref="CreateAdminUser"/>.</summary>
+    public const string DeleteAdminUser = "delete_admin_user";
+
     /// <summary>Every operation.</summary>
-    public static IReadOnlyList<string> All { get; } = [GetOrCreateCustomer, CreateSubscription, CreateAdminUser, SendWelcomeEmail, PublishReport];
+    public static IReadOnlyList<string> All { get; } =
+        [GetOrCreateCustomer, CreateSubscription, CreateAdminUser, SendWelcomeEmail, PublishReport, CancelSubscription, DeleteAdminUser];
 }
 
 /// <summary>The fake API did not answer (a simulated outage). The request may have been applied before the answer was lost.</summary>
@@ -190,6 +197,14 @@ public sealed class FakeExternalApi
             _emails.Add(email);
             return email;
         }, cancellationToken);
+
+    /// <summary>Cancels a subscription (removes it); true when it existed. Idempotent: cancelling a cancelled subscription changes nothing.</summary>
+    public Task<bool> CancelSubscriptionAsync(string subscriptionId, string idempotencyKey, CancellationToken cancellationToken)
+        => CallAsync(FakeApiOperations.CancelSubscription, idempotencyKey, null, () => _subscriptions.RemoveAll(s => s.Id == subscriptionId) > 0, cancellationToken);
+
+    /// <summary>Deletes an administrator user; true when it existed. Idempotent like <see cref="CancelSubscriptionAsync"/>.</summary>
+    public Task<bool> DeleteAdminUserAsync(string userId, string idempotencyKey, CancellationToken cancellationToken)
+        => CallAsync(FakeApiOperations.DeleteAdminUser, idempotencyKey, null, () => _users.RemoveAll(u => u.Id == userId) > 0, cancellationToken);
 
     /// <summary>Publishes a report; returns its id.</summary>
     public Task<string> PublishReportAsync(string channel, string text, string idempotencyKey, CancellationToken cancellationToken)

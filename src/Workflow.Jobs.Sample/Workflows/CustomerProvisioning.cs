@@ -46,6 +46,22 @@ public sealed class SubscriptionApproval : WorkflowData
     public string Approver { get; set; } = "";
 }
 
+/// <summary>
+/// The provisioning flow that undoes itself: when a step fails for good (retries exhausted, or the welcome e-mail rejected),
+/// the admin users are deleted and the subscription cancelled (in that order), and the run ends Compensated. The customer
+/// record is kept (it may have existed before). <see cref="CustomerProvisioningWorkflow"/> keeps its failed runs for a retry instead.
+/// </summary>
+[WorkflowName("customer-provisioning-compensated")]
+public sealed class CompensatedCustomerProvisioningWorkflow : WorkflowDefinition
+{
+    /// <inheritdoc />
+    public override IReadOnlyList<Type> Steps { get; } =
+        [typeof(GetOrCreateCustomerStep), typeof(CreateSubscriptionStep), typeof(CreateAdminUsersStep), typeof(SendWelcomeStep)];
+
+    /// <inheritdoc />
+    public override bool CompensateOnFailure => true;
+}
+
 /// <summary>Input of <see cref="GetOrCreateCustomerStep"/>.</summary>
 [WorkflowKey("customer_input")]
 public sealed class CustomerInput : WorkflowData
@@ -172,6 +188,18 @@ public sealed partial class CreateSubscriptionStep(FakeExternalApi api, ILogger<
         return new SubscriptionOutput { SubscriptionId = subscription.Id, Plan = subscription.Plan, Seats = subscription.Seats };
     }
 
+    /// <summary>Undo: cancels the subscription this step created (idempotent, keyed by the step's id).</summary>
+    protected override async Task CompensateAsync(SubscriptionInput input, SubscriptionOutput output, StepContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(context);
+        await api.CancelSubscriptionAsync(output.SubscriptionId, $"{context.StepId}:cancel", cancellationToken);
+        LogCancelled(output.SubscriptionId, context.WorkflowId);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Subscription {SubscriptionId} cancelled: workflow run {WorkflowId} is compensated")]
+    private partial void LogCancelled(string subscriptionId, Guid workflowId);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Subscription {SubscriptionId} created for customer {CustomerId}, workflow run {WorkflowId}, step {StepId}")]
     private partial void LogSubscription(string subscriptionId, string customerId, Guid workflowId, Guid stepId);
 
@@ -264,6 +292,22 @@ public sealed partial class CreateAdminUsersStep(FakeExternalApi api, ILogger<Cr
         return output;
     }
 
+    /// <summary>Undo: deletes the administrators this step created (idempotent, one key per user).</summary>
+    protected override async Task CompensateAsync(AdminUsersInput input, AdminUsersOutput output, StepContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(context);
+        foreach (var user in output.Users)
+        {
+            await api.DeleteAdminUserAsync(user.UserId, $"{context.StepId}:delete:{user.UserId}", cancellationToken);
+        }
+
+        LogDeleted(output.Users.Count, context.WorkflowId);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{UserCount} admin users deleted: workflow run {WorkflowId} is compensated")]
+    private partial void LogDeleted(int userCount, Guid workflowId);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "{UserCount} admin users ready for customer {CustomerId}, workflow run {WorkflowId}, step {StepId}")]
     private partial void LogUsers(int userCount, string customerId, Guid workflowId, Guid stepId);
 }
@@ -280,6 +324,10 @@ public sealed class WelcomeInput : WorkflowData
     /// <summary>Demo: how many calls of this step fail before one succeeds.</summary>
     [JsonProperty("simulate_failures"), Range(0, 20), Description("Demo: the first N attempts of this step fail.")]
     public int SimulateFailures { get; set; }
+
+    /// <summary>Demo: the mail provider rejects the welcome e-mail for good (a non-retryable failure).</summary>
+    [JsonProperty("simulate_rejection"), Description("Demo: the welcome e-mail is rejected for good (not retried).")]
+    public bool SimulateRejection { get; set; }
 }
 
 /// <summary>Output of <see cref="SendWelcomeStep"/>.</summary>
@@ -301,6 +349,11 @@ public sealed partial class SendWelcomeStep(FakeExternalApi api, ILogger<SendWel
         ArgumentNullException.ThrowIfNull(context);
         var users = context.AccumulatedOutput.Get<AdminUsersOutput>()
             ?? throw new NonRetryableException("The admin users step's output is missing.");
+        if (input.SimulateRejection)
+        {
+            throw new NonRetryableException("The mail provider rejected the welcome e-mail (simulated rejection).");
+        }
+
         var output = new WelcomeOutput();
         foreach (var user in users.Users)
         {
