@@ -12,7 +12,7 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// PostgreSQL storage. Queries go through EF Core; the execution path (guard, start, checkpoints) is
 /// hand-written SQL batches so that each checkpoint is exactly one transaction and one round trip.
 /// </summary>
-internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
+internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 {
     internal const string RunsTable = "workflow.workflow_runs";
     internal const string StepsTable = "workflow.workflow_steps";
@@ -301,7 +301,8 @@ internal sealed class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         var steps = includeSteps || run.Status != WorkflowStatus.Succeeded
             ? await db.Steps.AsNoTracking().Where(s => s.WorkflowRecordId == id).ToListAsync(cancellationToken).ConfigureAwait(false)
             : [];
-        return Map(run, steps, includeSteps);
+        var mapped = Map(run, steps, includeSteps);
+        return mapped.Steps.Count == 0 ? mapped : await WithItemSummariesAsync(db, mapped, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<long> CountRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)

@@ -128,6 +128,9 @@ public sealed record WorkflowStepRun
 
     /// <summary>How many times the step body has been started.</summary>
     public int Attempts { get; init; }
+
+    /// <summary>The step's fan-out items (done, failed, pending), when it fanned out; null otherwise (and in listings).</summary>
+    public WorkflowItemSummary? Items { get; init; }
 }
 
 /// <summary>

@@ -170,7 +170,12 @@ internal sealed partial class WorkflowEngine
                 using var stepToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, watch.Lost);
                 var input = WorkflowDataReader.Read(step.InputType, start.Input, step.InputKey, WorkflowDataReadMode.Lenient);
                 var instance = (IWorkflowStep)services.GetRequiredService(step.StepType);
-                var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated) { WorkflowName = workflow.Name, StepName = step.Name };
+                var context = new StepContext(run.Id, start.StepId, start.Attempt, accumulated)
+                {
+                    WorkflowName = workflow.Name,
+                    StepName = step.Name,
+                    Items = new RunExecutionStepItems(execution, start.StepId, start.Attempt, _time),
+                };
                 output = await instance.ExecuteAsync(input, context, stepToken.Token).ConfigureAwait(false);
             }
 

@@ -36,7 +36,7 @@ public abstract class WorkflowStep<TInput, TOutput> : IWorkflowStep
 }
 
 /// <summary>What a step knows about the run it is part of.</summary>
-public sealed class StepContext
+public sealed partial class StepContext
 {
     /// <summary>Creates a context (the engine does; tests of a step may too).</summary>
     public StepContext(Guid workflowId, Guid stepId, int attempt, WorkflowOutput accumulatedOutput)

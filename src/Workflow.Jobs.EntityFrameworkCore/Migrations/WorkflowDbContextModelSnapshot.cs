@@ -244,11 +244,62 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.ToTable("workflow_steps", "workflow");
                 });
 
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepItemEntity", b =>
+                {
+                    b.Property<Guid>("StepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("step_uuid");
+
+                    b.Property<int>("CallNumber")
+                        .HasColumnType("integer")
+                        .HasColumnName("call_number");
+
+                    b.Property<int>("ItemIndex")
+                        .HasColumnType("integer")
+                        .HasColumnName("item_index");
+
+                    b.Property<int?>("Attempt")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempt");
+
+                    b.Property<string>("ExceptionMessage")
+                        .HasColumnType("text")
+                        .HasColumnName("exception_message");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("OutputData")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("output_data");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.HasKey("StepId", "CallNumber", "ItemIndex")
+                        .HasName("pk_workflow_step_items");
+
+                    b.ToTable("workflow_step_items", "workflow");
+                });
+
             modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepEntity", b =>
                 {
                     b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowRunEntity", null)
                         .WithMany()
                         .HasForeignKey("WorkflowRecordId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepItemEntity", b =>
+                {
+                    b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowStepEntity", null)
+                        .WithMany()
+                        .HasForeignKey("StepId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
