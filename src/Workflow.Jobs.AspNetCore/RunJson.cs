@@ -87,6 +87,16 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
         ["exceptionMessage"] = step.ExceptionMessage,
         ["input"] = step.Input.DeepClone(),
         ["output"] = step.Output?.DeepClone() ?? JValue.CreateNull(),
+        ["items"] = step.Items is { } items
+            ? new JObject
+            {
+                ["total"] = items.Total,
+                ["succeeded"] = items.Succeeded,
+                ["failed"] = items.Failed,
+                ["pending"] = items.Pending,
+                ["calls"] = items.Calls,
+            }
+            : JValue.CreateNull(),
     };
 
     private JObject Links(WorkflowRun run)
