@@ -208,8 +208,10 @@ public sealed partial class CreateAdminUsersStep(FakeExternalApi api, ILogger<Cr
         // retry creates only the ones not created yet. Each item's key (step id, call, index) is the same on every retry.
         var users = await context.ForEachAsync(input.Admins, async admin =>
         {
-            var user = await api.CreateAdminUserAsync(customer.CustomerId, admin.Item.Email, admin.Item.Name, admin.IdempotencyKey,
-                SampleSteps.Failures(context, input.SimulateFailures), admin.CancellationToken);
+            // The demo failures count per administrator (its item key): each one's first N calls fail, so the step fails N times.
+            var failures = input.SimulateFailures > 0 ? new FakeApiFailurePlan(admin.IdempotencyKey, input.SimulateFailures) : null;
+            var user = await api.CreateAdminUserAsync(customer.CustomerId, admin.Item.Email, admin.Item.Name, admin.IdempotencyKey, failures,
+                admin.CancellationToken);
             return new CreatedUser { UserId = user.Id, Email = user.Email };
         }, cancellationToken: cancellationToken);
         var output = new AdminUsersOutput { Users = [.. users] };
