@@ -79,6 +79,17 @@ public class StepContextForEachTests
     }
 
     [Test]
+    public async Task ForEachAsync_WritesNothing_WhenThereAreNoItems()
+    {
+        var execution = new Mock<IRunExecution>(MockBehavior.Strict);
+
+        var results = await Context(execution.Object).ForEachAsync(Array.Empty<int>(), (i, _) => Task.FromResult(i));
+
+        Assert.That(results, Is.Empty);
+        execution.VerifyNoOtherCalls();
+    }
+
+    [Test]
     public void ForEachAsync_ThrowsWithTheFailedIndexes_AfterRunningEveryOtherItem()
     {
         var ran = 0;

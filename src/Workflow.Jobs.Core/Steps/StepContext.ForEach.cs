@@ -97,6 +97,12 @@ public sealed partial class StepContext
         int parallelism, int call, CancellationToken cancellationToken)
     {
         var count = items.Count;
+        if (count == 0)
+        {
+            // Nothing to run or to record.
+            return [];
+        }
+
         var results = new TResult[count];
         var finished = new bool[count];
         if (Items is { } store)
