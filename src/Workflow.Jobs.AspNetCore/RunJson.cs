@@ -94,6 +94,16 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
         ["input"] = step.Input.DeepClone(),
         ["output"] = step.Output?.DeepClone() ?? JValue.CreateNull(),
         ["history"] = new JArray(step.History.Select(Attempt)),
+        ["items"] = step.Items is { } items
+            ? new JObject
+            {
+                ["total"] = items.Total,
+                ["succeeded"] = items.Succeeded,
+                ["failed"] = items.Failed,
+                ["pending"] = items.Pending,
+                ["calls"] = items.Calls,
+            }
+            : JValue.CreateNull(),
     };
 
     /// <summary>One attempt of a step (oldest first in <c>history</c>).</summary>

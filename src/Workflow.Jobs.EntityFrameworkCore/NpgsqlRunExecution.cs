@@ -15,7 +15,7 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// it is unlocked explicitly, and when that cannot be confirmed the pool is cleared, which closes this
 /// connection (ending its session, and the lock with it) instead of reusing it.
 /// </remarks>
-internal sealed class NpgsqlRunExecution : IRunExecution
+internal sealed partial class NpgsqlRunExecution : IRunExecution
 {
     private const string RunsTable = NpgsqlWorkflowStore.RunsTable;
     private const string StepsTable = NpgsqlWorkflowStore.StepsTable;
@@ -101,6 +101,13 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     // The job and server recorded with each attempt this execution starts.
     private readonly string? _jobId;
     private readonly string? _serverName;
+
+    // The guard connection takes one command at a time: the guard watch's probes and the item checkpoints written while
+    // a step body runs take turns through this.
+    private readonly SemaphoreSlim _connectionTurn = new(1, 1);
+
+    // The watch of the step body running now, if any (an item checkpoint that finds the connection gone marks it lost).
+    private GuardWatch? _watch;
 
     public NpgsqlRunExecution(NpgsqlConnection connection, NpgsqlDataSource dataSource, Guid runId, int commandTimeoutSeconds, TimeSpan guardCheckInterval = default,
         string? jobId = null, string? serverName = null)
@@ -401,7 +408,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public IGuardWatch WatchGuard() => new GuardWatch(_connection, _guardCheckInterval);
+    public IGuardWatch WatchGuard() => _watch = new GuardWatch(_connection, _guardCheckInterval, _connectionTurn);
 
     public async ValueTask DisposeAsync()
     {
@@ -431,6 +438,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             }
 
             await _connection.DisposeAsync().ConfigureAwait(false);
+            _connectionTurn.Dispose();
         }
     }
 
@@ -489,10 +497,13 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     {
         private readonly CancellationTokenSource _lost = new();
         private readonly CancellationTokenSource _stop = new();
+        private readonly SemaphoreSlim _turn;
         private readonly Task _loop;
+        private int _disposed;
 
-        public GuardWatch(NpgsqlConnection connection, TimeSpan interval)
+        public GuardWatch(NpgsqlConnection connection, TimeSpan interval, SemaphoreSlim turn)
         {
+            _turn = turn;
             _loop = interval <= TimeSpan.Zero ? Task.CompletedTask : WatchAsync(connection, interval);
         }
 
@@ -508,8 +519,16 @@ internal sealed class NpgsqlRunExecution : IRunExecution
                 while (true)
                 {
                     await Task.Delay(interval, _stop.Token).ConfigureAwait(false);
-                    await using var probe = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = timeout };
-                    await probe.ExecuteScalarAsync(_stop.Token).ConfigureAwait(false);
+                    await _turn.WaitAsync(_stop.Token).ConfigureAwait(false);
+                    try
+                    {
+                        await using var probe = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = timeout };
+                        await probe.ExecuteScalarAsync(_stop.Token).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _turn.Release();
+                    }
                 }
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
@@ -518,9 +537,20 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             // Any failure of the probe means the guard can no longer be trusted.
             catch (Exception ex)
             {
-                Reason = ex;
-                await _lost.CancelAsync().ConfigureAwait(false);
+                await LoseAsync(ex).ConfigureAwait(false);
             }
+        }
+
+        /// <summary>Marks the guard lost (a probe, or another command on the guard's connection, found it gone).</summary>
+        public async Task LoseAsync(Exception reason)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return;
+            }
+
+            Reason ??= reason;
+            await _lost.CancelAsync().ConfigureAwait(false);
         }
 
         public async ValueTask DisposeAsync()
@@ -529,6 +559,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 #pragma warning disable VSTHRD003 // _loop is this object's own probe loop, started in its constructor; no JoinableTaskFactory context exists to deadlock.
             await _loop.ConfigureAwait(false);
 #pragma warning restore VSTHRD003
+            Volatile.Write(ref _disposed, 1);
             _stop.Dispose();
             _lost.Dispose();
         }

@@ -317,10 +317,11 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         var attempts = await db.StepAttempts.AsNoTracking().Where(a => stepIds.Contains(a.StepId)).OrderBy(a => a.Attempt)
             .ToListAsync(cancellationToken).ConfigureAwait(false);
         var byStep = attempts.ToLookup(a => a.StepId);
-        return mapped with
+        mapped = mapped with
         {
             Steps = mapped.Steps.Select(step => step with { History = StepHistory.Read(byStep[step.Id], step, run.Status) }).ToList(),
         };
+        return await WithItemSummariesAsync(db, mapped, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<long> CountRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)

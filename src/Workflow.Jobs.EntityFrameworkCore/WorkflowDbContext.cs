@@ -168,6 +168,27 @@ internal sealed class WorkflowStepAttemptEntity
     public string? ServerName { get; set; }
 }
 
+/// <summary>A fan-out item of a step (<c>StepContext.ForEachAsync</c>): written Pending when the fan-out starts, then its outcome.</summary>
+internal sealed class WorkflowStepItemEntity
+{
+    /// <summary>The step (<c>step_uuid</c>); the item goes with it.</summary>
+    public Guid StepId { get; set; }
+    /// <summary>Which fan-out of the step, 1 for the first (<c>call_number</c>).</summary>
+    public int CallNumber { get; set; }
+    /// <summary>The item's position in the fan-out's list (<c>item_index</c>).</summary>
+    public int ItemIndex { get; set; }
+    /// <summary>Pending, Succeeded or Failed.</summary>
+    public WorkflowStatus Status { get; set; }
+    /// <summary>The item's result once succeeded (<c>jsonb</c>, any JSON value).</summary>
+    public string? OutputData { get; set; }
+    /// <summary>The error of the item's last failure.</summary>
+    public string? ExceptionMessage { get; set; }
+    /// <summary>The step attempt that finished (or last failed) the item.</summary>
+    public int? Attempt { get; set; }
+    /// <summary>When the item finished or last failed (UTC).</summary>
+    public DateTimeOffset? FinishedAt { get; set; }
+}
+
 /// <summary>The workflow tables, in schema <c>workflow</c>.</summary>
 internal sealed class WorkflowDbContext : DbContext
 {
@@ -176,6 +197,15 @@ internal sealed class WorkflowDbContext : DbContext
 
     /// <summary>Creates the context.</summary>
     public WorkflowDbContext(DbContextOptions<WorkflowDbContext> options) : base(options) { }
+
+    /// <inheritdoc />
+    protected override void OnConfiguring(DbContextOptionsBuilder optionsBuilder)
+    {
+        ArgumentNullException.ThrowIfNull(optionsBuilder);
+        // Items belong to a step whose query filter hides soft-deleted steps; items are read by their step's id only
+        // (never through EF's filtered navigation), so the model warning about that interaction does not apply.
+        optionsBuilder.ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.CoreEventId.PossibleIncorrectRequiredNavigationWithQueryFilterInteractionWarning));
+    }
 
     /// <summary>Runs (soft-deleted ones are filtered out).</summary>
     public DbSet<WorkflowRunEntity> Runs => Set<WorkflowRunEntity>();
@@ -192,6 +222,9 @@ internal sealed class WorkflowDbContext : DbContext
     /// <summary>Events sent to runs.</summary>
     public DbSet<WorkflowEventEntity> Events => Set<WorkflowEventEntity>();
 
+    /// <summary>Fan-out items of steps.</summary>
+    public DbSet<WorkflowStepItemEntity> StepItems => Set<WorkflowStepItemEntity>();
+
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -202,6 +235,7 @@ internal sealed class WorkflowDbContext : DbContext
         ConfigureStepAttempts(modelBuilder.Entity<WorkflowStepAttemptEntity>());
         ConfigureWaits(modelBuilder.Entity<WorkflowStepWaitEntity>());
         ConfigureEvents(modelBuilder.Entity<WorkflowEventEntity>());
+        ConfigureStepItems(modelBuilder.Entity<WorkflowStepItemEntity>());
     }
 
     private static void ConfigureWaits(EntityTypeBuilder<WorkflowStepWaitEntity> wait)
@@ -240,6 +274,23 @@ internal sealed class WorkflowDbContext : DbContext
         // A wait consumes at most one event, and a re-run of its step finds it.
         evt.HasIndex(e => new { e.ConsumedStepId, e.ConsumedWait }).HasDatabaseName("ux_workflow_events_consumed_by").IsUnique()
             .HasFilter("consumed_step_uuid IS NOT NULL");
+    }
+
+    private static void ConfigureStepItems(EntityTypeBuilder<WorkflowStepItemEntity> item)
+    {
+        item.ToTable("workflow_step_items");
+        // Keyed by (step, call, index): a step's items are one range of the primary key, read and counted by its prefix.
+        item.HasKey(i => new { i.StepId, i.CallNumber, i.ItemIndex }).HasName("pk_workflow_step_items");
+        item.Property(i => i.StepId).HasColumnName("step_uuid");
+        item.Property(i => i.CallNumber).HasColumnName("call_number");
+        item.Property(i => i.ItemIndex).HasColumnName("item_index");
+        item.Property(i => i.Status).HasColumnName("status").HasConversion<string>().HasMaxLength(16).IsRequired();
+        item.Property(i => i.OutputData).HasColumnName("output_data").HasColumnType("jsonb");
+        item.Property(i => i.ExceptionMessage).HasColumnName("exception_message");
+        item.Property(i => i.Attempt).HasColumnName("attempt");
+        item.Property(i => i.FinishedAt).HasColumnName("finished_at");
+        // Deleted with their step (and so with their run).
+        item.HasOne<WorkflowStepEntity>().WithMany().HasForeignKey(i => i.StepId).OnDelete(DeleteBehavior.Cascade);
     }
 
     private static void ConfigureRuns(EntityTypeBuilder<WorkflowRunEntity> run)

@@ -4,7 +4,8 @@ namespace Workflow.Jobs.Benchmarks;
 /// Entry point. <c>Workflow.Jobs.Benchmarks [--smoke] [--connection cs] [--output path] [...]</c> runs
 /// the benchmark (see <see cref="BenchmarkSettings.Parse"/> for the options); <c>worker N ms</c> is the
 /// child process it starts for the Hangfire server; <c>search ...</c> measures filtered listings on a
-/// million runs (<see cref="SearchBenchmark"/>); <c>bulk-retry ...</c> times the retry of 100,000 failed runs (<see cref="BulkRetryBenchmark"/>).
+/// million runs (<see cref="SearchBenchmark"/>); <c>bulk-retry ...</c> times the retry of 100,000 failed runs (<see cref="BulkRetryBenchmark"/>);
+/// <c>batch ...</c> and <c>foreach ...</c> measure batch enqueue (<see cref="BatchEnqueueBenchmark"/>) and fan-out inside a step (<see cref="ForEachBenchmark"/>).
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -26,6 +27,11 @@ public static class BenchmarkProgram
         if (args.Length > 0 && args[0] == "bulk-retry")
         {
             return await BulkRetryBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "foreach")
+        {
+            return await ForEachBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
         }
 
         if (args.Length > 0 && args[0] == "search")

@@ -120,6 +120,30 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
+    [Test]
+    public async Task ForEachSection_WritesItsFigures_WhenRunSmall()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-foreach-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (exitCode, log) = await RunBenchmarkAsync("foreach", "--items", "100", "--connection", TestDatabases.ServerConnectionString, "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            foreach (var key in new[] { "foreach_items_per_s", "run_per_item_items_per_s", "foreach_speedup", "foreach_item_writes", "foreach_commits_per_item" })
+            {
+                Assert.That(json.RootElement.GetProperty(key).GetDouble(), Is.GreaterThan(0), key);
+            }
+
+            // Every item is checkpointed, at most one write per item (writes group the items that finish meanwhile).
+            Assert.That(json.RootElement.GetProperty("foreach_item_writes").GetInt32(), Is.InRange(1, 100));
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static async Task<(int ExitCode, string Log)> RunBenchmarkAsync(params string[] arguments)
     {
         var program = Path.Combine(AppContext.BaseDirectory, "Workflow.Jobs.Benchmarks.dll");

@@ -68,6 +68,9 @@ public class CustomerProvisioningWorkflowTests
         Assert.That(Step(run, "create-admin-users")["attempts"]!.Value<int>(), Is.EqualTo(2));
         var customerId = run["output"]!["customer_output"]!["customer_id"]!.Value<string>()!;
         Assert.That(_api.GetUsers(customerId), Has.Count.EqualTo(2), "the retried step reused its idempotency keys: no duplicate users");
+        var items = Step(run, "create-admin-users")["items"]!;
+        Assert.That(new[] { "total", "succeeded", "failed", "pending", "calls" }.Select(k => items[k]!.Value<int>()), Is.EqualTo(new[] { 2, 2, 0, 0, 1 }),
+            "the step's fan-out items, in the step JSON");
     }
 
     [Test]

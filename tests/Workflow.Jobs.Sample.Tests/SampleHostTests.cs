@@ -161,6 +161,49 @@ public class SampleHostTests
             "database spans without a parent (Hangfire's polling) are not sampled");
     }
 
+    [Test]
+    public async Task RunPage_ShowsFanOutItemCountsAndFailedItemErrors_TwentyPerPage_WhenItemsFailed()
+    {
+        // Every call creating an administrator fails, on each of the run's three executions: 25 failed items.
+        _host.Services.GetRequiredService<Workflow.Jobs.Sample.FakeApi.FakeExternalApi>().ArmFailures("create_admin_user", 75);
+        var input = JObject.Parse("""{"customer_input": {"name": "Fan-out page", "email": "billing@fanout.test"}, "admin_users_input": {"admins": []}}""");
+        var admins = (JArray)input["admin_users_input"]!["admins"]!;
+        for (var i = 0; i < 25; i++)
+        {
+            admins.Add(new JObject { ["email"] = $"admin{i}@fanout.test", ["name"] = $"Admin {i}" });
+        }
+
+        var id = await SampleHost.EnqueueAsync(_client, "customer-provisioning", input);
+        var run = await SampleHost.WaitForFinalFailureAsync(_client, id);
+        Assert.That(run["exceptionMessage"]!.Value<string>(), Does.StartWith("25 of 25 items failed (indexes 0, 1, 2"));
+
+        var first = await LocalPageAsync($"/hangfire/workflows/{id}");
+        var second = await LocalPageAsync($"/hangfire/workflows/{id}?items_step=create-admin-users&items_from=20");
+
+        Assert.That(first, Does.Contain("0/25 items done").And.Contain("25 failed"));
+        Assert.That(FailedItemRows(first), Is.EqualTo(20));
+        Assert.That(first, Does.Contain("Fake API timed out on create_admin_user").And.Contain("items_step=create-admin-users&amp;items_from=20"), "errors shown, and a link to the next page");
+        Assert.That(FailedItemRows(second), Is.EqualTo(5));
+        Assert.That(second, Does.Contain("items_from=0"), "a link back to the first page");
+    }
+
+    private async Task<string> LocalPageAsync(string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Add(LocalHeader, "1");
+        using var response = await _client.SendAsync(request);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), path);
+        return await response.Content.ReadAsStringAsync();
+    }
+
+    private static int FailedItemRows(string html)
+    {
+        var start = html.IndexOf("workflow-items-failed", StringComparison.Ordinal);
+        Assert.That(start, Is.GreaterThan(0), "the failed items table");
+        var table = html[start..html.IndexOf("</table>", start, StringComparison.Ordinal)];
+        return table.Split("<tr><td").Length - 1;
+    }
+
     /// <summary>Makes a request local (remote address 127.0.0.1) when it carries the test header.</summary>
     private sealed class LocalRequestStartupFilter : IStartupFilter
     {

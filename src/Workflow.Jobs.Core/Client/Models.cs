@@ -165,6 +165,9 @@ public sealed record WorkflowStepRun
 
     /// <summary>The original message of the step's last compensation failure, if its compensation ever threw.</summary>
     public string? CompensationError { get; init; }
+
+    /// <summary>The step's fan-out items (done, failed, pending), when it fanned out; null otherwise (and in listings).</summary>
+    public WorkflowItemSummary? Items { get; init; }
 }
 
 /// <summary>

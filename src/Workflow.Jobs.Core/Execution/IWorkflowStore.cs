@@ -191,6 +191,12 @@ internal interface IWorkflowStore
     /// </summary>
     Task<bool> CompleteJobRequestAsync(Guid runId, JobRequestKind kind, string? jobId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A page of the fan-out items of a step (<see cref="StepContext.ForEachAsync{TItem, TResult}(IReadOnlyList{TItem}, Func{TItem, CancellationToken, Task{TResult}}, ForEachOptions?, CancellationToken)"/>),
+    /// in (call, index) order, only those in <paramref name="status"/> when given; without their results.
+    /// </summary>
+    Task<IReadOnlyList<WorkflowStepItem>> GetStepItemsAsync(Guid stepId, WorkflowStatus? status, int offset, int limit, CancellationToken cancellationToken);
+
     /// <summary>Runs that are Running while no session holds their execution guard (their execution died).</summary>
     Task<IReadOnlyList<AbandonedRun>> FindAbandonedRunsAsync(int limit, CancellationToken cancellationToken);
 
@@ -309,9 +315,23 @@ internal interface IRunExecution : IAsyncDisposable
 
     /// <summary>
     /// Watches the guard while a step body runs (nothing else may use the execution until the watch is
-    /// disposed): the watch's token fires when the guard is lost (its connection died).
+    /// disposed, except the item checkpoints below): the watch's token fires when the guard is lost (its connection died).
     /// </summary>
     IGuardWatch WatchGuard();
+
+    /// <summary>
+    /// Registers fan-out <paramref name="call"/> of a running step with <paramref name="count"/> items (once; later
+    /// calls keep the first count) and returns its recorded count and the results of its finished items. Allowed
+    /// while a guard watch is active: it takes turns with the watch's probes on the guard's connection.
+    /// </summary>
+    Task<ItemCallState> BeginItemsAsync(Guid stepId, int call, int count, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Checkpoints finished items of fan-out <paramref name="call"/> in one transaction (succeeded ones with their
+    /// result, failed ones with their error). Allowed while a guard watch is active, like <see cref="BeginItemsAsync"/>;
+    /// a lost connection marks the active watch's guard lost.
+    /// </summary>
+    Task SaveItemsAsync(Guid stepId, int call, IReadOnlyList<ItemOutcome> outcomes, int attempt, DateTimeOffset now, CancellationToken cancellationToken);
 }
 
 /// <summary>A watch over an execution's guard; disposing it stops the watch before the execution writes again.</summary>

@@ -198,6 +198,7 @@ internal sealed partial class WorkflowEngine
                         WorkflowName = workflow.Name,
                         StepName = step.Name,
                         Waits = new StepWaits(_store, _time, run.Id, start.StepId),
+                        Items = new RunExecutionStepItems(execution, start.StepId, start.Attempt, _time),
                     };
                     try
                     {

@@ -44,6 +44,9 @@ public sealed partial class StepContext
     public Task<T> WaitForEventAsync<T>(string eventName, TimeSpan? timeout = null, CancellationToken cancellationToken = default) where T : WorkflowData
         => RequireWaits().WaitForEventAsync<T>(eventName, timeout, cancellationToken);
 
-    private StepWaits RequireWaits() => Waits
-        ?? throw new InvalidOperationException("Durable waits need a step run by the workflow engine (this StepContext was created outside it).");
+    private StepWaits RequireWaits([System.Runtime.CompilerServices.CallerMemberName] string operation = "")
+    {
+        ThrowIfInsideForEach(operation);
+        return Waits ?? throw new InvalidOperationException("Durable waits need a step run by the workflow engine (this StepContext was created outside it).");
+    }
 }

@@ -31,7 +31,7 @@ internal static class WorkflowPageLoader
         }
 
         var (forkSteps, forks) = await LoadForkDataAsync(request, run).ConfigureAwait(false);
-        return new WorkflowRunPage(run) { ForkSteps = forkSteps, Forks = forks };
+        return new WorkflowRunPage(run, await LoadFailedItemsAsync(request, run).ConfigureAwait(false)) { ForkSteps = forkSteps, Forks = forks };
     }
 
     /// <summary>What the Fork panel needs: the deployed definition's steps (null when not registered here) and the run's forks.</summary>
@@ -41,5 +41,29 @@ internal static class WorkflowPageLoader
         var store = request.Http.RequestServices.GetService<IWorkflowStore>();
         var forks = store is null ? [] : await store.ListForksAsync(run.Id, WorkflowRunPage.MaxForksShown + 1, request.Http.RequestAborted).ConfigureAwait(false);
         return (steps, forks);
+    }
+
+    /// <summary>A page of the failed fan-out items of each step that has some (the step named by <c>items_step</c> at <c>items_from</c>).</summary>
+    private static async Task<IReadOnlyDictionary<Guid, WorkflowItemsPage>> LoadFailedItemsAsync(WorkflowPageRequest request, WorkflowRun run)
+    {
+        var pages = new Dictionary<Guid, WorkflowItemsPage>();
+        if (request.Http.RequestServices.GetService<IWorkflowStore>() is not { } store)
+        {
+            return pages;
+        }
+
+        var query = request.Http.Request.Query;
+        foreach (var step in run.Steps.Where(s => s.Items is { Failed: > 0 }))
+        {
+            var from = string.Equals(query["items_step"], step.StepName, StringComparison.Ordinal)
+                       && int.TryParse(query["items_from"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var offset)
+                ? offset
+                : 0;
+            var items = await store.GetStepItemsAsync(step.Id, WorkflowStatus.Failed, from, WorkflowItemsPage.Size + 1, request.Http.RequestAborted)
+                .ConfigureAwait(false);
+            pages[step.Id] = new WorkflowItemsPage(items.Take(WorkflowItemsPage.Size).ToList(), from, items.Count > WorkflowItemsPage.Size);
+        }
+
+        return pages;
     }
 }

@@ -5,7 +5,7 @@ using Hangfire.Dashboard.Pages;
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary><c>/workflows/{id}</c>: the run, its step timeline, each step's attempts, input and output, job link, Retry, Cancel and Fork.</summary>
-internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboardPage
+internal sealed partial class WorkflowRunPage(WorkflowRun run, IReadOnlyDictionary<Guid, WorkflowItemsPage>? failedItems = null) : WorkflowDashboardPage
 {
     public override void Execute()
     {
@@ -216,6 +216,11 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
             Write((i + 1).ToString(CultureInfo.InvariantCulture));
             WriteLiteral("</td><td>");
             Write(names[i]);
+            if (step?.Items is { } items)
+            {
+                WriteItemCounts(items);
+            }
+
             WriteLiteral("</td><td class=\"min-width\">");
             if (step is null)
             {
@@ -258,6 +263,7 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
         }
 
         WriteLiteral("</tbody></table></div>");
+        WriteFailedItems();
 
         foreach (var step in run.Steps)
         {
@@ -270,4 +276,106 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run) : WorkflowDashboa
             WriteLiteral("</div></div></details>");
         }
     }
+
+    /// <summary>The fan-out items of a step: done, failed and pending counts.</summary>
+    private void WriteItemCounts(WorkflowItemSummary items)
+    {
+        WriteLiteral("<div class=\"workflow-items\" data-items-total=\"");
+        Write(items.Total.ToString(CultureInfo.InvariantCulture));
+        WriteLiteral("\"><span class=\"text-success\" data-items=\"done\">");
+        Write(string.Create(CultureInfo.InvariantCulture, $"{items.Succeeded}/{items.Total} items done"));
+        WriteLiteral("</span>");
+        if (items.Failed > 0)
+        {
+            WriteLiteral(" &middot; <span class=\"text-danger\" data-items=\"failed\">");
+            Write(string.Create(CultureInfo.InvariantCulture, $"{items.Failed} failed"));
+            WriteLiteral("</span>");
+        }
+
+        if (items.Pending > 0)
+        {
+            WriteLiteral(" &middot; <span class=\"text-muted\" data-items=\"pending\">");
+            Write(string.Create(CultureInfo.InvariantCulture, $"{items.Pending} pending"));
+            WriteLiteral("</span>");
+        }
+
+        WriteLiteral("</div>");
+    }
+
+    /// <summary>For each step with failed fan-out items: their errors, a page at a time.</summary>
+    private void WriteFailedItems()
+    {
+        foreach (var step in run.Steps)
+        {
+            if (failedItems is null || !failedItems.TryGetValue(step.Id, out var page) || step.Items is not { } summary)
+            {
+                continue;
+            }
+
+            WriteLiteral("<h4 class=\"workflow-section\">Failed items of ");
+            Write(step.StepName);
+            WriteLiteral(" <small>");
+            Write(string.Create(CultureInfo.InvariantCulture, $"{summary.Failed} of {summary.Total}; a retry runs them (and the pending ones) again"));
+            WriteLiteral("</small></h4><div class=\"table-responsive\"><table class=\"table table-condensed workflow-items-failed\" data-step=\"");
+            Write(step.StepName);
+            WriteLiteral("\"><thead><tr><th class=\"min-width\">Item</th>");
+            if (summary.Calls > 1)
+            {
+                WriteLiteral("<th class=\"min-width\">Fan-out</th>");
+            }
+
+            WriteLiteral("<th class=\"min-width\">Attempt</th><th class=\"min-width\">Failed</th><th>Error</th></tr></thead><tbody>");
+            foreach (var item in page.Items)
+            {
+                WriteLiteral("<tr><td class=\"min-width\">");
+                Write(item.Index.ToString(CultureInfo.InvariantCulture));
+                WriteLiteral("</td>");
+                if (summary.Calls > 1)
+                {
+                    WriteLiteral("<td class=\"min-width\">");
+                    Write(item.Call.ToString(CultureInfo.InvariantCulture));
+                    WriteLiteral("</td>");
+                }
+
+                WriteLiteral("<td class=\"min-width\">");
+                Write(item.Attempt?.ToString(CultureInfo.InvariantCulture) ?? "");
+                WriteLiteral("</td><td class=\"min-width\">");
+                WriteTime(item.FinishedAt);
+                WriteLiteral("</td><td><pre class=\"workflow-error text-danger\">");
+                Write(item.ExceptionMessage ?? "");
+                WriteLiteral("</pre></td></tr>");
+            }
+
+            WriteLiteral("</tbody></table></div>");
+            if (page.From > 0 || page.HasNext)
+            {
+                WriteLiteral("<ul class=\"pager workflow-pager\">");
+                if (page.From > 0)
+                {
+                    WriteLiteral("<li class=\"previous\"><a href=\"");
+                    Write(ItemsLink(step.StepName, Math.Max(0, page.From - WorkflowItemsPage.Size)));
+                    WriteLiteral("\">&larr; Previous</a></li>");
+                }
+
+                if (page.HasNext)
+                {
+                    WriteLiteral("<li class=\"next\"><a href=\"");
+                    Write(ItemsLink(step.StepName, page.From + WorkflowItemsPage.Size));
+                    WriteLiteral("\">Next &rarr;</a></li>");
+                }
+
+                WriteLiteral("</ul>");
+            }
+        }
+    }
+
+    private string ItemsLink(string stepName, int from)
+        => Url.To(WorkflowDashboardRoutes.RunPath(run.Id) + "?items_step=" + Uri.EscapeDataString(stepName) + "&items_from=" + from.ToString(CultureInfo.InvariantCulture));
+}
+
+/// <summary>A page of a step's failed fan-out items on the run page.</summary>
+internal sealed record WorkflowItemsPage(IReadOnlyList<WorkflowStepItem> Items, int From, bool HasNext)
+{
+    /// <summary>Failed items shown per page.</summary>
+    public const int Size = 20;
 }

@@ -268,7 +268,7 @@ public sealed class AdminUsersOutput : WorkflowData
     [JsonProperty("users")] public List<CreatedUser> Users { get; set; } = [];
 }
 
-/// <summary>Creates the customer's administrators (one idempotent call per administrator).</summary>
+/// <summary>Creates the customer's administrators: one idempotent call per administrator, fanned out with per-item checkpoints.</summary>
 [WorkflowName("create-admin-users")]
 public sealed partial class CreateAdminUsersStep(FakeExternalApi api, ILogger<CreateAdminUsersStep> logger) : WorkflowStep<AdminUsersInput, AdminUsersOutput>
 {
@@ -279,14 +279,17 @@ public sealed partial class CreateAdminUsersStep(FakeExternalApi api, ILogger<Cr
         ArgumentNullException.ThrowIfNull(context);
         var customer = context.AccumulatedOutput.Get<CustomerOutput>()
             ?? throw new NonRetryableException("The customer step's output is missing.");
-        var output = new AdminUsersOutput();
-        foreach (var admin in input.Admins)
+        // A fan-out: up to 4 administrators at once, each checkpointed as soon as it is created, so when one fails the
+        // retry creates only the ones not created yet. Each item's key (step id, call, index) is the same on every retry.
+        var users = await context.ForEachAsync(input.Admins, async admin =>
         {
-            // One key per administrator, derived from the step's stable id.
-            var user = await api.CreateAdminUserAsync(customer.CustomerId, admin.Email, admin.Name, $"{context.StepId}:{admin.Email.ToUpperInvariant()}",
-                SampleSteps.Failures(context, input.SimulateFailures), cancellationToken);
-            output.Users.Add(new CreatedUser { UserId = user.Id, Email = user.Email });
-        }
+            // The demo failures count per administrator (its item key): each one's first N calls fail, so the step fails N times.
+            var failures = input.SimulateFailures > 0 ? new FakeApiFailurePlan(admin.IdempotencyKey, input.SimulateFailures) : null;
+            var user = await api.CreateAdminUserAsync(customer.CustomerId, admin.Item.Email, admin.Item.Name, admin.IdempotencyKey, failures,
+                admin.CancellationToken);
+            return new CreatedUser { UserId = user.Id, Email = user.Email };
+        }, cancellationToken: cancellationToken);
+        var output = new AdminUsersOutput { Users = [.. users] };
 
         LogUsers(output.Users.Count, customer.CustomerId, context.WorkflowId, context.StepId);
         return output;
