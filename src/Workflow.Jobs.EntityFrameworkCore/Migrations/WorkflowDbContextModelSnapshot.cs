@@ -23,6 +23,57 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowEventEntity", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid")
+                        .HasColumnName("uuid");
+
+                    b.Property<DateTimeOffset?>("ConsumedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("consumed_at");
+
+                    b.Property<Guid?>("ConsumedStepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("consumed_step_uuid");
+
+                    b.Property<int?>("ConsumedWait")
+                        .HasColumnType("integer")
+                        .HasColumnName("consumed_wait");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("payload");
+
+                    b.Property<Guid>("RunId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("run_uuid");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ConsumedStepId", "ConsumedWait")
+                        .IsUnique()
+                        .HasDatabaseName("ux_workflow_events_consumed_by")
+                        .HasFilter("consumed_step_uuid IS NOT NULL");
+
+                    b.HasIndex("RunId", "Name", "Created")
+                        .HasDatabaseName("ix_workflow_events_pending")
+                        .HasFilter("consumed_step_uuid IS NULL");
+
+                    b.ToTable("workflow_events", "workflow");
+                });
+
             modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowRunEntity", b =>
                 {
                     b.Property<Guid>("Id")
@@ -129,6 +180,15 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnName("tags")
                         .HasDefaultValueSql("'{}'::jsonb");
 
+                    b.Property<string>("WaitingFor")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("waiting_for");
+
+                    b.Property<DateTimeOffset?>("WakeAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("wake_at");
+
                     b.Property<string>("WorkflowName")
                         .IsRequired()
                         .HasMaxLength(200)
@@ -171,6 +231,9 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     b.HasIndex(new[] { "Created" }, "ix_workflow_runs_failed_created")
                         .HasFilter("status = 'Failed' AND NOT is_removed");
+
+                    b.HasIndex(new[] { "WorkflowName", "Created" }, "ix_workflow_runs_waiting")
+                        .HasFilter("status = 'Waiting' AND NOT is_removed");
 
                     b.ToTable("workflow_runs", "workflow");
                 });
@@ -313,6 +376,107 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.ToTable("workflow_steps", "workflow");
                 });
 
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepItemEntity", b =>
+                {
+                    b.Property<Guid>("StepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("step_uuid");
+
+                    b.Property<int>("CallNumber")
+                        .HasColumnType("integer")
+                        .HasColumnName("call_number");
+
+                    b.Property<int>("ItemIndex")
+                        .HasColumnType("integer")
+                        .HasColumnName("item_index");
+
+                    b.Property<int?>("Attempt")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempt");
+
+                    b.Property<string>("ExceptionMessage")
+                        .HasColumnType("text")
+                        .HasColumnName("exception_message");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("OutputData")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("output_data");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.HasKey("StepId", "CallNumber", "ItemIndex")
+                        .HasName("pk_workflow_step_items");
+
+                    b.ToTable("workflow_step_items", "workflow");
+                });
+
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepWaitEntity", b =>
+                {
+                    b.Property<Guid>("StepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("step_uuid");
+
+                    b.Property<int>("WaitNumber")
+                        .HasColumnType("integer")
+                        .HasColumnName("wait_number");
+
+                    b.Property<DateTimeOffset>("Created")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created");
+
+                    b.Property<DateTimeOffset?>("Deadline")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("deadline");
+
+                    b.Property<string>("EventType")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("event_type");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<Guid>("RunId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("run_uuid");
+
+                    b.Property<DateTimeOffset?>("WokenAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("woken_at");
+
+                    b.HasKey("StepId", "WaitNumber");
+
+                    b.HasIndex("RunId")
+                        .HasDatabaseName("ix_workflow_step_waits_run");
+
+                    b.ToTable("workflow_step_waits", "workflow");
+                });
+
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowEventEntity", b =>
+                {
+                    b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowRunEntity", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepAttemptEntity", b =>
                 {
                     b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowStepEntity", null)
@@ -327,6 +491,24 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowRunEntity", null)
                         .WithMany()
                         .HasForeignKey("WorkflowRecordId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepItemEntity", b =>
+                {
+                    b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowStepEntity", null)
+                        .WithMany()
+                        .HasForeignKey("StepId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Workflow.Jobs.EntityFrameworkCore.WorkflowStepWaitEntity", b =>
+                {
+                    b.HasOne("Workflow.Jobs.EntityFrameworkCore.WorkflowRunEntity", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
