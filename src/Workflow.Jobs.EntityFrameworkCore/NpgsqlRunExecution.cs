@@ -82,6 +82,8 @@ internal sealed class NpgsqlRunExecution : IRunExecution
 
     public IReadOnlyList<StepRecord> Steps { get; private set; } = [];
 
+    public JobRequest? ParentWake { get; private set; }
+
     /// <summary>The advisory-lock key of a run: 64 bits of its uuid (a collision only serialises two runs).</summary>
     internal static long LockKey(Guid runId)
     {
@@ -98,7 +100,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             BatchCommands =
             {
                 new NpgsqlBatchCommand("SELECT pg_try_advisory_lock(@key)") { Parameters = { new("key", _lockKey) } },
-                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
+                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at, parent_uuid FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
                 {
                     Parameters = { new("run", _runId) },
                 },
@@ -132,6 +134,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             {
                 WaitingFor = await reader.IsDBNullAsync(6, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(6),
                 WakeAt = await reader.IsDBNullAsync(7, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(7, cancellationToken).ConfigureAwait(false),
+                ParentId = await reader.IsDBNullAsync(8, cancellationToken).ConfigureAwait(false) ? null : reader.GetGuid(8),
             };
         }
 
@@ -165,7 +168,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     {
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(RunSucceededSql, RunParameter(), Now(now), NpgsqlWorkflowStore.Jsonb("run_output", output), new NpgsqlParameter("completed", completedSteps)));
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<bool> CompleteStepAsync(Guid stepId, JObject output, StepStart? next, JObject? runOutput, int completedSteps, DateTimeOffset now,
@@ -178,7 +181,7 @@ internal sealed class NpgsqlRunExecution : IRunExecution
         if (next is null)
         {
             batch.BatchCommands.Add(Command(RunSucceededSql, RunParameter(), Now(now), NpgsqlWorkflowStore.Jsonb("run_output", runOutput), new NpgsqlParameter("completed", completedSteps)));
-            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
             return true;
         }
 
@@ -195,6 +198,12 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             $"UPDATE {StepsTable} SET status = 'Failed', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @step",
             new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message)));
         batch.BatchCommands.Add(FailRunCommand(message, now, runOperation));
+        if (WorkflowTransitions.IsFinished(WorkflowTransitions.For(runOperation).To))
+        {
+            await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -219,8 +228,10 @@ internal sealed class NpgsqlRunExecution : IRunExecution
             UPDATE {RunsTable} SET status = '{wait.To}', waiting_for = @waiting_for, wake_at = @deadline, modified = @now
             WHERE uuid = @run AND status IN {wait.SqlFrom}
               AND NOT EXISTS (SELECT 1 FROM {NpgsqlWorkflowStore.EventsTable} WHERE run_uuid = @run AND name = @name AND consumed_step_uuid IS NULL)
+              AND (NOT @children OR EXISTS (SELECT 1 FROM {RunsTable} c WHERE c.parent_uuid = @run AND c.status NOT IN {NpgsqlWorkflowStore.FinishedSql} AND NOT c.is_removed))
             """,
-            RunParameter(), NpgsqlWorkflowStore.Text("waiting_for", park.WaitingFor), Deadline(park.Deadline), Now(now), NpgsqlWorkflowStore.Text("name", park.Name)));
+            RunParameter(), NpgsqlWorkflowStore.Text("waiting_for", park.WaitingFor), Deadline(park.Deadline), Now(now), NpgsqlWorkflowStore.Text("name", park.Name),
+            new NpgsqlParameter("children", park.Kind == WaitKinds.Children)));
         batch.BatchCommands.Add(Command(
             $"UPDATE {StepsTable} SET status = 'Waiting', modified = @now WHERE uuid = @step AND EXISTS (SELECT 1 FROM {RunsTable} WHERE uuid = @run AND status = 'Waiting')",
             new NpgsqlParameter("step", park.StepId), RunParameter(), Now(now)));
@@ -251,7 +262,30 @@ internal sealed class NpgsqlRunExecution : IRunExecution
     {
         await using var batch = NewBatch();
         batch.BatchCommands.Add(FailRunCommand(message, now, RunOperation.Fail));
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Executes a batch that finishes the run. A child run's batch also wakes its parent when this was the parent's last
+    /// unfinished child (same transaction: the parent's row is locked after this run's status change, then its children are
+    /// checked); the parent's job write is kept in <see cref="ParentWake"/>. A run without a parent pays nothing more.
+    /// </summary>
+    private async Task ExecuteFinishingAsync(NpgsqlBatch batch, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (Run?.ParentId is null)
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var command in NpgsqlWorkflowStore.WakeParentsCommands([_runId], now))
+        {
+            batch.BatchCommands.Add(command);
+        }
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var wakes = await NpgsqlWorkflowStore.ReadParentWakesAsync(reader, cancellationToken).ConfigureAwait(false);
+        ParentWake = wakes.Count > 0 ? wakes[0] : null;
     }
 
     public async Task InterruptAsync(Guid? stepId, DateTimeOffset now, CancellationToken cancellationToken)

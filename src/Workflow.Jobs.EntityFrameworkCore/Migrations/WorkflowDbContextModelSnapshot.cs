@@ -84,6 +84,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("attempts");
 
+                    b.Property<int?>("ChildIndex")
+                        .HasColumnType("integer")
+                        .HasColumnName("child_index");
+
                     b.Property<int>("CompletedSteps")
                         .HasColumnType("integer")
                         .HasColumnName("completed_steps");
@@ -139,6 +143,14 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                     b.Property<string>("OutputData")
                         .HasColumnType("jsonb")
                         .HasColumnName("output_data");
+
+                    b.Property<Guid?>("ParentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("parent_uuid");
+
+                    b.Property<Guid?>("ParentStepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("parent_step_uuid");
 
                     b.Property<string>("Queue")
                         .HasMaxLength(50)
@@ -210,6 +222,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Tags"), "gin");
                     NpgsqlIndexBuilderExtensions.HasOperators(b.HasIndex("Tags"), new[] { "jsonb_path_ops" });
+
+                    b.HasIndex("ParentId", "Status")
+                        .HasDatabaseName("ix_workflow_runs_parent")
+                        .HasFilter("parent_uuid IS NOT NULL");
 
                     b.HasIndex("RecurringId", "Created")
                         .HasDatabaseName("ix_workflow_runs_recurring_created")
