@@ -4,7 +4,7 @@ namespace Workflow.Jobs.Benchmarks;
 /// Entry point. <c>Workflow.Jobs.Benchmarks [--smoke] [--connection cs] [--output path] [...]</c> runs
 /// the benchmark (see <see cref="BenchmarkSettings.Parse"/> for the options); <c>worker N ms</c> is the
 /// child process it starts for the Hangfire server; <c>search ...</c> measures filtered listings on a
-/// million runs (<see cref="SearchBenchmark"/>).
+/// million runs (<see cref="SearchBenchmark"/>); <c>children ...</c> times a fan-out of child runs (<see cref="ChildrenBenchmark"/>).
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -21,6 +21,11 @@ public static class BenchmarkProgram
         if (args.Length > 0 && args[0] == "batch")
         {
             return await BatchEnqueueBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "children")
+        {
+            return await ChildrenBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
         }
 
         if (args.Length > 0 && args[0] == "search")
