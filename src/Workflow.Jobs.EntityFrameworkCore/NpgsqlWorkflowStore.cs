@@ -438,7 +438,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             var where = WorkflowQuerySql.Where(query, command);
             command.CommandText = $"""
                 SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
-                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at
+                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at,
+                       r.parent_uuid, r.child_index
                 FROM {RunsTable} r
                 WHERE {where}
                 ORDER BY r.created DESC, r.uuid DESC
@@ -470,6 +471,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                     Tags = WorkflowTags.FromJson(reader.GetString(14)),
                     WaitingFor = await reader.IsDBNullAsync(15, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(15),
                     WakeAt = await reader.IsDBNullAsync(16, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(16, cancellationToken).ConfigureAwait(false),
+                    ParentId = await reader.IsDBNullAsync(17, cancellationToken).ConfigureAwait(false) ? null : reader.GetGuid(17),
+                    ChildIndex = await reader.IsDBNullAsync(18, cancellationToken).ConfigureAwait(false) ? null : reader.GetInt32(18),
                 });
             }
         }

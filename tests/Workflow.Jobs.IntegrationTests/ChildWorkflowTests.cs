@@ -197,6 +197,8 @@ public class ChildWorkflowTests
             Assert.That(run.Children!.Total, Is.EqualTo(3));
             Assert.That(run.Children.Succeeded, Is.EqualTo(2));
             Assert.That(run.Children.Failed.Select(f => (f.Id, f.ChildIndex, f.Status)), Is.EqualTo(new[] { (failed.Id, 1, WorkflowStatus.Failed) }));
+            var listed = await client.ListAsync(new WorkflowQuery { WorkflowName = "child-item" });
+            Assert.That(listed.Select(r => (r.ParentId, r.ChildIndex)).OrderBy(x => x.ChildIndex), Is.EqualTo(new (Guid?, int?)[] { (id, 0), (id, 1), (id, 2) }), "listings carry the parent");
         }
         finally
         {
