@@ -31,6 +31,8 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
             ["forkedFrom"] = run.ForkedFrom?.ToString(),
+            ["parentId"] = run.ParentId?.ToString(),
+            ["childIndex"] = run.ChildIndex is { } index ? new JValue(index) : JValue.CreateNull(),
             ["tags"] = new JObject(run.Tags.Select(t => new JProperty(t.Key, t.Value))),
         };
         json["links"] = Links(run);
@@ -43,6 +45,7 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
         json["input"] = run.Input.DeepClone();
         json["output"] = run.Output?.DeepClone() ?? JValue.CreateNull();
         json["steps"] = new JArray(run.Steps.Select(Step));
+        json["children"] = run.Children is { } children ? Children(children) : JValue.CreateNull();
         return json;
     }
 
@@ -121,10 +124,30 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
         ["serverName"] = attempt.ServerName,
     };
 
+    private JObject Children(WorkflowChildrenSummary children) => new()
+    {
+        ["total"] = children.Total,
+        ["succeeded"] = children.Succeeded,
+        ["finished"] = children.Finished,
+        ["failed"] = new JArray(children.Failed.Select(f => new JObject
+        {
+            ["id"] = f.Id.ToString(),
+            ["childIndex"] = f.ChildIndex,
+            ["status"] = f.Status.ToString(),
+            ["exceptionMessage"] = f.ExceptionMessage,
+            ["self"] = RunPath(f.Id),
+        })),
+    };
+
     private JObject Links(WorkflowRun run)
     {
         var self = RunPath(run.Id);
         var links = new JObject { ["self"] = self };
+        if (run.ParentId is { } parent)
+        {
+            links["parent"] = RunPath(parent);
+        }
+
         if (run.Status is WorkflowStatus.Failed or WorkflowStatus.Cancelled)
         {
             links["retry"] = self + "/retry";

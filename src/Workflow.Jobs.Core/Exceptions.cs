@@ -157,3 +157,48 @@ public class WorkflowEventTimeoutException : UnitOfWorkException
     /// <summary>The wait's deadline.</summary>
     public DateTimeOffset? Deadline { get; }
 }
+
+/// <summary>
+/// Thrown in a step by <see cref="StepContext.RunChildrenAsync{TWorkflow}"/> when a child run finished without succeeding
+/// (failed for good after its own retries, cancelled or compensated). The parent's step fails without retries (the child
+/// already used its own); retry the child, then the parent, to go on.
+/// </summary>
+public class WorkflowChildFailedException : NonRetryableException
+{
+    /// <summary>Creates the exception.</summary>
+    public WorkflowChildFailedException() { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowChildFailedException(string message) : base(message) { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkflowChildFailedException(string message, Exception? innerException) : base(message, innerException) { }
+
+    /// <summary>Creates the exception for a child run that did not succeed.</summary>
+    /// <param name="childId">The child run's id.</param>
+    /// <param name="childIndex">Its position among the step's inputs.</param>
+    /// <param name="status">Its status.</param>
+    /// <param name="childMessage">Its failure's message, if any.</param>
+    /// <param name="notSucceeded">How many children did not succeed in all.</param>
+    public WorkflowChildFailedException(Guid childId, int childIndex, WorkflowStatus status, string? childMessage, int notSucceeded)
+        : base($"Child workflow run {childId} (input {childIndex}) is {status}" + (childMessage is null ? "" : $": {childMessage}")
+               + (notSucceeded > 1 ? $" ({notSucceeded} children did not succeed)" : ""))
+    {
+        ChildId = childId;
+        ChildIndex = childIndex;
+        ChildStatus = status;
+        ChildMessage = childMessage;
+    }
+
+    /// <summary>The first child (by input index) that did not succeed.</summary>
+    public Guid ChildId { get; }
+
+    /// <summary>Its position among the step's inputs.</summary>
+    public int ChildIndex { get; }
+
+    /// <summary>Its status (Failed, Cancelled or Compensated).</summary>
+    public WorkflowStatus ChildStatus { get; }
+
+    /// <summary>Its failure's message, if any.</summary>
+    public string? ChildMessage { get; }
+}

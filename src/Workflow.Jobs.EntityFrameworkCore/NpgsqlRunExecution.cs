@@ -127,6 +127,8 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
 
     public IReadOnlyList<StepRecord> Steps { get; private set; } = [];
 
+    public JobRequest? ParentWake { get; private set; }
+
     /// <summary>The advisory-lock key of a run: 64 bits of its uuid (a collision only serialises two runs).</summary>
     internal static long LockKey(Guid runId)
     {
@@ -143,7 +145,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
             BatchCommands =
             {
                 new NpgsqlBatchCommand("SELECT pg_try_advisory_lock(@key)") { Parameters = { new("key", _lockKey) } },
-                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at, compensation_requested_at IS NOT NULL FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
+                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at, compensation_requested_at IS NOT NULL, parent_uuid FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
                 {
                     Parameters = { new("run", _runId) },
                 },
@@ -179,6 +181,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
                 WaitingFor = await reader.IsDBNullAsync(6, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(6),
                 WakeAt = await reader.IsDBNullAsync(7, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(7, cancellationToken).ConfigureAwait(false),
                 CompensationRequested = reader.GetBoolean(8),
+                ParentId = await reader.IsDBNullAsync(9, cancellationToken).ConfigureAwait(false) ? null : reader.GetGuid(9),
             };
         }
 
@@ -287,7 +290,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     {
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(RunSucceededSql, RunParameter(), Now(now), NpgsqlWorkflowStore.Jsonb("run_output", output), new NpgsqlParameter("completed", completedSteps)));
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<bool> CompleteStepAsync(Guid stepId, JObject output, StepStart? next, JObject? runOutput, int completedSteps, DateTimeOffset now,
@@ -300,7 +303,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
         if (next is null)
         {
             batch.BatchCommands.Add(Command(RunSucceededSql, RunParameter(), Now(now), NpgsqlWorkflowStore.Jsonb("run_output", runOutput), new NpgsqlParameter("completed", completedSteps)));
-            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
             return true;
         }
 
@@ -326,6 +329,12 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
             new NpgsqlParameter("step", stepId), Now(now), NpgsqlWorkflowStore.Text("message", message),
             NpgsqlWorkflowStore.Text("type", Bounded(exception.GetType().FullName, 500)), NpgsqlWorkflowStore.Text("stack", StackText(exception))));
         batch.BatchCommands.Add(FailRunCommand(message, now, runOperation));
+        if (WorkflowTransitions.IsFinished(WorkflowTransitions.For(runOperation).To))
+        {
+            await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -350,8 +359,10 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
             UPDATE {RunsTable} SET status = '{wait.To}', waiting_for = @waiting_for, wake_at = @deadline, modified = @now
             WHERE uuid = @run AND status IN {wait.SqlFrom}
               AND NOT EXISTS (SELECT 1 FROM {NpgsqlWorkflowStore.EventsTable} WHERE run_uuid = @run AND name = @name AND consumed_step_uuid IS NULL)
+              AND (NOT @children OR EXISTS (SELECT 1 FROM {RunsTable} c WHERE c.parent_uuid = @run AND c.status NOT IN {NpgsqlWorkflowStore.FinishedSql} AND NOT c.is_removed))
             """,
-            RunParameter(), NpgsqlWorkflowStore.Text("waiting_for", park.WaitingFor), Deadline(park.Deadline), Now(now), NpgsqlWorkflowStore.Text("name", park.Name)));
+            RunParameter(), NpgsqlWorkflowStore.Text("waiting_for", park.WaitingFor), Deadline(park.Deadline), Now(now), NpgsqlWorkflowStore.Text("name", park.Name),
+            new NpgsqlParameter("children", park.Kind == WaitKinds.Children)));
         batch.BatchCommands.Add(Command(
             $"UPDATE {StepsTable} SET status = 'Waiting', modified = @now WHERE uuid = @step AND EXISTS (SELECT 1 FROM {RunsTable} WHERE uuid = @run AND status = 'Waiting')",
             new NpgsqlParameter("step", park.StepId), RunParameter(), Now(now)));
@@ -382,7 +393,30 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     {
         await using var batch = NewBatch();
         batch.BatchCommands.Add(FailRunCommand(message, now, RunOperation.Fail));
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await ExecuteFinishingAsync(batch, now, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Executes a batch that finishes the run. A child run's batch also wakes its parent when this was the parent's last
+    /// unfinished child (same transaction: the parent's row is locked after this run's status change, then its children are
+    /// checked); the parent's job write is kept in <see cref="ParentWake"/>. A run without a parent pays nothing more.
+    /// </summary>
+    private async Task ExecuteFinishingAsync(NpgsqlBatch batch, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (Run?.ParentId is null)
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var command in NpgsqlWorkflowStore.WakeParentsCommands([_runId], now))
+        {
+            batch.BatchCommands.Add(command);
+        }
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var wakes = await NpgsqlWorkflowStore.ReadParentWakesAsync(reader, cancellationToken).ConfigureAwait(false);
+        ParentWake = wakes.Count > 0 ? wakes[0] : null;
     }
 
     public async Task InterruptAsync(Guid? stepId, DateTimeOffset now, CancellationToken cancellationToken)

@@ -217,9 +217,12 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags)
-                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags
-                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags) AS r(id, input, key, queue, job_request, not_before, tags)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags,
+                                         parent_uuid, parent_step_uuid, child_index)
+                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags,
+                       r.parent, r.parent_step, r.child_index
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags, @parents, @parent_steps, @child_indexes)
+                     AS r(id, input, key, queue, job_request, not_before, tags, parent, parent_step, child_index)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -240,6 +243,9 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 Value = runs.Select(r => r.NotBefore).ToArray(),
             });
             insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = runs.Select(r => WorkflowTags.ToJson(r.Tags)).ToArray() });
+            insert.Parameters.Add(NullableUuids("parents", runs.Select(r => r.ParentId)));
+            insert.Parameters.Add(NullableUuids("parent_steps", runs.Select(r => r.ParentStepId)));
+            insert.Parameters.Add(NullableInts("child_indexes", runs.Select(r => r.ChildIndex)));
             await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -321,7 +327,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         {
             Steps = mapped.Steps.Select(step => step with { History = StepHistory.Read(byStep[step.Id], step, run.Status) }).ToList(),
         };
-        return await WithItemSummariesAsync(db, mapped, cancellationToken).ConfigureAwait(false);
+        mapped = await WithItemSummariesAsync(db, mapped, cancellationToken).ConfigureAwait(false);
+        return mapped with { Children = await LoadChildrenSummaryAsync(id, cancellationToken).ConfigureAwait(false) };
     }
 
     public async Task<long> CountRunsAsync(WorkflowQuery query, CancellationToken cancellationToken)
@@ -370,6 +377,12 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false)));
         }
 
+        await reader.DisposeAsync().ConfigureAwait(false);
+        await connection.CloseAsync().ConfigureAwait(false);
+
+        // After the batch commits: the children of cancelled runs are cancelled, and parents whose last child this batch
+        // finished are woken, each in a transaction of its own; their job writes are left to the outbox.
+        await AfterStatusChangeAsync(operation, changed.Select(c => c.RunId).ToArray(), now, cancellationToken).ConfigureAwait(false);
         return changed;
     }
 
@@ -442,7 +455,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             command.CommandText = $"""
                 SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
                        r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at,
-                       r.compensation_requested_at, r.compensation_error
+                       r.compensation_requested_at, r.compensation_error,
+                       r.parent_uuid, r.child_index
                 FROM {RunsTable} r
                 WHERE {where}
                 ORDER BY r.created DESC, r.uuid DESC
@@ -476,6 +490,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                     WakeAt = await reader.IsDBNullAsync(16, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(16, cancellationToken).ConfigureAwait(false),
                     CompensationRequestedAt = await reader.IsDBNullAsync(17, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(17, cancellationToken).ConfigureAwait(false),
                     CompensationError = await reader.IsDBNullAsync(18, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(18),
+                    ParentId = await reader.IsDBNullAsync(19, cancellationToken).ConfigureAwait(false) ? null : reader.GetGuid(19),
+                    ChildIndex = await reader.IsDBNullAsync(20, cancellationToken).ConfigureAwait(false) ? null : reader.GetInt32(20),
                 });
             }
         }
@@ -575,29 +591,62 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             """;
         try
         {
-            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = _npgsql.CommandTimeoutSeconds };
-            command.Parameters.AddWithValue("run", runId);
-            command.Parameters.Add(Text("to", transition.To.ToString()));
-            command.Parameters.AddWithValue("now", now);
-            command.Parameters.AddWithValue("failing", failing);
-            command.Parameters.AddWithValue("compensating", operation == RunOperation.BeginCompensation);
-            command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
-            command.Parameters.Add(Text("message", message));
-            command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            // A change that finishes the run also wakes its parent when it was the parent's last unfinished child, in the
+            // same transaction (the parent's row locked after this run's, in a statement of its own).
+            var finishes = WorkflowTransitions.IsFinished(transition.To);
+            RunChange? change = null;
+            List<JobRequest> related = [];
+            await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await using var batch = new NpgsqlBatch(connection) { Timeout = _npgsql.CommandTimeoutSeconds };
+                var command = new NpgsqlBatchCommand(sql);
+                batch.BatchCommands.Add(command);
+                command.Parameters.AddWithValue("run", runId);
+                command.Parameters.Add(Text("to", transition.To.ToString()));
+                command.Parameters.AddWithValue("now", now);
+                command.Parameters.AddWithValue("failing", failing);
+                command.Parameters.AddWithValue("compensating", operation == RunOperation.BeginCompensation);
+                command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
+                command.Parameters.Add(Text("message", message));
+                command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
+                if (finishes)
+                {
+                    foreach (var wake in WakeParentsCommands([runId], now))
+                    {
+                        batch.BatchCommands.Add(wake);
+                    }
+                }
+
+                await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var previous = Enum.Parse<WorkflowStatus>(reader.GetString(0));
+                    var kind = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
+                    var request = jobRequest != JobRequestKind.None && kind == jobRequest
+                        ? new JobRequest(runId, kind, reader.GetString(2), await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(3), await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(4),
+                            await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false))
+                        : null;
+                    change = new RunChange(previous, request);
+                }
+
+                if (finishes && await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    related.AddRange(await ReadParentWakesAsync(reader, cancellationToken).ConfigureAwait(false));
+                }
+            }
+
+            if (change is null)
             {
                 return null;
             }
 
-            var previous = Enum.Parse<WorkflowStatus>(reader.GetString(0));
-            var kind = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
-            var request = jobRequest != JobRequestKind.None && kind == jobRequest
-                ? new JobRequest(runId, kind, reader.GetString(2), await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(3), await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(4),
-                    await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false))
-                : null;
-            return new RunChange(previous, request);
+            if (operation == RunOperation.Cancel)
+            {
+                // The parent's cancel is committed: its unfinished children are cancelled in a transaction of their own.
+                related.AddRange(await CancelDescendantsAsync([runId], now, cancellationToken).ConfigureAwait(false));
+            }
+
+            return change with { Related = related };
         }
         catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
         {
@@ -854,6 +903,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             Attempts = run.Attempts,
             RecurringId = run.RecurringId,
             ForkedFrom = run.ForkedFrom,
+            ParentId = run.ParentId,
+            ChildIndex = run.ChildIndex,
             IdempotencyKey = run.IdempotencyKey,
             Tags = WorkflowTags.FromJson(run.Tags),
             WaitingFor = run.WaitingFor,

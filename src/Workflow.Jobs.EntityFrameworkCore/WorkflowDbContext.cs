@@ -58,6 +58,12 @@ internal sealed class WorkflowRunEntity
     public DateTimeOffset? CompensationRequestedAt { get; set; }
     /// <summary>Message of the last compensation failure.</summary>
     public string? CompensationError { get; set; }
+    /// <summary>The run whose step started this one as a child run; null otherwise.</summary>
+    public Guid? ParentId { get; set; }
+    /// <summary>The parent's step that started this child run.</summary>
+    public Guid? ParentStepId { get; set; }
+    /// <summary>The child run's position among its parent step's inputs.</summary>
+    public int? ChildIndex { get; set; }
 }
 
 /// <summary>A durable wait a step reached, keyed by (step, wait number): re-runs of the step see the same deadline.</summary>
@@ -323,6 +329,11 @@ internal sealed class WorkflowDbContext : DbContext
         run.Property(r => r.WakeAt).HasColumnName("wake_at");
         run.Property(r => r.CompensationRequestedAt).HasColumnName("compensation_requested_at");
         run.Property(r => r.CompensationError).HasColumnName("compensation_error");
+        run.Property(r => r.ParentId).HasColumnName("parent_uuid");
+        run.Property(r => r.ParentStepId).HasColumnName("parent_step_uuid");
+        run.Property(r => r.ChildIndex).HasColumnName("child_index");
+        // A run's children: the sibling check when a child finishes, the parent step's reload, the page's summary.
+        run.HasIndex(r => new { r.ParentId, r.Status }).HasDatabaseName("ix_workflow_runs_parent").HasFilter("parent_uuid IS NOT NULL");
         run.HasQueryFilter(r => !r.IsRemoved);
         // Waiting runs by workflow (the waiting gauge, the page's Waiting filter).
         run.HasIndex(r => new { r.WorkflowName, r.Created }, "ix_workflow_runs_waiting").HasFilter("status = 'Waiting' AND NOT is_removed");

@@ -6,6 +6,7 @@ namespace Workflow.Jobs.Benchmarks;
 /// child process it starts for the Hangfire server; <c>search ...</c> measures filtered listings on a
 /// million runs (<see cref="SearchBenchmark"/>); <c>bulk-retry ...</c> times the retry of 100,000 failed runs (<see cref="BulkRetryBenchmark"/>);
 /// <c>batch ...</c> and <c>foreach ...</c> measure batch enqueue (<see cref="BatchEnqueueBenchmark"/>) and fan-out inside a step (<see cref="ForEachBenchmark"/>).
+/// <c>children ...</c> times a fan-out of child runs (<see cref="ChildrenBenchmark"/>).
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -32,6 +33,11 @@ public static class BenchmarkProgram
         if (args.Length > 0 && args[0] == "foreach")
         {
             return await ForEachBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "children")
+        {
+            return await ChildrenBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
         }
 
         if (args.Length > 0 && args[0] == "search")

@@ -144,6 +144,29 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
+    [Test]
+    public async Task ChildrenSection_WritesItsFigures_WhenRunSmall()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-children-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (exitCode, log) = await RunBenchmarkAsync("children", "--children", "20", "--workers", "4", "--connection", TestDatabases.ServerConnectionString,
+                "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            Assert.That(json.RootElement.GetProperty("children_succeeded").GetInt64(), Is.EqualTo(20));
+            foreach (var key in new[] { "children_fan_out_s", "children_total_s", "children_per_s" })
+            {
+                Assert.That(json.RootElement.GetProperty(key).GetDouble(), Is.GreaterThan(0), key);
+            }
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static async Task<(int ExitCode, string Log)> RunBenchmarkAsync(params string[] arguments)
     {
         var program = Path.Combine(AppContext.BaseDirectory, "Workflow.Jobs.Benchmarks.dll");

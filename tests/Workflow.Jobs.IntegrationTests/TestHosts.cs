@@ -39,7 +39,9 @@ public static class TestHosts
             .AddWorkflow<SlowRetryWorkflow>()
             .AddWorkflow<SleepThenSquareWorkflow>()
             .AddWorkflow<ApprovalWorkflow>()
-            .AddWorkflow<CollectWorkflow>());
+            .AddWorkflow<CollectWorkflow>()
+            .AddWorkflow<ChildItemWorkflow>()
+            .AddWorkflow<FanOutWorkflow>());
         configure?.Invoke(builder.Services);
         var host = builder.Build();
         await host.StartAsync();

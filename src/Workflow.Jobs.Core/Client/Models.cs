@@ -105,6 +105,19 @@ public sealed record WorkflowRun
 
     /// <summary>The run this one was forked from (<see cref="IWorkflowClient.ForkAsync"/>), if any.</summary>
     public Guid? ForkedFrom { get; init; }
+
+    /// <summary>The run whose step started this one (<see cref="StepContext.RunChildrenAsync{TWorkflow}"/>); null for a run enqueued otherwise.</summary>
+    public Guid? ParentId { get; init; }
+
+    /// <summary>A child run's position among the inputs its parent's step gave (from 0); null for a run without a parent.</summary>
+    public int? ChildIndex { get; init; }
+
+    /// <summary>
+    /// The progress of the child runs this run started (<see cref="StepContext.RunChildrenAsync{TWorkflow}"/>), when it has any
+    /// and was read by id (<see cref="IWorkflowClient.GetAsync"/>); null otherwise.
+    /// </summary>
+    public WorkflowChildrenSummary? Children { get; init; }
+
     /// <summary>The tags given at enqueue (<see cref="EnqueueOptions.Tags"/>); empty when none.</summary>
     public IReadOnlyDictionary<string, string> Tags { get; init; } = WorkflowTags.Empty;
 
@@ -256,3 +269,26 @@ public enum RecurringMisfireHandling
     /// <summary>Skip missed firings and wait for the next one.</summary>
     Ignorable = 2,
 }
+
+/// <summary>The progress of a run's child runs.</summary>
+public sealed record WorkflowChildrenSummary
+{
+    /// <summary>How many child runs the run started.</summary>
+    public required int Total { get; init; }
+
+    /// <summary>How many of them succeeded.</summary>
+    public required int Succeeded { get; init; }
+
+    /// <summary>How many of them are finished (succeeded, failed, cancelled or compensated).</summary>
+    public required int Finished { get; init; }
+
+    /// <summary>The children that failed, were cancelled or compensated (at most 100, by child index).</summary>
+    public IReadOnlyList<WorkflowChildFailure> Failed { get; init; } = [];
+}
+
+/// <summary>A child run that did not succeed.</summary>
+/// <param name="Id">The child run's id.</param>
+/// <param name="ChildIndex">Its position among its parent step's inputs.</param>
+/// <param name="Status">Its status (Failed, Cancelled or Compensated).</param>
+/// <param name="ExceptionMessage">Its last failure's message, if any.</param>
+public sealed record WorkflowChildFailure(Guid Id, int ChildIndex, WorkflowStatus Status, string? ExceptionMessage);

@@ -14,10 +14,10 @@ internal sealed partial class WorkflowClient
 
     public async Task SignalAsync(Guid workflowId, string eventName, JObject payload, CancellationToken cancellationToken = default)
     {
-        if (string.IsNullOrWhiteSpace(eventName) || eventName.Length > WorkflowEvents.MaxNameLength || eventName == WaitKinds.Sleep)
+        if (string.IsNullOrWhiteSpace(eventName) || eventName.Length > WorkflowEvents.MaxNameLength || eventName == WaitKinds.Sleep || eventName == WaitKinds.Children)
         {
             throw new WorkflowDataValidationException([new WorkflowDataError("event_name",
-                $"An event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}'.")]);
+                $"An event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}' or '{WaitKinds.Children}'.")]);
         }
 
         if (payload is null)

@@ -166,6 +166,57 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             throw new WorkflowDataValidationException(errors);
         }
 
+        var ids = await CreateBatchesAsync(dispatcher, workflow, records, cancellationToken).ConfigureAwait(false);
+        LogCreatedMany(records.Length, workflow.Name);
+        return ids;
+    }
+
+    /// <summary>
+    /// Creates the child runs of a parent's step through the same path as <see cref="EnqueueManyAsync"/>: every input
+    /// validated first, then batches of runs with their jobs. Each child's idempotency key is derived from (step, index),
+    /// so a re-run of the step never creates a child twice.
+    /// </summary>
+    internal async Task CreateChildrenAsync(ChildRunsRequest request, CancellationToken cancellationToken)
+    {
+        var dispatcher = RequireDispatcher();
+        var workflow = _registry.Get(request.Workflow);
+        var records = new NewRunRecord[request.Children.Count];
+        var errors = new List<WorkflowDataError>();
+        for (var i = 0; i < request.Children.Count; i++)
+        {
+            var (index, input) = request.Children[i];
+            try
+            {
+                records[i] = NewRun(workflow, input.ToJson(), new EnqueueOptions { IdempotencyKey = ChildIdempotencyKey(request.ParentStepId, index) }, recurringId: null) with
+                {
+                    AwaitingJob = !dispatcher.JoinsRunTransaction,
+                    ParentId = request.ParentId,
+                    ParentStepId = request.ParentStepId,
+                    ChildIndex = index,
+                };
+            }
+            catch (WorkflowDataValidationException ex)
+            {
+                errors.AddRange(ex.Errors.Select(e => new WorkflowDataError(e.Path.Length == 0 ? $"[{index}]" : $"[{index}].{e.Path}", e.Message)));
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new WorkflowDataValidationException(errors);
+        }
+
+        await CreateBatchesAsync(dispatcher, workflow, records, cancellationToken).ConfigureAwait(false);
+        LogCreatedChildren(records.Length, workflow.Name, request.ParentId);
+    }
+
+    /// <summary>The idempotency key of a child run: one run per (parent step, child index).</summary>
+    internal static string ChildIdempotencyKey(Guid parentStepId, int index) => $"child:{parentStepId:N}:{index}";
+
+    /// <summary>Creates validated runs of one workflow in batches (each one transaction), with their jobs; ids in input order.</summary>
+    private async Task<Guid[]> CreateBatchesAsync(IWorkflowJobDispatcher dispatcher, WorkflowDescriptor workflow, NewRunRecord[] records,
+        CancellationToken cancellationToken)
+    {
         var ids = new Guid[records.Length];
         for (var offset = 0; offset < records.Length; offset += BatchSize)
         {
@@ -189,7 +240,6 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             }
         }
 
-        LogCreatedMany(records.Length, workflow.Name);
         return ids;
     }
 
@@ -488,6 +538,11 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         {
             await _jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
         }
+
+        foreach (var related in change.Related)
+        {
+            await _jobs.AfterCommitAsync(related, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async Task CancelAsync(Guid workflowId, CancelOptions? options, CancellationToken cancellationToken = default)
@@ -535,6 +590,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "The job {JobId} of a purged workflow run was not deleted")]
     private partial void LogPurgedJobNotDeleted(Exception exception, string jobId);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Created {Count} child runs of {WorkflowName} for workflow run {ParentId}")]
+    private partial void LogCreatedChildren(int count, string workflowName, Guid parentId);
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Enqueued {Count} workflow runs of {WorkflowName} in batches")]
     private partial void LogCreatedMany(int count, string workflowName);

@@ -30,6 +30,15 @@ internal sealed record NewRunRecord(
     /// run commits, and the outbox creates it if that does not happen.
     /// </summary>
     public bool AwaitingJob { get; init; }
+
+    /// <summary>The parent run of a child run (<see cref="StepContext.RunChildrenAsync{TWorkflow}"/>).</summary>
+    public Guid? ParentId { get; init; }
+
+    /// <summary>The parent's step that started the child run.</summary>
+    public Guid? ParentStepId { get; init; }
+
+    /// <summary>The child run's position among its parent step's inputs.</summary>
+    public int? ChildIndex { get; init; }
 }
 
 /// <summary>A step written as Succeeded with a new run (never executed in it).</summary>
@@ -63,7 +72,14 @@ internal sealed record JobRequest(Guid RunId, JobRequestKind Kind, string Workfl
 /// <summary>What a status transition changed.</summary>
 /// <param name="Previous">The run's status before the change.</param>
 /// <param name="Request">The job write recorded with the change (to be done after it commits), if any.</param>
-internal sealed record RunChange(WorkflowStatus Previous, JobRequest? Request);
+internal sealed record RunChange(WorkflowStatus Previous, JobRequest? Request)
+{
+    /// <summary>
+    /// The job writes of other runs the change committed with it or right after it: the wake of a parent whose last child
+    /// this run was, the job deletions of the children a cancel cancelled. Empty when none.
+    /// </summary>
+    public IReadOnlyList<JobRequest> Related { get; init; } = [];
+}
 
 /// <summary>What creating a run did.</summary>
 /// <param name="Id">The run's id: the new one, or the existing run's for a repeated idempotency key.</param>
@@ -89,6 +105,9 @@ internal sealed record RunRecord(
 
     /// <summary>Whether the run was marked for compensation: its executions run compensations, never forward steps.</summary>
     public bool CompensationRequested { get; init; }
+
+    /// <summary>The parent run of a child run; null otherwise.</summary>
+    public Guid? ParentId { get; init; }
 }
 
 /// <summary>A live step record as loaded for execution.</summary>
@@ -230,9 +249,20 @@ internal interface IWorkflowStore
     /// </summary>
     Task<SignalResult?> SignalAsync(Guid runId, string name, JObject payload, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>The child runs a step started (<see cref="StepContext.RunChildrenAsync{TWorkflow}"/>), by child index.</summary>
+    Task<IReadOnlyList<ChildRunState>> LoadChildrenAsync(Guid parentStepId, CancellationToken cancellationToken);
+
     /// <summary>How many runs are Waiting, by workflow name (the waiting-runs metric).</summary>
     Task<IReadOnlyDictionary<string, long>> CountWaitingRunsAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>A child run as its parent's step sees it.</summary>
+/// <param name="Index">Its position among the step's inputs.</param>
+/// <param name="Id">The child run's id.</param>
+/// <param name="Status">Its status.</param>
+/// <param name="Output">Its composite output, once it succeeded.</param>
+/// <param name="ExceptionMessage">Its last failure's message.</param>
+internal sealed record ChildRunState(int Index, Guid Id, WorkflowStatus Status, JObject? Output, string? ExceptionMessage);
 
 /// <summary>What a signal did.</summary>
 /// <param name="Status">The run's status when the signal was taken (before a wake).</param>
@@ -285,6 +315,12 @@ internal interface IRunExecution : IAsyncDisposable
     /// with its <c>waiting_for</c>/<c>wake_at</c> and the step to Waiting. The run's row is locked before the event check.
     /// </summary>
     Task<ParkResult> WaitAsync(ParkRequest park, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The job write of the parent run that the last finishing write of this (child) run woke in the same transaction (this
+    /// was its last unfinished child), to be done after the commit; null when none.
+    /// </summary>
+    JobRequest? ParentWake { get; }
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);

@@ -162,6 +162,11 @@ internal sealed partial class WorkflowEngine
                 throw Cancelled(run);
             }
 
+            if (last)
+            {
+                await WakeParentAsync(execution, scope.ServiceProvider).ConfigureAwait(false);
+            }
+
             start = next!;
         }
 
@@ -197,7 +202,10 @@ internal sealed partial class WorkflowEngine
                     {
                         WorkflowName = workflow.Name,
                         StepName = step.Name,
-                        Waits = new StepWaits(_store, _time, run.Id, start.StepId),
+                        Waits = new StepWaits(_store, _time, run.Id, start.StepId)
+                        {
+                            CreateChildren = services.GetService<WorkflowClient>() is { } client ? client.CreateChildrenAsync : null,
+                        },
                         Items = new RunExecutionStepItems(execution, start.StepId, start.Attempt, _time),
                     };
                     try
@@ -270,6 +278,7 @@ internal sealed partial class WorkflowEngine
             LogStepFailed(ex, run.Id, workflow.Name, step.Name, start.StepId, start.Attempt);
             var runOperation = retriedByScheduler && !WorkflowFailures.IsFinal(ex) ? RunOperation.FailForRetry : RunOperation.Fail;
             await execution.FailStepAsync(start.StepId, ex, runOperation, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            await WakeParentAsync(execution, services).ConfigureAwait(false);
             _metrics.RunsFailed.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
             throw new UnitOfWorkException(ex.Message, ex is WorkflowDataValidationException v ? v.Code : UnitOfWorkException.StepFailedCode, ex)
             {
@@ -280,6 +289,18 @@ internal sealed partial class WorkflowEngine
         finally
         {
             _metrics.StepDuration.Record(Stopwatch.GetElapsedTime(startedAt).TotalSeconds, tags);
+        }
+    }
+
+    /// <summary>
+    /// A child run just finished as its parent's last unfinished child: the parent was woken in the same transaction; its job
+    /// write follows now (the outbox does it if this fails or the process dies first).
+    /// </summary>
+    private static async Task WakeParentAsync(IRunExecution execution, IServiceProvider services)
+    {
+        if (execution.ParentWake is { } wake && services.GetService<WorkflowJobRequests>() is { } jobs)
+        {
+            await jobs.AfterCommitAsync(wake, CancellationToken.None).ConfigureAwait(false);
         }
     }
 

@@ -164,9 +164,9 @@ internal sealed class WorkflowRegistry
         var events = new Dictionary<string, Type>(StringComparer.Ordinal);
         foreach (var (name, dataType) in definition.Events ?? new Dictionary<string, Type>())
         {
-            if (string.IsNullOrWhiteSpace(name) || name.Length > WorkflowEvents.MaxNameLength || name == WaitKinds.Sleep)
+            if (string.IsNullOrWhiteSpace(name) || name.Length > WorkflowEvents.MaxNameLength || name == WaitKinds.Sleep || name == WaitKinds.Children)
             {
-                throw new WorkflowDefinitionException($"Workflow '{type.FullName}' declares an event named '{name}': an event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}'.");
+                throw new WorkflowDefinitionException($"Workflow '{type.FullName}' declares an event named '{name}': an event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}' or '{WaitKinds.Children}'.");
             }
 
             if (dataType is null || !typeof(WorkflowData).IsAssignableFrom(dataType) || dataType.IsAbstract)

@@ -10,6 +10,9 @@ internal static class WaitKinds
 
     /// <summary>A wait for a named event (<c>waiting_for</c> = the event's name).</summary>
     public const string Event = "event";
+
+    /// <summary>A wait for the step's child runs to finish (<c>waiting_for</c> = <c>children</c>).</summary>
+    public const string Children = "children";
 }
 
 /// <summary>A wait a step has recorded: the same on every re-run of the step.</summary>
@@ -37,7 +40,7 @@ internal sealed record StepWaitState(IReadOnlyDictionary<int, StepWaitRecord> Wa
 internal sealed record ParkRequest(Guid StepId, int Number, string Kind, string? Name, DateTimeOffset? Deadline, string? EventType)
 {
     /// <summary>The run's <c>waiting_for</c> while parked on this wait.</summary>
-    public string WaitingFor => Kind == WaitKinds.Sleep ? WaitKinds.Sleep : Name!;
+    public string WaitingFor => Kind is WaitKinds.Sleep or WaitKinds.Children ? Kind : Name!;
 }
 
 /// <summary>What parking did.</summary>
@@ -102,7 +105,7 @@ internal sealed class WorkflowParkedException : Exception
 /// The waits of one step execution: numbers each wait call, replays the waits the step recorded on earlier runs
 /// (same deadline, same consumed event) and asks the engine to park when a wait is not over.
 /// </summary>
-internal sealed class StepWaits
+internal sealed partial class StepWaits
 {
     private readonly IWorkflowStore _store;
     private readonly TimeProvider _time;
@@ -185,12 +188,15 @@ internal static class WorkflowEvents
     /// <summary>The longest event name.</summary>
     public const int MaxNameLength = 200;
 
-    /// <summary>Checks an event name: 1–200 characters, not <c>sleep</c> (that is what a sleeping run waits for).</summary>
+    /// <summary>
+    /// Checks an event name: 1–200 characters, not <c>sleep</c> nor <c>children</c> (what a sleeping run, and a run waiting
+    /// for its child runs, wait for).
+    /// </summary>
     public static void ValidateName(string? name, string parameterName)
     {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > MaxNameLength || name == WaitKinds.Sleep)
+        if (string.IsNullOrWhiteSpace(name) || name.Length > MaxNameLength || name == WaitKinds.Sleep || name == WaitKinds.Children)
         {
-            throw new ArgumentException($"An event name is 1 to {MaxNameLength} characters and not '{WaitKinds.Sleep}'.", parameterName);
+            throw new ArgumentException($"An event name is 1 to {MaxNameLength} characters and not '{WaitKinds.Sleep}' or '{WaitKinds.Children}'.", parameterName);
         }
     }
 

@@ -176,6 +176,28 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run, IReadOnlyDictiona
             WriteLiteral("</dd>");
         }
 
+        if (run.ParentId is { } parentId)
+        {
+            WriteLiteral("<dt>Parent</dt><dd><a id=\"workflow-parent-link\" href=\"");
+            Write(Url.To(WorkflowDashboardRoutes.RunPath(parentId)));
+            WriteLiteral("\">");
+            Write(ShortId(parentId));
+            WriteLiteral("</a>");
+            if (run.ChildIndex is { } index)
+            {
+                WriteLiteral(" <span class=\"text-muted\">child ");
+                Write(index.ToString(CultureInfo.InvariantCulture));
+                WriteLiteral("</span>");
+            }
+
+            WriteLiteral("</dd>");
+        }
+
+        if (run.Children is { } children)
+        {
+            WriteChildren(children);
+        }
+
         WriteLiteral("</dl></div><div class=\"col-md-6\"><dl class=\"dl-horizontal workflow-summary\"><dt>Created</dt><dd>");
         WriteTime(run.Created);
         WriteLiteral("</dd><dt>Modified</dt><dd>");
@@ -275,6 +297,34 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run, IReadOnlyDictiona
             WriteJson(step.Output, "No output.");
             WriteLiteral("</div></div></details>");
         }
+    }
+
+    /// <summary>The children's progress (k of n succeeded) and the children that did not succeed, each linked to its page.</summary>
+    private void WriteChildren(WorkflowChildrenSummary children)
+    {
+        WriteLiteral("<dt>Children</dt><dd id=\"workflow-children\">");
+        Write(string.Create(CultureInfo.InvariantCulture, $"{children.Succeeded} of {children.Total} succeeded"));
+        if (children.Finished < children.Total)
+        {
+            WriteLiteral(" <span class=\"text-muted\">(");
+            Write(string.Create(CultureInfo.InvariantCulture, $"{children.Total - children.Finished} running or waiting"));
+            WriteLiteral(")</span>");
+        }
+
+        foreach (var failed in children.Failed)
+        {
+            WriteLiteral("<div class=\"workflow-child-failed\"><a href=\"");
+            Write(Url.To(WorkflowDashboardRoutes.RunPath(failed.Id)));
+            WriteLiteral("\">");
+            Write(string.Create(CultureInfo.InvariantCulture, $"child {failed.ChildIndex}"));
+            WriteLiteral("</a> <span class=\"label label-danger\">");
+            Write(failed.Status.ToString());
+            WriteLiteral("</span> ");
+            Write(failed.ExceptionMessage);
+            WriteLiteral("</div>");
+        }
+
+        WriteLiteral("</dd>");
     }
 
     /// <summary>The fan-out items of a step: done, failed and pending counts.</summary>
