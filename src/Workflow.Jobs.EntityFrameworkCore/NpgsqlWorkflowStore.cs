@@ -84,8 +84,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags, concurrency_key)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags, @concurrency_key)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -103,6 +103,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             insert.Parameters.Add(new NpgsqlParameter("forked_from", NpgsqlDbType.Uuid) { Value = (object?)run.ForkedFrom ?? DBNull.Value });
             insert.Parameters.AddWithValue("completed", run.CopiedSteps.Count);
             insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Jsonb) { Value = WorkflowTags.ToJson(run.Tags) });
+            insert.Parameters.Add(Text("concurrency_key", run.ConcurrencyKey));
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)
             {
@@ -213,9 +214,10 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags)
-                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags
-                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags) AS r(id, input, key, queue, job_request, not_before, tags)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags, concurrency_key)
+                SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags, r.concurrency_key
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags, @concurrency_keys)
+                     AS r(id, input, key, queue, job_request, not_before, tags, concurrency_key)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -236,6 +238,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 Value = runs.Select(r => r.NotBefore).ToArray(),
             });
             insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Array | NpgsqlDbType.Jsonb) { Value = runs.Select(r => WorkflowTags.ToJson(r.Tags)).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("concurrency_keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = runs.Select(r => r.ConcurrencyKey).ToArray() });
             await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -423,7 +426,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             var where = WorkflowQuerySql.Where(query, command);
             command.CommandText = $"""
                 SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
-                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at
+                       r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at, r.concurrency_key
                 FROM {RunsTable} r
                 WHERE {where}
                 ORDER BY r.created DESC, r.uuid DESC
@@ -455,6 +458,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                     Tags = WorkflowTags.FromJson(reader.GetString(14)),
                     WaitingFor = await reader.IsDBNullAsync(15, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(15),
                     WakeAt = await reader.IsDBNullAsync(16, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(16, cancellationToken).ConfigureAwait(false),
+                    ConcurrencyKey = await reader.IsDBNullAsync(17, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(17),
                 });
             }
         }
@@ -792,6 +796,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             Tags = WorkflowTags.FromJson(run.Tags),
             WaitingFor = run.WaitingFor,
             WakeAt = run.WakeAt,
+            ConcurrencyKey = run.ConcurrencyKey,
             Steps = includeSteps ? ordered.Select(MapStep).ToList() : [],
         };
     }

@@ -22,6 +22,9 @@ internal sealed record NewRunRecord(
     /// <summary>The run this one is forked from.</summary>
     public Guid? ForkedFrom { get; init; }
 
+    /// <summary>The run's flow-control key (validated), if any.</summary>
+    public string? ConcurrencyKey { get; init; }
+
     /// <summary>Steps written with the run as already Succeeded (a fork's copies of the original's), in order.</summary>
     public IReadOnlyList<CopiedStep> CopiedSteps { get; init; } = [];
 
@@ -86,6 +89,12 @@ internal sealed record RunRecord(
 
     /// <summary>When a Waiting run's wait ends by itself (its sleep's end, its event's deadline); null for never.</summary>
     public DateTimeOffset? WakeAt { get; init; }
+
+    /// <summary>The run's flow-control key, if any.</summary>
+    public string? ConcurrencyKey { get; init; }
+
+    /// <summary>When the run was created: its place in the flow-control queue.</summary>
+    public DateTimeOffset Created { get; init; }
 }
 
 /// <summary>A live step record as loaded for execution.</summary>
@@ -208,6 +217,15 @@ internal interface IWorkflowStore
     /// </summary>
     Task<SignalResult?> SignalAsync(Guid runId, string name, JObject payload, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The leader's flow-control pass for one workflow: for each full group with runs waiting for a slot, offers each slot
+    /// that is free (neither held by a live execution nor already offered) to the oldest waiting run, in creation order, by
+    /// the <see cref="RunOperation.Wake"/> transition with a <see cref="JobRequestKind.Wake"/> job write, keeping
+    /// <c>waiting_for</c> = <c>concurrency</c> until the run starts. Returns the job writes to do.
+    /// </summary>
+    Task<IReadOnlyList<JobRequest>> OfferFreeSlotsAsync(string workflowName, int? maxConcurrency, int? maxConcurrencyPerKey, DateTimeOffset now,
+        CancellationToken cancellationToken);
+
     /// <summary>How many runs are Waiting, by workflow name (the waiting-runs metric).</summary>
     Task<IReadOnlyDictionary<string, long>> CountWaitingRunsAsync(CancellationToken cancellationToken);
 }
@@ -259,6 +277,20 @@ internal interface IRunExecution : IAsyncDisposable
     /// with its <c>waiting_for</c>/<c>wake_at</c> and the step to Waiting. The run's row is locked before the event check.
     /// </summary>
     Task<ParkResult> WaitAsync(ParkRequest park, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The flow-control admission, on the guard's connection: unless an older run of the same queue waits (first in, first
+    /// out), takes a slot of each group the run belongs to (a session-level lock, released with the guard). When not every
+    /// slot could be taken, none is kept. With <see cref="SlotRequest.IgnoreQueue"/>, only the slots count.
+    /// </summary>
+    Task<SlotAdmission> TryTakeSlotsAsync(SlotRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Parks the run until a slot frees (<see cref="RunOperation.Wait"/>, <c>waiting_for</c> = <c>concurrency</c>, no
+    /// deadline), recording which group was full. A run already waiting for a slot stays so. Neither an attempt nor a retry
+    /// is counted.
+    /// </summary>
+    Task<ParkResult> WaitForSlotAsync(SlotGroup blockedOn, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);

@@ -188,9 +188,9 @@ internal static class WorkflowEvents
     /// <summary>Checks an event name: 1–200 characters, not <c>sleep</c> (that is what a sleeping run waits for).</summary>
     public static void ValidateName(string? name, string parameterName)
     {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > MaxNameLength || name == WaitKinds.Sleep)
+        if (string.IsNullOrWhiteSpace(name) || name.Length > MaxNameLength || name == WaitKinds.Sleep || name == FlowControl.WaitingFor)
         {
-            throw new ArgumentException($"An event name is 1 to {MaxNameLength} characters and not '{WaitKinds.Sleep}'.", parameterName);
+            throw new ArgumentException($"An event name is 1 to {MaxNameLength} characters and not '{WaitKinds.Sleep}' or '{FlowControl.WaitingFor}'.", parameterName);
         }
     }
 
