@@ -26,6 +26,9 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["jobId"] = run.JobId,
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
+            ["concurrencyKey"] = run.ConcurrencyKey,
+            ["waitingFor"] = run.WaitingFor,
+            ["wakeAt"] = Time(run.WakeAt),
             ["forkedFrom"] = run.ForkedFrom?.ToString(),
             ["tags"] = new JObject(run.Tags.Select(t => new JProperty(t.Key, t.Value))),
         };

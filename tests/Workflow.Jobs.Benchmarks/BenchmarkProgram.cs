@@ -4,7 +4,8 @@ namespace Workflow.Jobs.Benchmarks;
 /// Entry point. <c>Workflow.Jobs.Benchmarks [--smoke] [--connection cs] [--output path] [...]</c> runs
 /// the benchmark (see <see cref="BenchmarkSettings.Parse"/> for the options); <c>worker N ms</c> is the
 /// child process it starts for the Hangfire server; <c>search ...</c> measures filtered listings on a
-/// million runs (<see cref="SearchBenchmark"/>).
+/// million runs (<see cref="SearchBenchmark"/>); <c>flow ...</c> measures the overhead of flow control on ten-step runs
+/// (<see cref="FlowControlBenchmark"/>).
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -21,6 +22,11 @@ public static class BenchmarkProgram
         if (args.Length > 0 && args[0] == "batch")
         {
             return await BatchEnqueueBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "flow")
+        {
+            return await FlowControlBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
         }
 
         if (args.Length > 0 && args[0] == "search")
