@@ -18,6 +18,7 @@ internal sealed partial class WorkflowApiEndpoints
 {
     public const string IdempotencyKeyHeader = "Idempotency-Key";
     public const int MaxIdempotencyKeyLength = 200;
+    public const string ConcurrencyKeyHeader = "Concurrency-Key";
 
     private readonly WorkflowJobsApiOptions _options;
     private readonly string _runsPath;
@@ -50,7 +51,8 @@ internal sealed partial class WorkflowApiEndpoints
             .WithName("WorkflowJobs_Enqueue").WithSummary("Validates the composite input and starts a run of the named workflow.")
             // No Accepts metadata: routing would answer a wrong Content-Type with a bare 415, without problem details.
             .WithDescription("The body is the composite input (application/json), described by GET workflow-definitions/{name}. "
-                + "An Idempotency-Key header makes a repeated request return the first run.")
+                + "An Idempotency-Key header makes a repeated request return the first run; a Concurrency-Key header sets the run's flow-control key "
+                + "(at most MaxConcurrencyPerKey runs with one key execute at once; the others wait in creation order).")
             .Produces(StatusCodes.Status202Accepted, contentType: "application/json")
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
@@ -68,7 +70,7 @@ internal sealed partial class WorkflowApiEndpoints
 
         write.MapPost("/workflows/{name}/batch", EnqueueBatchAsync)
             .WithName("WorkflowJobs_EnqueueBatch").WithSummary("Validates every input, then starts the runs in batches of one transaction each.")
-            .WithDescription("The body is {\"items\": [{\"input\": {...}, \"idempotencyKey\": \"...\"}]}; nothing is written when any input is invalid "
+            .WithDescription("The body is {\"items\": [{\"input\": {...}, \"idempotencyKey\": \"...\", \"concurrencyKey\": \"...\"}]}; nothing is written when any input is invalid "
                 + "(errors name the item: items[3].customer_input.name). The answer lists the run ids in the order of the items.")
             .Produces(StatusCodes.Status202Accepted, contentType: "application/json")
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
@@ -105,7 +107,7 @@ internal sealed partial class WorkflowApiEndpoints
                     "cancel" => "Cancels every unfinished or Failed run the filters select.",
                     _ => "Hard-deletes every finished run the filters select, with its steps; jobs move to Deleted.",
                 })
-                .WithDescription("Filters as GET workflows (status, name, recurringId, errorContains, idempotencyKey, createdAfter, createdBefore, tag); "
+                .WithDescription("Filters as GET workflows (status, name, recurringId, errorContains, idempotencyKey, concurrencyKey, createdAfter, createdBefore, tag); "
                     + "without any filter, all=true must confirm that every run is meant.")
                 .Produces(StatusCodes.Status200OK, contentType: "application/json")
                 .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
@@ -164,6 +166,12 @@ internal sealed partial class WorkflowApiEndpoints
                 $"The {IdempotencyKeyHeader} header cannot contain the NUL character (\\u0000).");
         }
 
+        var concurrencyKey = request.Headers[ConcurrencyKeyHeader];
+        if (concurrencyKey.Count > 1)
+        {
+            return ApiResults.Problem(StatusCodes.Status400BadRequest, ConcurrencyKeyHeader, $"The {ConcurrencyKeyHeader} header must be one value.");
+        }
+
         if (!RequestBody.IsJson(request))
         {
             return RequestBody.UnsupportedMediaType();
@@ -188,8 +196,13 @@ internal sealed partial class WorkflowApiEndpoints
         {
             // No body (or only whitespace) is the empty input: every step takes its defaults.
             var input = body.Text!.Trim().Length == 0 ? new JObject() : WorkflowJson.ParseObject(body.Text);
-            id = await client.EnqueueAsync(name, input, new EnqueueOptions { IdempotencyKey = key.Length == 0 ? null : key, Tags = tags }, cancellationToken)
-                .ConfigureAwait(false);
+            var options = new EnqueueOptions
+            {
+                IdempotencyKey = key.Length == 0 ? null : key,
+                ConcurrencyKey = concurrencyKey.Count == 0 ? null : concurrencyKey.ToString(),
+                Tags = tags,
+            };
+            id = await client.EnqueueAsync(name, input, options, cancellationToken).ConfigureAwait(false);
         }
         catch (WorkflowDataValidationException ex)
         {
@@ -269,6 +282,7 @@ internal sealed partial class WorkflowApiEndpoints
         var recurringId = ReadText(query, "recurringId", errors);
         var errorContains = ReadText(query, "errorContains", errors);
         var idempotencyKey = ReadText(query, "idempotencyKey", errors);
+        var concurrencyKey = ReadText(query, "concurrencyKey", errors);
         var createdAfter = ReadTime(query, "createdAfter", errors);
         var createdBefore = ReadTime(query, "createdBefore", errors);
         var tags = ReadTags(query, "tag", errors) ?? new Dictionary<string, string>(StringComparer.Ordinal);
@@ -284,6 +298,7 @@ internal sealed partial class WorkflowApiEndpoints
             RecurringId = recurringId,
             ErrorContains = errorContains,
             IdempotencyKey = idempotencyKey,
+            ConcurrencyKey = concurrencyKey,
             CreatedAfter = createdAfter,
             CreatedBefore = createdBefore,
             Tags = tags.Count == 0 ? null : tags,
@@ -321,7 +336,7 @@ internal sealed partial class WorkflowApiEndpoints
         var errors = new List<WorkflowDataError>();
         var filter = ParseQuery(request, errors);
         var everything = filter.WorkflowName is null && filter.Status is null && filter.RecurringId is null && filter.ErrorContains is null
-                         && filter.IdempotencyKey is null && filter.CreatedAfter is null && filter.CreatedBefore is null && filter.Tags is null;
+                         && filter.IdempotencyKey is null && filter.ConcurrencyKey is null && filter.CreatedAfter is null && filter.CreatedBefore is null && filter.Tags is null;
         if (everything && request.Query["all"].ToString() != "true")
         {
             errors.Add(new WorkflowDataError("all", "No filter selects every run: add all=true to confirm, or a filter."));
@@ -532,7 +547,21 @@ internal sealed partial class WorkflowApiEndpoints
                 }
             }
 
-            items.Add(new WorkflowEnqueueItem(input ?? [], key is null && tags is null ? null : new EnqueueOptions { IdempotencyKey = key, Tags = tags }));
+
+            string? concurrencyKey = null;
+            if (item["concurrencyKey"] is { Type: not JTokenType.Null } concurrencyToken)
+            {
+                concurrencyKey = concurrencyToken.Type == JTokenType.String ? concurrencyToken.Value<string>() : null;
+                if (concurrencyKey is null)
+                {
+                    errors.Add(new WorkflowDataError($"items[{index}].concurrencyKey", "Expected a string."));
+                }
+            }
+
+
+            items.Add(new WorkflowEnqueueItem(input ?? [], key is null && tags is null && concurrencyKey is null
+                ? null
+                : new EnqueueOptions { IdempotencyKey = key, Tags = tags, ConcurrencyKey = concurrencyKey }));
         }
 
         if (errors.Count > 0)

@@ -96,6 +96,9 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     // Whether this session may hold the guard: set before asking for it, cleared only on a clear "no".
     private bool _mayHoldLock;
 
+    // Whether this session may hold flow-control slots: set before asking for them, cleared when they were given back.
+    private bool _mayHoldSlots;
+
     private readonly TimeSpan _guardCheckInterval;
 
     // The job and server recorded with each attempt this execution starts.
@@ -145,7 +148,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
             BatchCommands =
             {
                 new NpgsqlBatchCommand("SELECT pg_try_advisory_lock(@key)") { Parameters = { new("key", _lockKey) } },
-                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at, compensation_requested_at IS NOT NULL, parent_uuid FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
+                new NpgsqlBatchCommand($"SELECT workflow_name, status, input_data::text, output_data::text, step_names, attempts, waiting_for, wake_at, compensation_requested_at IS NOT NULL, parent_uuid, concurrency_key, created FROM {RunsTable} WHERE uuid = @run AND NOT is_removed")
                 {
                     Parameters = { new("run", _runId) },
                 },
@@ -182,6 +185,8 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
                 WakeAt = await reader.IsDBNullAsync(7, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(7, cancellationToken).ConfigureAwait(false),
                 CompensationRequested = reader.GetBoolean(8),
                 ParentId = await reader.IsDBNullAsync(9, cancellationToken).ConfigureAwait(false) ? null : reader.GetGuid(9),
+                ConcurrencyKey = await reader.IsDBNullAsync(10, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(10),
+                Created = await reader.GetFieldValueAsync<DateTimeOffset>(11, cancellationToken).ConfigureAwait(false),
             };
         }
 
@@ -386,6 +391,71 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
         return status == nameof(WorkflowStatus.Running) ? ParkResult.EventArrived : ParkResult.NotRunning;
     }
 
+    public async Task<SlotAdmission> TryTakeSlotsAsync(SlotRequest request, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(NpgsqlFlowControl.AdmitSql, _connection) { CommandTimeout = _timeout };
+        command.Parameters.Add(RunParameter());
+        command.Parameters.Add(NpgsqlWorkflowStore.Text("name", request.WorkflowName));
+        command.Parameters.Add(NpgsqlWorkflowStore.Text("key", request.ConcurrencyKey));
+        command.Parameters.Add(new NpgsqlParameter("created", request.Created));
+        command.Parameters.Add(new NpgsqlParameter("offered", request.Offered));
+        command.Parameters.Add(new NpgsqlParameter("ignore_queue", request.IgnoreQueue));
+        command.Parameters.Add(new NpgsqlParameter("n_w", request.MaxConcurrency ?? 0));
+        command.Parameters.Add(new NpgsqlParameter("n_k", request.MaxConcurrencyPerKey ?? 0));
+        command.Parameters.Add(NpgsqlWorkflowStore.Text("w_group", NpgsqlFlowControl.WorkflowGroup(request.WorkflowName)));
+        command.Parameters.Add(NpgsqlWorkflowStore.Text("k_group", NpgsqlFlowControl.KeyGroup(request.WorkflowName, request.ConcurrencyKey ?? "")));
+
+        // A lock attempt may have succeeded even when reading its result fails: from here on, the session may hold slots.
+        _mayHoldSlots = true;
+        string? queued;
+        long? keySlot;
+        long? workflowSlot;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            queued = await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(0);
+            keySlot = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? null : reader.GetInt64(1);
+            workflowSlot = await reader.IsDBNullAsync(2, cancellationToken).ConfigureAwait(false) ? null : reader.GetInt64(2);
+        }
+
+        var needKey = request.MaxConcurrencyPerKey is not null;
+        var needWorkflow = request.MaxConcurrency is not null;
+        if (queued is null && (!needKey || keySlot is not null) && (!needWorkflow || workflowSlot is not null))
+        {
+            return SlotAdmission.Yes;
+        }
+
+        // Not admitted: whatever was taken is given back at once (a slot is held only by a run that starts).
+        foreach (var slot in new[] { keySlot, workflowSlot }.OfType<long>())
+        {
+            await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(@slot)", _connection) { CommandTimeout = _timeout };
+            unlock.Parameters.AddWithValue("slot", slot);
+            await unlock.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        _mayHoldSlots = false;
+        var blocked = queued is not null ? NpgsqlFlowControl.ParseGroup(queued)
+            : needKey && keySlot is null ? SlotGroup.Key
+            : SlotGroup.Workflow;
+        return new SlotAdmission(false, blocked);
+    }
+
+    public async Task<ParkResult> WaitForSlotAsync(SlotGroup blockedOn, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // A run that has not started (Pending), or whose execution died (Running), waits; one already waiting for a slot
+        // (its job ran from a stale queue entry) only records which group it found full.
+        var wait = WorkflowTransitions.For(RunOperation.Wait);
+        await using var command = new NpgsqlCommand(
+            $"""
+            UPDATE {RunsTable} SET status = '{wait.To}', waiting_for = '{FlowControl.WaitingFor}', wake_at = NULL, concurrency_wait = @group, modified = @now
+            WHERE uuid = @run AND (status IN {wait.SqlFrom} OR (status = '{wait.To}' AND waiting_for = '{FlowControl.WaitingFor}'))
+            """, _connection) { CommandTimeout = _timeout };
+        command.Parameters.Add(RunParameter());
+        command.Parameters.Add(Now(now));
+        command.Parameters.Add(NpgsqlWorkflowStore.Text("group", NpgsqlFlowControl.GroupText(blockedOn)));
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1 ? ParkResult.Parked : ParkResult.NotRunning;
+    }
+
     private static NpgsqlParameter Deadline(DateTimeOffset? deadline)
         => new("deadline", NpgsqlTypes.NpgsqlDbType.TimestampTz) { Value = (object?)deadline?.ToUniversalTime() ?? DBNull.Value };
 
@@ -448,14 +518,23 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     {
         try
         {
-            if (_mayHoldLock && _connection.State == System.Data.ConnectionState.Open)
+            if ((_mayHoldLock || _mayHoldSlots) && _connection.State == System.Data.ConnectionState.Open)
             {
                 // Released after every write has committed, so the next holder sees them. (A broken
-                // connection is never pooled: PostgreSQL releases the lock with its session.)
-                await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(@key)", _connection) { CommandTimeout = _timeout };
-                unlock.Parameters.AddWithValue("key", _lockKey);
+                // connection is never pooled: PostgreSQL releases the lock with its session.) The connection is this
+                // execution's alone: with flow-control slots, every advisory lock of the session goes at once.
+                await using var unlock = new NpgsqlCommand(_mayHoldSlots ? "SELECT pg_advisory_unlock_all()" : "SELECT pg_advisory_unlock(@key)", _connection)
+                {
+                    CommandTimeout = _timeout,
+                };
+                if (!_mayHoldSlots)
+                {
+                    unlock.Parameters.AddWithValue("key", _lockKey);
+                }
+
                 await unlock.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
                 _mayHoldLock = false;
+                _mayHoldSlots = false;
             }
         }
         // Whatever the failure, the outcome is the same: the session must not be reused.
@@ -464,7 +543,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
         }
         finally
         {
-            if (_mayHoldLock && _connection.State == System.Data.ConnectionState.Open)
+            if ((_mayHoldLock || _mayHoldSlots) && _connection.State == System.Data.ConnectionState.Open)
             {
                 // The unlock was not confirmed on a live connection: clearing the pool closes this
                 // connection when it is returned below, instead of pooling a session that holds the guard.

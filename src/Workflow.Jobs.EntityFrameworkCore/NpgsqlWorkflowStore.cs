@@ -88,8 +88,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             await using var insert = new NpgsqlCommand(
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags)
+                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags, concurrency_key)
+                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags, @concurrency_key)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -107,6 +107,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             insert.Parameters.Add(new NpgsqlParameter("forked_from", NpgsqlDbType.Uuid) { Value = (object?)run.ForkedFrom ?? DBNull.Value });
             insert.Parameters.AddWithValue("completed", run.CopiedSteps.Count);
             insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Jsonb) { Value = WorkflowTags.ToJson(run.Tags) });
+            insert.Parameters.Add(Text("concurrency_key", run.ConcurrencyKey));
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)
             {
@@ -218,11 +219,11 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
                                          completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags,
-                                         parent_uuid, parent_step_uuid, child_index)
+                                         parent_uuid, parent_step_uuid, child_index, concurrency_key)
                 SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags,
-                       r.parent, r.parent_step, r.child_index
-                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags, @parents, @parent_steps, @child_indexes)
-                     AS r(id, input, key, queue, job_request, not_before, tags, parent, parent_step, child_index)
+                       r.parent, r.parent_step, r.child_index, r.concurrency_key
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags, @parents, @parent_steps, @child_indexes, @concurrency_keys)
+                     AS r(id, input, key, queue, job_request, not_before, tags, parent, parent_step, child_index, concurrency_key)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -246,6 +247,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             insert.Parameters.Add(NullableUuids("parents", runs.Select(r => r.ParentId)));
             insert.Parameters.Add(NullableUuids("parent_steps", runs.Select(r => r.ParentStepId)));
             insert.Parameters.Add(NullableInts("child_indexes", runs.Select(r => r.ChildIndex)));
+            insert.Parameters.Add(new NpgsqlParameter("concurrency_keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = runs.Select(r => r.ConcurrencyKey).ToArray() });
             await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -456,7 +458,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 SELECT r.uuid, r.workflow_name, r.status, r.created, r.modified, r.succeeded_at, r.failed_at, r.exception_message,
                        r.job_id, r.step_names, r.completed_steps, r.attempts, r.recurring_id, r.idempotency_key, r.tags, r.waiting_for, r.wake_at,
                        r.compensation_requested_at, r.compensation_error,
-                       r.parent_uuid, r.child_index
+                       r.parent_uuid, r.child_index, r.concurrency_key
                 FROM {RunsTable} r
                 WHERE {where}
                 ORDER BY r.created DESC, r.uuid DESC
@@ -492,6 +494,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                     CompensationError = await reader.IsDBNullAsync(18, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(18),
                     ParentId = await reader.IsDBNullAsync(19, cancellationToken).ConfigureAwait(false) ? null : reader.GetGuid(19),
                     ChildIndex = await reader.IsDBNullAsync(20, cancellationToken).ConfigureAwait(false) ? null : reader.GetInt32(20),
+                    ConcurrencyKey = await reader.IsDBNullAsync(21, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(21),
                 });
             }
         }
@@ -909,6 +912,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             Tags = WorkflowTags.FromJson(run.Tags),
             WaitingFor = run.WaitingFor,
             WakeAt = run.WakeAt,
+            ConcurrencyKey = run.ConcurrencyKey,
             Steps = includeSteps ? ordered.Select(MapStep).ToList() : [],
         };
     }

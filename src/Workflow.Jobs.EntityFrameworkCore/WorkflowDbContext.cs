@@ -64,6 +64,10 @@ internal sealed class WorkflowRunEntity
     public Guid? ParentStepId { get; set; }
     /// <summary>The child run's position among its parent step's inputs.</summary>
     public int? ChildIndex { get; set; }
+    /// <summary>The flow-control key given at enqueue, if any.</summary>
+    public string? ConcurrencyKey { get; set; }
+    /// <summary>Which flow-control group (<c>workflow</c> or <c>key</c>) a run waiting for a slot last found full; meaningful while <c>waiting_for</c> is <c>concurrency</c>.</summary>
+    public string? ConcurrencyWait { get; set; }
 }
 
 /// <summary>A durable wait a step reached, keyed by (step, wait number): re-runs of the step see the same deadline.</summary>
@@ -334,9 +338,16 @@ internal sealed class WorkflowDbContext : DbContext
         run.Property(r => r.ChildIndex).HasColumnName("child_index");
         // A run's children: the sibling check when a child finishes, the parent step's reload, the page's summary.
         run.HasIndex(r => new { r.ParentId, r.Status }).HasDatabaseName("ix_workflow_runs_parent").HasFilter("parent_uuid IS NOT NULL");
+        run.Property(r => r.ConcurrencyKey).HasColumnName("concurrency_key").HasMaxLength(200);
+        run.Property(r => r.ConcurrencyWait).HasColumnName("concurrency_wait").HasMaxLength(16);
         run.HasQueryFilter(r => !r.IsRemoved);
         // Waiting runs by workflow (the waiting gauge, the page's Waiting filter).
         run.HasIndex(r => new { r.WorkflowName, r.Created }, "ix_workflow_runs_waiting").HasFilter("status = 'Waiting' AND NOT is_removed");
+        // Flow control's queues: the runs waiting for a slot (or offered one) by workflow and key, oldest first.
+        run.HasIndex(r => new { r.WorkflowName, r.ConcurrencyKey, r.Created }, "ix_workflow_runs_concurrency_queue")
+            .HasFilter("waiting_for = 'concurrency' AND NOT is_removed");
+        // The concurrency-key filter of listings.
+        run.HasIndex(r => new { r.ConcurrencyKey, r.Created }, "ix_workflow_runs_concurrency_key_created").HasFilter("concurrency_key IS NOT NULL");
         run.HasIndex(r => r.Created).HasDatabaseName("ix_workflow_runs_created");
         run.HasIndex(r => new { r.Status, r.Created }).HasDatabaseName("ix_workflow_runs_status_created");
         run.HasIndex(r => new { r.WorkflowName, r.Created }).HasDatabaseName("ix_workflow_runs_name_created");

@@ -41,6 +41,12 @@ internal static class WorkflowQuerySql
             command.Parameters.Add(NpgsqlWorkflowStore.Text("q_key", query.IdempotencyKey));
         }
 
+        if (query.ConcurrencyKey is not null)
+        {
+            where.Append(" AND r.concurrency_key = @q_concurrency_key");
+            command.Parameters.Add(NpgsqlWorkflowStore.Text("q_concurrency_key", query.ConcurrencyKey));
+        }
+
         if (query.CreatedAfter is { } after)
         {
             where.Append(" AND r.created >= @q_after");

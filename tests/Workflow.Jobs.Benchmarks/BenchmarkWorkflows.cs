@@ -264,3 +264,17 @@ public sealed class FanOutWorkflow : WorkflowDefinition
 {
     public override IReadOnlyList<Type> Steps { get; } = [typeof(BenchFanOutStep)];
 }
+
+/// <summary>
+/// The ten no-op steps under flow control whose limits do not bind in the benchmark (more slots than workers, one key
+/// per few runs): what admission itself costs.
+/// </summary>
+[WorkflowName("bench-10-steps-limited")]
+public sealed class TenStepLimitedWorkflow : WorkflowDefinition
+{
+    public override IReadOnlyList<Type> Steps { get; } = new TenStepWorkflow().Steps;
+
+    public override int? MaxConcurrency => 64;
+
+    public override int? MaxConcurrencyPerKey => 4;
+}

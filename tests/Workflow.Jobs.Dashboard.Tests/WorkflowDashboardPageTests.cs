@@ -52,6 +52,23 @@ public sealed partial class WorkflowDashboardPageTests
     }
 
     [Test]
+    public async Task ListPage_ShowsAndFiltersTheConcurrencyKey_WhenARunHasOne()
+    {
+        var key = "tenant-" + Guid.NewGuid().ToString("N");
+        var id = await _host.Client.EnqueueAsync<HelloWorkflow>(new WorkflowInput(new GreetInput { Name = "keyed" }), new EnqueueOptions { ConcurrencyKey = key });
+        await _host.WaitForStatusAsync(id, WorkflowStatus.Succeeded);
+        using var client = _host.CreateClient();
+
+        var (status, body, _) = await client.GetAsync("/hangfire/workflows?ckey=" + key);
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        var rows = Rows(body);
+        Assert.That(rows.Select(r => r.Id), Is.EqualTo(new[] { id }), "only the key's runs");
+        Assert.That(rows.Single().Html, Does.Contain("workflow-concurrency-key").And.Contain(key));
+        Assert.That(body, Does.Contain("name=\"ckey\""), "the filter form has the concurrency key");
+    }
+
+    [Test]
     public async Task ListPage_IsInDashboardMenu_WhenAnyDashboardPageIsOpened()
     {
         using var client = _host.CreateClient();

@@ -167,6 +167,30 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
+    [Test]
+    public async Task FlowControlSection_WritesItsFigures_WhenRunSmall()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-flow-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (exitCode, log) = await RunBenchmarkAsync("flow", "--runs", "40", "--rounds", "1", "--workers", "4", "--connection", TestDatabases.ServerConnectionString,
+                "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            foreach (var key in new[] { "plain_steps_per_s", "limited_steps_per_s", "plain_commits_per_step", "limited_commits_per_step" })
+            {
+                Assert.That(json.RootElement.GetProperty(key).GetDouble(), Is.GreaterThan(0), key);
+            }
+
+            Assert.That(json.RootElement.GetProperty("flow_control_overhead").ValueKind, Is.EqualTo(System.Text.Json.JsonValueKind.Number));
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static async Task<(int ExitCode, string Log)> RunBenchmarkAsync(params string[] arguments)
     {
         var program = Path.Combine(AppContext.BaseDirectory, "Workflow.Jobs.Benchmarks.dll");

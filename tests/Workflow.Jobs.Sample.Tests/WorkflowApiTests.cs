@@ -376,6 +376,39 @@ public class WorkflowApiTests
     }
 
     [Test]
+    public async Task Enqueue_StoresTheConcurrencyKey_WhenTheHeaderIsGiven()
+    {
+        var key = "customer-" + Guid.NewGuid();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@ckey.test")) };
+        request.Headers.Add("Concurrency-Key", key);
+        using var response = await _client.SendAsync(request);
+        var id = (await SampleHost.ReadJsonAsync(response))["id"]!.Value<string>();
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+        using var run = await _client.GetAsync($"/api/workflows/{id}");
+        var json = await SampleHost.ReadJsonAsync(run);
+        Assert.That(json["concurrencyKey"]!.Value<string>(), Is.EqualTo(key));
+        Assert.That(((JObject)json).ContainsKey("waitingFor"), Is.True, "waitingFor is part of the run JSON");
+        using var listed = await _client.GetAsync($"/api/workflows?concurrencyKey={Uri.EscapeDataString(key)}");
+        var items = (await SampleHost.ReadJsonAsync(listed))["items"]!;
+        Assert.That(items.Select(i => i["id"]!.Value<string>()), Is.EqualTo(new[] { id }));
+    }
+
+    [Test]
+    public async Task Enqueue_Returns400NamingTheConcurrencyKey_WhenItIsLongerThan200Characters()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/workflows/{Provisioning}") { Content = SampleHost.Json(ValidInput("ops@ckeylong.test")) };
+        request.Headers.Add("Concurrency-Key", new string('k', 201));
+
+        using var response = await _client.SendAsync(request);
+        var body = await SampleHost.ReadJsonAsync(response);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(body["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo("concurrency_key"));
+        Assert.That(await CountRunsAsync("input_data -> 'customer_input' ->> 'email' = @email", ("email", "ops@ckeylong.test")), Is.Zero);
+    }
+
+    [Test]
     public async Task GetRun_Returns404_WhenRunIsUnknown()
     {
         using var response = await _client.GetAsync($"/api/workflows/{Guid.NewGuid()}");

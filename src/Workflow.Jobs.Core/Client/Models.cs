@@ -94,7 +94,11 @@ public sealed record WorkflowRun
     /// <summary>The recurring schedule that started the run, if any.</summary>
     public string? RecurringId { get; init; }
 
-    /// <summary>What a <see cref="WorkflowStatus.Waiting"/> run waits for: <c>"sleep"</c> or an event's name; null when it is not waiting.</summary>
+    /// <summary>
+    /// What a <see cref="WorkflowStatus.Waiting"/> run waits for: <c>"sleep"</c>, an event's name, or <c>"concurrency"</c> (a
+    /// slot of its workflow's flow control; a <see cref="WorkflowStatus.Pending"/> run keeps <c>"concurrency"</c> from the moment
+    /// a freed slot is offered to it until it starts); null otherwise.
+    /// </summary>
     public string? WaitingFor { get; init; }
 
     /// <summary>When a waiting run's wait ends by itself (its sleep's end, its event's deadline); null without one.</summary>
@@ -102,6 +106,9 @@ public sealed record WorkflowRun
 
     /// <summary>The idempotency key given at enqueue, if any.</summary>
     public string? IdempotencyKey { get; init; }
+
+    /// <summary>The concurrency key given at enqueue (<see cref="EnqueueOptions.ConcurrencyKey"/>), if any.</summary>
+    public string? ConcurrencyKey { get; init; }
 
     /// <summary>The run this one was forked from (<see cref="IWorkflowClient.ForkAsync"/>), if any.</summary>
     public Guid? ForkedFrom { get; init; }
@@ -211,6 +218,9 @@ public sealed record WorkflowQuery
     /// <summary>Only the run created with this idempotency key (exact).</summary>
     public string? IdempotencyKey { get; init; }
 
+    /// <summary>Only runs enqueued with this concurrency key (exact; <see cref="EnqueueOptions.ConcurrencyKey"/>).</summary>
+    public string? ConcurrencyKey { get; init; }
+
     /// <summary>Only runs that have all of these tags, each with the same value (<see cref="EnqueueOptions.Tags"/>).</summary>
     public IReadOnlyDictionary<string, string>? Tags { get; init; }
 
@@ -242,6 +252,14 @@ public sealed record EnqueueOptions
     /// 1 to 64 characters, a value at most 200; no NUL characters.
     /// </summary>
     public IReadOnlyDictionary<string, string>? Tags { get; init; }
+
+    /// <summary>
+    /// The flow-control key of the run (for example a customer id): when the workflow sets
+    /// <see cref="WorkflowDefinition.MaxConcurrencyPerKey"/>, at most that many runs with the same key execute at once and
+    /// the others wait in creation order. 1 to 200 characters, not blank, no NUL characters. Stored and returned as
+    /// <see cref="WorkflowRun.ConcurrencyKey"/>.
+    /// </summary>
+    public string? ConcurrencyKey { get; init; }
 }
 
 /// <summary>Options of a recurring workflow.</summary>

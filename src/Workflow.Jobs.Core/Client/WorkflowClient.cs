@@ -464,11 +464,13 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         }
 
         var tags = WorkflowTags.ValidateForEnqueue(options?.Tags);
+        FlowControl.ValidateKey(options?.ConcurrencyKey);
         var now = _time.GetUtcNow();
         return new NewRunRecord(Guid.CreateVersion7(), workflow.Name, validated, workflow.StepNames, now,
             options?.IdempotencyKey, recurringId, options?.Queue)
         {
             Tags = tags,
+            ConcurrencyKey = options?.ConcurrencyKey,
             // An enqueue delay is kept as a time, so a job written later (the outbox) still runs when it was meant to.
             NotBefore = options?.Delay is { } delay && delay > TimeSpan.Zero ? now + delay : null,
         };

@@ -37,6 +37,7 @@ internal static class WorkflowQueryRules
         Text(query.WorkflowName, nameof(WorkflowQuery.WorkflowName), parameterName);
         Text(query.RecurringId, nameof(WorkflowQuery.RecurringId), parameterName);
         Text(query.IdempotencyKey, nameof(WorkflowQuery.IdempotencyKey), parameterName);
+        Text(query.ConcurrencyKey, nameof(WorkflowQuery.ConcurrencyKey), parameterName);
         Text(query.ErrorContains, nameof(WorkflowQuery.ErrorContains), parameterName);
         if (query.ErrorContains is { Length: > MaxErrorContainsLength })
         {

@@ -37,6 +37,7 @@ public static class WorkflowJobsServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowOutboxTask>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowRecoveryTask>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowWaitingMetricsTask>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IWorkflowLeaderTask, WorkflowConcurrencyTask>());
         services.TryAddSingleton<WorkflowWaker>();
         services.TryAddSingleton<WorkflowClient>();
         services.TryAddSingleton<IWorkflowClient>(sp => sp.GetRequiredService<WorkflowClient>());

@@ -22,6 +22,9 @@ internal sealed record NewRunRecord(
     /// <summary>The run this one is forked from.</summary>
     public Guid? ForkedFrom { get; init; }
 
+    /// <summary>The run's flow-control key (validated), if any.</summary>
+    public string? ConcurrencyKey { get; init; }
+
     /// <summary>Steps written with the run as already Succeeded (a fork's copies of the original's), in order.</summary>
     public IReadOnlyList<CopiedStep> CopiedSteps { get; init; } = [];
 
@@ -108,6 +111,12 @@ internal sealed record RunRecord(
 
     /// <summary>The parent run of a child run; null otherwise.</summary>
     public Guid? ParentId { get; init; }
+
+    /// <summary>The run's flow-control key, if any.</summary>
+    public string? ConcurrencyKey { get; init; }
+
+    /// <summary>When the run was created: its place in the flow-control queue.</summary>
+    public DateTimeOffset Created { get; init; }
 }
 
 /// <summary>A live step record as loaded for execution.</summary>
@@ -252,6 +261,15 @@ internal interface IWorkflowStore
     /// <summary>The child runs a step started (<see cref="StepContext.RunChildrenAsync{TWorkflow}"/>), by child index.</summary>
     Task<IReadOnlyList<ChildRunState>> LoadChildrenAsync(Guid parentStepId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The leader's flow-control pass for one workflow: for each full group with runs waiting for a slot, offers each slot
+    /// that is free (neither held by a live execution nor already offered) to the oldest waiting run, in creation order, by
+    /// the <see cref="RunOperation.Wake"/> transition with a <see cref="JobRequestKind.Wake"/> job write, keeping
+    /// <c>waiting_for</c> = <c>concurrency</c> until the run starts. Returns the job writes to do.
+    /// </summary>
+    Task<IReadOnlyList<JobRequest>> OfferFreeSlotsAsync(string workflowName, int? maxConcurrency, int? maxConcurrencyPerKey, DateTimeOffset now,
+        CancellationToken cancellationToken);
+
     /// <summary>How many runs are Waiting, by workflow name (the waiting-runs metric).</summary>
     Task<IReadOnlyDictionary<string, long>> CountWaitingRunsAsync(CancellationToken cancellationToken);
 }
@@ -321,6 +339,20 @@ internal interface IRunExecution : IAsyncDisposable
     /// was its last unfinished child), to be done after the commit; null when none.
     /// </summary>
     JobRequest? ParentWake { get; }
+
+    /// <summary>
+    /// The flow-control admission, on the guard's connection: unless an older run of the same queue waits (first in, first
+    /// out), takes a slot of each group the run belongs to (a session-level lock, released with the guard). When not every
+    /// slot could be taken, none is kept. With <see cref="SlotRequest.IgnoreQueue"/>, only the slots count.
+    /// </summary>
+    Task<SlotAdmission> TryTakeSlotsAsync(SlotRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Parks the run until a slot frees (<see cref="RunOperation.Wait"/>, <c>waiting_for</c> = <c>concurrency</c>, no
+    /// deadline), recording which group was full. A run already waiting for a slot stays so. Neither an attempt nor a retry
+    /// is counted.
+    /// </summary>
+    Task<ParkResult> WaitForSlotAsync(SlotGroup blockedOn, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Fails the run without a step (definition mismatch, unknown workflow).</summary>
     Task FailRunAsync(string message, DateTimeOffset now, CancellationToken cancellationToken);

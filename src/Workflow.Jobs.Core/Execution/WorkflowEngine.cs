@@ -19,6 +19,9 @@ internal sealed partial class WorkflowEngine
     private readonly ILogger<WorkflowEngine> _logger;
     private readonly WorkflowMetrics _metrics;
 
+    /// <summary>How often an in-process execution tries again for a flow-control slot.</summary>
+    private static readonly TimeSpan InProcessSlotPoll = TimeSpan.FromMilliseconds(100);
+
     public WorkflowEngine(IWorkflowStore store, WorkflowRegistry registry, IServiceScopeFactory scopeFactory, TimeProvider time,
         WorkflowMetrics metrics, ILogger<WorkflowEngine> logger)
     {
@@ -90,6 +93,11 @@ internal sealed partial class WorkflowEngine
                           $"but the deployed definition has [{string.Join(", ", workflow.StepNames)}]. Finish it with the old definition or start a new run.";
             await execution.FailRunAsync(message, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
             throw new UnitOfWorkException(message, UnitOfWorkException.DefinitionMismatchCode, new NonRetryableException(message)) { WorkflowId = run.Id };
+        }
+
+        if (FlowControl.RequestFor(workflow, run) is { } slots)
+        {
+            await AdmitAsync(execution, run, slots, retriedByScheduler, cancellationToken).ConfigureAwait(false);
         }
 
         using var activity = WorkflowTelemetry.Source.StartActivity("workflow.run " + workflow.Name);
@@ -304,9 +312,50 @@ internal sealed partial class WorkflowEngine
         }
     }
 
+    /// <summary>
+    /// Takes the run's flow-control slots before it starts. A job execution that gets none parks the run (Waiting for
+    /// <c>concurrency</c>, the worker released, no attempt and no retry used) and the leader wakes it when a slot frees; an
+    /// in-process execution (no job to park) waits for a slot instead.
+    /// </summary>
+    private async Task AdmitAsync(IRunExecution execution, RunRecord run, SlotRequest slots, bool retriedByScheduler, CancellationToken cancellationToken)
+    {
+        var request = retriedByScheduler ? slots : slots with { IgnoreQueue = true };
+        while (true)
+        {
+            var admission = await execution.TryTakeSlotsAsync(request, cancellationToken).ConfigureAwait(false);
+            if (admission.Admitted)
+            {
+                return;
+            }
+
+            if (!retriedByScheduler)
+            {
+                await Task.Delay(InProcessSlotPoll, _time, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            switch (await execution.WaitForSlotAsync(admission.BlockedOn, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false))
+            {
+                case ParkResult.Parked:
+                    _metrics.RunsParked.Add(1, new KeyValuePair<string, object?>("workflow.name", run.WorkflowName));
+                    LogWaitingForSlot(run.Id, run.WorkflowName, run.ConcurrencyKey, admission.BlockedOn);
+                    throw new WorkflowParkedException(run.Id, FlowControl.WaitingFor, null);
+                default:
+                    throw Cancelled(run);
+            }
+            }
+        }
+    }
+
     /// <summary>Whether a Waiting run's wait is over: its time came, or the event it waits for is there.</summary>
     private async Task<bool> IsWaitOverAsync(RunRecord run, CancellationToken cancellationToken)
     {
+        if (run.WaitingFor == FlowControl.WaitingFor)
+        {
+            // Only the leader ends a wait for a slot (it offers freed slots in creation order); a stale job changes nothing.
+            return false;
+        }
+
         if (run.WakeAt is { } wakeAt && wakeAt <= _time.GetUtcNow())
         {
             return true;
@@ -348,6 +397,9 @@ internal sealed partial class WorkflowEngine
 
     [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} is still waiting for {WaitingFor} until {WakeAt}; its job goes back to waiting without running anything")]
     private partial void LogStillWaiting(Guid workflowId, string waitingFor, DateTimeOffset? wakeAt);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} (concurrency key {ConcurrencyKey}) waits for a {SlotGroup} slot; the worker is released")]
+    private partial void LogWaitingForSlot(Guid workflowId, string workflowName, string? concurrencyKey, SlotGroup slotGroup);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
     private partial void LogInterrupted(Guid workflowId, string stepName, Guid stepId);

@@ -15,6 +15,15 @@ internal sealed class WorkflowDescriptor
     public IReadOnlyDictionary<string, Type> Events { get; init; } = new Dictionary<string, Type>();
 
     public bool CompensateOnFailure { get; init; }
+
+    /// <summary>At most this many runs of the workflow execute at once (<see cref="WorkflowDefinition.MaxConcurrency"/>).</summary>
+    public int? MaxConcurrency { get; init; }
+
+    /// <summary>At most this many runs per concurrency key execute at once (<see cref="WorkflowDefinition.MaxConcurrencyPerKey"/>).</summary>
+    public int? MaxConcurrencyPerKey { get; init; }
+
+    /// <summary>Whether the workflow limits how many of its runs execute at once.</summary>
+    public bool HasFlowControl => MaxConcurrency is not null || MaxConcurrencyPerKey is not null;
 }
 
 /// <summary>A step of a registered workflow.</summary>
@@ -156,7 +165,19 @@ internal sealed class WorkflowRegistry
             Retry = definition.Retry,
             Events = DescribeEvents(type, definition),
             CompensateOnFailure = definition.CompensateOnFailure,
+            MaxConcurrency = Limit(type, nameof(WorkflowDefinition.MaxConcurrency), definition.MaxConcurrency),
+            MaxConcurrencyPerKey = Limit(type, nameof(WorkflowDefinition.MaxConcurrencyPerKey), definition.MaxConcurrencyPerKey),
         };
+    }
+
+    private static int? Limit(Type type, string property, int? value)
+    {
+        if (value is < 1 or > FlowControl.MaxLimit)
+        {
+            throw new WorkflowDefinitionException($"Workflow '{type.FullName}' has {property} = {value}: it must be null (no limit) or 1 to {FlowControl.MaxLimit}.");
+        }
+
+        return value;
     }
 
     private static Dictionary<string, Type> DescribeEvents(Type type, WorkflowDefinition definition)
@@ -164,9 +185,10 @@ internal sealed class WorkflowRegistry
         var events = new Dictionary<string, Type>(StringComparer.Ordinal);
         foreach (var (name, dataType) in definition.Events ?? new Dictionary<string, Type>())
         {
-            if (string.IsNullOrWhiteSpace(name) || name.Length > WorkflowEvents.MaxNameLength || name == WaitKinds.Sleep || name == WaitKinds.Children)
+            if (string.IsNullOrWhiteSpace(name) || name.Length > WorkflowEvents.MaxNameLength || name == WaitKinds.Sleep || name == WaitKinds.Children
+                || name == FlowControl.WaitingFor)
             {
-                throw new WorkflowDefinitionException($"Workflow '{type.FullName}' declares an event named '{name}': an event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}' or '{WaitKinds.Children}'.");
+                throw new WorkflowDefinitionException($"Workflow '{type.FullName}' declares an event named '{name}': an event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}', '{WaitKinds.Children}' or '{FlowControl.WaitingFor}'.");
             }
 
             if (dataType is null || !typeof(WorkflowData).IsAssignableFrom(dataType) || dataType.IsAbstract)

@@ -77,7 +77,8 @@ internal static class WorkflowTransitions
         T(RunOperation.Retry, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Cancelled),
         // Running: the job of a running execution was requeued (the guard keeps the two apart).
         T(RunOperation.Requeue, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Cancelled, WorkflowStatus.Running),
-        T(RunOperation.Wait, WorkflowStatus.Waiting, WorkflowStatus.Running),
+        // Pending: a run that finds no flow-control slot waits for one before it starts (no attempt counted).
+        T(RunOperation.Wait, WorkflowStatus.Waiting, WorkflowStatus.Running, WorkflowStatus.Pending),
         T(RunOperation.Wake, WorkflowStatus.Pending, WorkflowStatus.Waiting),
         // Not from Compensating: Start, Succeed, Requeue and Retry leave a compensating run as it is (its job keeps compensating).
         T(RunOperation.BeginCompensation, WorkflowStatus.Compensating, WorkflowStatus.Running, WorkflowStatus.Pending, WorkflowStatus.Failed, WorkflowStatus.Waiting),

@@ -194,9 +194,9 @@ internal static class WorkflowEvents
     /// </summary>
     public static void ValidateName(string? name, string parameterName)
     {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > MaxNameLength || name == WaitKinds.Sleep || name == WaitKinds.Children)
+        if (string.IsNullOrWhiteSpace(name) || name.Length > MaxNameLength || name == WaitKinds.Sleep || name == WaitKinds.Children || name == FlowControl.WaitingFor)
         {
-            throw new ArgumentException($"An event name is 1 to {MaxNameLength} characters and not '{WaitKinds.Sleep}' or '{WaitKinds.Children}'.", parameterName);
+            throw new ArgumentException($"An event name is 1 to {MaxNameLength} characters and not '{WaitKinds.Sleep}', '{WaitKinds.Children}' or '{FlowControl.WaitingFor}'.", parameterName);
         }
     }
 

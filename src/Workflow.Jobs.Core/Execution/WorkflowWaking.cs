@@ -25,6 +25,43 @@ internal sealed class WorkflowWaker(IWorkflowStore store, WorkflowJobRequests jo
 
         return true;
     }
+
+    /// <summary>
+    /// Wakes the runs of <paramref name="workflow"/> that a freed flow-control slot is offered to (oldest first; the same
+    /// Wake transition and job write as any wake, done in one statement for the workflow). Returns how many were woken.
+    /// </summary>
+    public async Task<int> WakeForFreeSlotsAsync(WorkflowDescriptor workflow, CancellationToken cancellationToken)
+    {
+        var requests = await store.OfferFreeSlotsAsync(workflow.Name, workflow.MaxConcurrency, workflow.MaxConcurrencyPerKey, time.GetUtcNow(), cancellationToken)
+            .ConfigureAwait(false);
+        foreach (var request in requests)
+        {
+            await jobs.AfterCommitAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        return requests.Count;
+    }
+}
+
+/// <summary>
+/// The leader loop's flow-control pass (about once a second): for each workflow with a concurrency limit, offers the slots
+/// freed since the last pass to the runs waiting for them, in creation order. A slot counts as held while an execution
+/// holds its lock (on its guard connection, so a dead process's slot frees with its connection), and as offered while
+/// the run it was offered to has not started yet, so a pass never offers one slot twice.
+/// </summary>
+internal sealed class WorkflowConcurrencyTask(WorkflowRegistry registry, WorkflowWaker waker) : IWorkflowLeaderTask
+{
+    private readonly WorkflowDescriptor[] _limited = registry.All.Where(w => w.HasFlowControl).ToArray();
+
+    public string Name => "concurrency";
+
+    public async Task RunOnceAsync(CancellationToken cancellationToken)
+    {
+        foreach (var workflow in _limited)
+        {
+            await waker.WakeForFreeSlotsAsync(workflow, cancellationToken).ConfigureAwait(false);
+        }
+    }
 }
 
 /// <summary>The leader loop's count of Waiting runs by workflow, for the <c>workflow.runs.waiting</c> gauge (about every 15 s).</summary>

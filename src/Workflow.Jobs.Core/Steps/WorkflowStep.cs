@@ -116,6 +116,20 @@ public abstract class WorkflowDefinition
     /// ends <see cref="WorkflowStatus.Compensated"/>. Default false: the run ends Failed.
     /// </summary>
     public virtual bool CompensateOnFailure => false;
+
+    /// <summary>
+    /// At most this many runs of the workflow execute at once, across every server; the others wait (status
+    /// <see cref="WorkflowStatus.Waiting"/>, <see cref="WorkflowRun.WaitingFor"/> = <c>"concurrency"</c>) without holding a
+    /// worker, and start in creation order as slots free. <c>null</c> (the default) for no limit; at least 1.
+    /// </summary>
+    public virtual int? MaxConcurrency => null;
+
+    /// <summary>
+    /// At most this many runs with the same <see cref="EnqueueOptions.ConcurrencyKey"/> execute at once, across every
+    /// server; the others wait in creation order (first in, first out per key) without holding a worker. Runs without a key
+    /// are not limited by it. <c>null</c> (the default) for no limit; at least 1.
+    /// </summary>
+    public virtual int? MaxConcurrencyPerKey => null;
 }
 
 /// <summary>How a failed run is retried by the job scheduler.</summary>

@@ -96,6 +96,16 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("completed_steps");
 
+                    b.Property<string>("ConcurrencyKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("concurrency_key");
+
+                    b.Property<string>("ConcurrencyWait")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("concurrency_wait");
+
                     b.Property<DateTimeOffset>("Created")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created");
@@ -228,6 +238,12 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     b.HasIndex("WorkflowName", "Created")
                         .HasDatabaseName("ix_workflow_runs_name_created");
+
+                    b.HasIndex(new[] { "ConcurrencyKey", "Created" }, "ix_workflow_runs_concurrency_key_created")
+                        .HasFilter("concurrency_key IS NOT NULL");
+
+                    b.HasIndex(new[] { "WorkflowName", "ConcurrencyKey", "Created" }, "ix_workflow_runs_concurrency_queue")
+                        .HasFilter("waiting_for = 'concurrency' AND NOT is_removed");
 
                     b.HasIndex(new[] { "Created" }, "ix_workflow_runs_failed_created")
                         .HasFilter("status = 'Failed' AND NOT is_removed");

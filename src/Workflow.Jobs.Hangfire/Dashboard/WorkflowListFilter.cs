@@ -5,7 +5,7 @@ namespace Workflow.Jobs.Hangfire.Dashboard;
 
 /// <summary>
 /// The list page's filters and paging, read from the query string: <c>status</c>, <c>name</c>, <c>error</c> (text in the
-/// last error, ignoring case), <c>key</c> (idempotency key), <c>after</c> and <c>before</c> (created range, ISO 8601,
+/// last error, ignoring case), <c>key</c> (idempotency key), <c>ckey</c> (concurrency key), <c>after</c> and <c>before</c> (created range, ISO 8601,
 /// UTC unless an offset is given), <c>tag</c> (<c>key:value</c>, repeatable, all must match), <c>from</c> and
 /// <c>count</c>. <see cref="Errors"/> names each parameter that cannot be applied (an unknown status, a text that
 /// PostgreSQL cannot compare, a date it cannot read); the page then shows them instead of runs.
@@ -24,6 +24,9 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
     /// <summary>The run's idempotency key (exact).</summary>
     public string? Key { get; init; }
 
+    /// <summary>The run's concurrency key (exact).</summary>
+    public string? ConcurrencyKey { get; init; }
+
     /// <summary>Runs created at or after this time.</summary>
     public DateTimeOffset? After { get; init; }
 
@@ -36,7 +39,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
     public static WorkflowListFilter Default { get; } = new(null, null, 0, DefaultCount);
 
     /// <summary>Whether any filter (besides paging) is set.</summary>
-    public bool IsFiltered => Status is not null || Name is not null || Error is not null || Key is not null || After is not null || Before is not null
+    public bool IsFiltered => Status is not null || Name is not null || Error is not null || Key is not null || ConcurrencyKey is not null || After is not null || Before is not null
         || Tags.Count > 0;
 
     public static WorkflowListFilter Parse(IQueryCollection query)
@@ -58,6 +61,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
         }
 
         var key = Text(query, "key", "no idempotency key has", errors);
+        var concurrencyKey = Text(query, "ckey", "no concurrency key has", errors);
         var after = Time(query, "after", errors);
         var before = Time(query, "before", errors);
         var tags = new List<KeyValuePair<string, string>>();
@@ -90,6 +94,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
             Errors = errors,
             Error = error,
             Key = key,
+            ConcurrencyKey = concurrencyKey,
             After = after,
             Before = before,
             Tags = tags,
@@ -103,6 +108,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
         Status = Status,
         ErrorContains = Error,
         IdempotencyKey = Key,
+        ConcurrencyKey = ConcurrencyKey,
         CreatedAfter = After,
         CreatedBefore = Before,
         Tags = Tags.Count == 0 ? null : Tags.ToDictionary(t => t.Key, t => t.Value, StringComparer.Ordinal),
@@ -123,6 +129,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
         Add(parts, "name", Name);
         Add(parts, "error", Error);
         Add(parts, "key", Key);
+        Add(parts, "ckey", ConcurrencyKey);
         Add(parts, "after", FormatTime(After));
         Add(parts, "before", FormatTime(Before));
         foreach (var (key, value) in Tags)

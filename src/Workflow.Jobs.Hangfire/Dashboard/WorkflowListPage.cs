@@ -4,7 +4,10 @@ using Hangfire.Dashboard.Pages;
 
 namespace Workflow.Jobs.Hangfire.Dashboard;
 
-/// <summary><c>/workflows</c>: runs, newest first, filtered by status, name, error text, idempotency key, created range and tags, paged.</summary>
+/// <summary>
+/// <c>/workflows</c>: runs, newest first, filtered by status, name, error text, idempotency key, concurrency key, created range
+/// and tags, paged. A run waiting for a flow-control slot shows so under its status, beside its concurrency key.
+/// </summary>
 internal sealed partial class WorkflowListPage(WorkflowListFilter filter, IReadOnlyList<WorkflowRun> runs, bool hasNext, IReadOnlyList<string> names)
     : WorkflowDashboardPage
 {
@@ -81,6 +84,7 @@ internal sealed partial class WorkflowListPage(WorkflowListFilter filter, IReadO
         WriteLiteral("</select></div>");
         WriteInput("workflow-error", "error", "Error contains", "text", filter.Error, "any");
         WriteInput("workflow-key", "key", "Idempotency key", "text", filter.Key, "any");
+        WriteInput("workflow-ckey", "ckey", "Concurrency key", "text", filter.ConcurrencyKey, "any");
         WriteInput("workflow-after", "after", "Created after (UTC)", "datetime-local", WorkflowListFilter.FormatTime(filter.After), null);
         WriteInput("workflow-before", "before", "Created before (UTC)", "datetime-local", WorkflowListFilter.FormatTime(filter.Before), null);
         // One input per tag filter, plus an empty one to add another; every run must have all of them.
@@ -142,7 +146,7 @@ internal sealed partial class WorkflowListPage(WorkflowListFilter filter, IReadO
     private void WriteTable()
     {
         WriteLiteral("<div class=\"table-responsive\"><table class=\"table table-hover workflow-runs\" aria-describedby=\"page-title\"><thead><tr>");
-        WriteLiteral("<th class=\"min-width\">Id</th><th>Workflow</th><th class=\"min-width\">Status</th><th class=\"min-width\">Progress</th>");
+        WriteLiteral("<th class=\"min-width\">Id</th><th>Workflow</th><th class=\"min-width\">Status</th><th class=\"min-width\">Concurrency key</th><th class=\"min-width\">Progress</th>");
         WriteLiteral("<th class=\"align-right\">Created</th><th class=\"align-right\">Finished</th><th class=\"min-width\">Job</th></tr></thead><tbody>");
         foreach (var run in runs)
         {
@@ -187,6 +191,26 @@ internal sealed partial class WorkflowListPage(WorkflowListFilter filter, IReadO
 
             WriteLiteral("</td><td class=\"min-width\">");
             WriteStatus(run.Status);
+            if (run.WaitingFor is { } waitingFor && run.Status is WorkflowStatus.Waiting or WorkflowStatus.Pending)
+            {
+                // A run waiting for a flow-control slot (or offered one, about to start), a sleep or an event.
+                WriteLiteral("<small class=\"workflow-waiting-for\" data-waiting-for=\"");
+                Write(waitingFor);
+                WriteLiteral("\">");
+                Write(waitingFor == "concurrency" ? (run.Status == WorkflowStatus.Waiting ? "waiting for a slot" : "slot offered") : "waiting for " + waitingFor);
+                WriteLiteral("</small>");
+            }
+
+            WriteLiteral("</td><td class=\"min-width\">");
+            if (run.ConcurrencyKey is { } concurrencyKey)
+            {
+                WriteLiteral("<a class=\"workflow-concurrency-key\" href=\"");
+                Write(Url.To(WorkflowDashboardRoutes.ListPath + (filter with { ConcurrencyKey = concurrencyKey }).ToQuery(from: 0)));
+                WriteLiteral("\">");
+                Write(concurrencyKey);
+                WriteLiteral("</a>");
+            }
+
             WriteLiteral("</td><td class=\"min-width\">");
             WriteProgress(run, bar: true);
             WriteLiteral("</td><td class=\"align-right\">");

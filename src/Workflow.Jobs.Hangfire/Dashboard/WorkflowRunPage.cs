@@ -160,6 +160,29 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run, IReadOnlyDictiona
             WriteLiteral("</a></dd>");
         }
 
+        if (run.ConcurrencyKey is { } concurrencyKey)
+        {
+            // The key's runs: the ones waiting for a slot show so in the list.
+            WriteLiteral("<dt>Concurrency key</dt><dd><a class=\"workflow-concurrency-key\" href=\"");
+            Write(Url.To(WorkflowDashboardRoutes.ListPath + "?ckey=" + Uri.EscapeDataString(concurrencyKey)));
+            WriteLiteral("\">");
+            Write(concurrencyKey);
+            WriteLiteral("</a></dd>");
+        }
+
+        if (run.WaitingFor is { } waitingFor && run.Status is WorkflowStatus.Waiting or WorkflowStatus.Pending)
+        {
+            WriteLiteral("<dt>Waiting for</dt><dd class=\"workflow-waiting-for\">");
+            Write(waitingFor == "concurrency" ? (run.Status == WorkflowStatus.Waiting ? "a concurrency slot" : "a concurrency slot (offered, starting)") : waitingFor);
+            if (run.WakeAt is { } wakeAt)
+            {
+                WriteLiteral(" until ");
+                WriteTime(wakeAt, relative: true);
+            }
+
+            WriteLiteral("</dd>");
+        }
+
         if (run.Tags.Count > 0)
         {
             // Each tag links to the runs that share it.
