@@ -31,8 +31,6 @@ internal sealed class RunJson(string runsPath, string? dashboardPath)
             ["recurringId"] = run.RecurringId,
             ["idempotencyKey"] = run.IdempotencyKey,
             ["concurrencyKey"] = run.ConcurrencyKey,
-            ["waitingFor"] = run.WaitingFor,
-            ["wakeAt"] = Time(run.WakeAt),
             ["forkedFrom"] = run.ForkedFrom?.ToString(),
             ["parentId"] = run.ParentId?.ToString(),
             ["childIndex"] = run.ChildIndex is { } index ? new JValue(index) : JValue.CreateNull(),

@@ -236,33 +236,33 @@ public sealed class EmptyJob
     }
 }
 
-[WorkflowKey("bench_fan_out_input")]
-public sealed class BenchFanOutInput : WorkflowData
+[WorkflowKey("bench_children_input")]
+public sealed class BenchChildrenInput : WorkflowData
 {
     [JsonProperty("children")] public int Children { get; set; }
 }
 
-[WorkflowKey("bench_fan_out_output")]
-public sealed class BenchFanOutOutput : WorkflowData
+[WorkflowKey("bench_children_output")]
+public sealed class BenchChildrenOutput : WorkflowData
 {
     [JsonProperty("sum")] public long Sum { get; set; }
 }
 
 /// <summary>Runs one <see cref="OneStepWorkflow"/> child per index and sums their outputs.</summary>
-public sealed class BenchFanOutStep : WorkflowStep<BenchFanOutInput, BenchFanOutOutput>
+public sealed class BenchChildrenStep : WorkflowStep<BenchChildrenInput, BenchChildrenOutput>
 {
-    protected override async Task<BenchFanOutOutput> ProcessInputAsync(BenchFanOutInput input, StepContext context, CancellationToken cancellationToken)
+    protected override async Task<BenchChildrenOutput> ProcessInputAsync(BenchChildrenInput input, StepContext context, CancellationToken cancellationToken)
     {
         var inputs = Enumerable.Range(0, input.Children).Select(i => new WorkflowInput(new BenchInput01 { Value = i })).ToList();
         var outputs = await context.RunChildrenAsync<OneStepWorkflow>(inputs, cancellationToken).ConfigureAwait(false);
-        return new BenchFanOutOutput { Sum = outputs.Sum(o => (long)o.Get<BenchOutput01>()!.Value) };
+        return new BenchChildrenOutput { Sum = outputs.Sum(o => (long)o.Get<BenchOutput01>()!.Value) };
     }
 }
 
-[WorkflowName("bench-fan-out")]
-public sealed class FanOutWorkflow : WorkflowDefinition
+[WorkflowName("bench-children")]
+public sealed class ChildrenBenchWorkflow : WorkflowDefinition
 {
-    public override IReadOnlyList<Type> Steps { get; } = [typeof(BenchFanOutStep)];
+    public override IReadOnlyList<Type> Steps { get; } = [typeof(BenchChildrenStep)];
 }
 
 /// <summary>

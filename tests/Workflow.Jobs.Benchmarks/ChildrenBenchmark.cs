@@ -53,7 +53,7 @@ internal static class ChildrenBenchmark
             builder.Logging.ClearProviders();
             builder.Services.AddWorkflowJobs(o => o.UseNpgsql(connectionString))
                 .AddWorkflow<OneStepWorkflow>()
-                .AddWorkflow<FanOutWorkflow>()
+                .AddWorkflow<ChildrenBenchWorkflow>()
                 .AddHangfireJobs(o =>
                 {
                     o.WorkerCount = workers;
@@ -64,11 +64,11 @@ internal static class ChildrenBenchmark
             var client = host.Services.GetRequiredService<IWorkflowClient>();
 
             // Warm-up: JIT, pool, prepared statements (a small fan-out, measured by nothing).
-            var warmUp = await client.EnqueueAsync<FanOutWorkflow>(new WorkflowInput(new BenchFanOutInput { Children = 5 }), cancellationToken: cancellationToken).ConfigureAwait(false);
+            var warmUp = await client.EnqueueAsync<ChildrenBenchWorkflow>(new WorkflowInput(new BenchChildrenInput { Children = 5 }), cancellationToken: cancellationToken).ConfigureAwait(false);
             await WaitForAsync(client, warmUp, WorkflowStatus.Succeeded, parked: null, cancellationToken).ConfigureAwait(false);
 
             var clock = Stopwatch.StartNew();
-            var id = await client.EnqueueAsync<FanOutWorkflow>(new WorkflowInput(new BenchFanOutInput { Children = children }), cancellationToken: cancellationToken)
+            var id = await client.EnqueueAsync<ChildrenBenchWorkflow>(new WorkflowInput(new BenchChildrenInput { Children = children }), cancellationToken: cancellationToken)
                 .ConfigureAwait(false);
             var parked = new TimeSpan?[1];
             var run = await WaitForAsync(client, id, WorkflowStatus.Succeeded, parked, () => clock.Elapsed, cancellationToken).ConfigureAwait(false);

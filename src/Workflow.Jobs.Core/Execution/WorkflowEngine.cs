@@ -343,7 +343,6 @@ internal sealed partial class WorkflowEngine
                 default:
                     throw Cancelled(run);
             }
-            }
         }
     }
 

@@ -84,6 +84,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("attempts");
 
+                    b.Property<int?>("ChildIndex")
+                        .HasColumnType("integer")
+                        .HasColumnName("child_index");
+
                     b.Property<string>("CompensationError")
                         .HasColumnType("text")
                         .HasColumnName("compensation_error");
@@ -158,6 +162,14 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnType("jsonb")
                         .HasColumnName("output_data");
 
+                    b.Property<Guid?>("ParentId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("parent_uuid");
+
+                    b.Property<Guid?>("ParentStepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("parent_step_uuid");
+
                     b.Property<string>("Queue")
                         .HasMaxLength(50)
                         .HasColumnType("character varying(50)")
@@ -228,6 +240,10 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Tags"), "gin");
                     NpgsqlIndexBuilderExtensions.HasOperators(b.HasIndex("Tags"), new[] { "jsonb_path_ops" });
+
+                    b.HasIndex("ParentId", "Status")
+                        .HasDatabaseName("ix_workflow_runs_parent")
+                        .HasFilter("parent_uuid IS NOT NULL");
 
                     b.HasIndex("RecurringId", "Created")
                         .HasDatabaseName("ix_workflow_runs_recurring_created")
