@@ -159,7 +159,9 @@ internal sealed class WorkflowJobBulkWriter
     {
         CaptureCultureAttribute capture => capture.CaptureDefault,
         AutomaticRetryAttribute or StatisticsHistoryAttribute or ContinuationsSupportAttribute => true,
-        WorkflowRetryFilter or WorkflowStateSyncFilter => true,
+        // The workflow filters: none writes anything when a job is created (the wait filter elects only for a parked
+        // execution's failure, the origin filter acts only while a server performs the job).
+        WorkflowRetryFilter or WorkflowStateSyncFilter or WorkflowWaitFilter or WorkflowJobOriginFilter => true,
         _ => false,
     };
 }
