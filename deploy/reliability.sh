@@ -6,19 +6,22 @@
 # Starts the project's local PostgreSQL (deploy/local-postgres.sh; WORKFLOW_PG_PORT selects the port),
 # builds tests/Workflow.Jobs.Reliability, and runs it: K separate worker processes (each a generic host
 # with AddWorkflowJobs + AddHangfireJobs and --workers-per-process Hangfire workers) work through N runs
-# of a 5-step workflow enqueued at a steady rate over --load-seconds; M times a random busy worker
+# of a 5-step workflow enqueued at a steady rate over --load-seconds (some runs sleep durably, some wait
+# for an event that this driver process signals); M times a random busy worker
 # process is killed with SIGKILL and replaced; PostgreSQL is restarted once in the middle. When every
 # run has finished (or the deadline passed) the database is checked and the last line is
 #
-#   reliability: runs=N steps=S kills=M db_restarts=R lost=0 duplicate_checkpoints=0 overlapping_executions=0 reexecuted_steps=X p99_recovery_s=Y
+#   reliability: runs=N steps=S kills=M db_restarts=R lost=0 duplicate_checkpoints=0 overlapping_executions=0 reexecuted_steps=X p99_recovery_s=Y waiting_runs=W events_sent=E events_consumed=E double_consumed_events=0
 #
 # The exit status is non-zero when a run was lost, a step was checkpointed (or its body run) again after
-# its checkpoint, two executions of one run overlapped, or a run and its job were not written together.
+# its checkpoint, two executions of one run overlapped, a run and its job were not written together, or an
+# event was not consumed exactly once.
 # Definitions: docs/reliability.md. Worker logs: artifacts/reliability/.
 #
 # Options (defaults in brackets):
 #   --runs N [300]  --workers K [3]  --kills M [4]  --workers-per-process W [4]
 #   --load-seconds S [90]  --deadline-seconds S [300]  --max-work-ms MS [300]  --failure-percent P [8]
+#   --sleep-percent P [20]  --event-percent P [20]  --max-sleep-ms MS [3000]  --max-signal-delay-ms MS [4000]
 #   --invisibility-seconds S [library default, 60]  --seed N [random]  --no-db-restart
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +34,7 @@ passthrough=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-db-restart) restart=0; shift ;;
-    --runs|--workers|--kills|--workers-per-process|--load-seconds|--deadline-seconds|--max-work-ms|--failure-percent|--invisibility-seconds|--seed)
+    --runs|--workers|--kills|--workers-per-process|--load-seconds|--deadline-seconds|--max-work-ms|--failure-percent|--sleep-percent|--event-percent|--max-sleep-ms|--max-signal-delay-ms|--invisibility-seconds|--seed)
       [ $# -ge 2 ] || { echo "reliability: $1 needs a value" >&2; exit 2; }
       passthrough+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;

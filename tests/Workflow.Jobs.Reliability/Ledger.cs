@@ -41,6 +41,17 @@ public sealed class Ledger(NpgsqlDataSource dataSource, WorkerIdentity identity)
             run_id uuid NOT NULL,
             step_name text NOT NULL,
             at timestamptz NOT NULL DEFAULT clock_timestamp());
+        CREATE TABLE IF NOT EXISTS reliability.received (
+            id bigserial PRIMARY KEY,
+            run_id uuid NOT NULL,
+            step_id uuid NOT NULL,
+            nonce text NOT NULL,
+            worker text NOT NULL,
+            at timestamptz NOT NULL DEFAULT clock_timestamp());
+        CREATE TABLE IF NOT EXISTS reliability.signals (
+            run_id uuid NOT NULL,
+            nonce text PRIMARY KEY,
+            sent_at timestamptz NOT NULL DEFAULT clock_timestamp());
         CREATE TABLE IF NOT EXISTS reliability.kills (worker text NOT NULL, pid int NOT NULL, killed_at timestamptz NOT NULL);
         CREATE OR REPLACE FUNCTION reliability.record_checkpoint() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -71,6 +82,18 @@ public sealed class Ledger(NpgsqlDataSource dataSource, WorkerIdentity identity)
         command.Parameters.Add(new NpgsqlParameter { Value = Environment.ProcessId });
         var id = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
         return new LedgerEntry(id);
+    }
+
+    /// <summary>Records which event a wait returned (every time it returns: a re-run of the step must get the same one).</summary>
+    public async Task RecordEventAsync(StepContext context, string nonce, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        await using var command = dataSource.CreateCommand("INSERT INTO reliability.received (run_id, step_id, nonce, worker) VALUES ($1, $2, $3, $4)");
+        command.Parameters.Add(new NpgsqlParameter { Value = context.WorkflowId });
+        command.Parameters.Add(new NpgsqlParameter { Value = context.StepId });
+        command.Parameters.Add(new NpgsqlParameter { Value = nonce });
+        command.Parameters.Add(new NpgsqlParameter { Value = identity.Label });
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>

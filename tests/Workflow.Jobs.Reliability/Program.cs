@@ -5,7 +5,8 @@ using Workflow.Jobs.Reliability;
 //   worker --connection CS --label L --workers W [--invisibility-seconds S]
 //   run    --connection CS [--database NAME] [--runs N] [--workers K] [--workers-per-process W] [--kills M]
 //          [--db-restart-command CMD] [--load-seconds S] [--deadline-seconds S] [--max-work-ms MS]
-//          [--failure-percent P] [--invisibility-seconds S] [--log-dir DIR] [--seed N]
+//          [--failure-percent P] [--sleep-percent P] [--event-percent P] [--max-sleep-ms MS] [--max-signal-delay-ms MS]
+//          [--invisibility-seconds S] [--log-dir DIR] [--seed N]
 // deploy/reliability.sh runs the second; it starts the first as separate processes.
 if (args.Length == 0 || args[0] is not ("worker" or "run"))
 {
@@ -56,6 +57,10 @@ var settings = defaults with
     DeadlineSeconds = Real("deadline-seconds", defaults.DeadlineSeconds),
     MaxWorkMilliseconds = Int("max-work-ms", defaults.MaxWorkMilliseconds),
     FailurePercent = Int("failure-percent", defaults.FailurePercent),
+    SleepPercent = Int("sleep-percent", defaults.SleepPercent),
+    EventPercent = Int("event-percent", defaults.EventPercent),
+    MaxSleepMilliseconds = Int("max-sleep-ms", defaults.MaxSleepMilliseconds),
+    MaxSignalDelayMilliseconds = Int("max-signal-delay-ms", defaults.MaxSignalDelayMilliseconds),
     InvisibilityTimeout = Seconds("invisibility-seconds"),
     LogDirectory = Text("log-dir"),
     Seed = Int("seed", defaults.Seed),

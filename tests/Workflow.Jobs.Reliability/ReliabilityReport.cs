@@ -13,7 +13,14 @@ public sealed record ReliabilityFacts(
     IReadOnlyList<string> EnqueueErrorKinds,
     int WorkerCrashes,
     int WorkerStartFailures,
-    TimeSpan Duration);
+    TimeSpan Duration)
+{
+    /// <summary>Signal calls that failed (database down) and were retried.</summary>
+    public int SignalErrors { get; init; }
+
+    /// <summary>The distinct errors the signaller saw.</summary>
+    public IReadOnlyList<string> SignalErrorKinds { get; init; } = [];
+}
 
 /// <summary>
 /// The figures of a reliability run, all computed from the database after every run finished (the
@@ -74,6 +81,42 @@ public sealed record ReliabilityReport
     /// <summary>Succeeded runs whose final output is not the value chain of their seed.</summary>
     public long WrongOutputs { get; init; }
 
+    /// <summary>Runs given a durable wait: a sleep or an event wait.</summary>
+    public long WaitingRuns { get; init; }
+
+    /// <summary>Runs given a durable sleep.</summary>
+    public long SleepingRuns { get; init; }
+
+    /// <summary>Runs given an event wait.</summary>
+    public long EventRuns { get; init; }
+
+    /// <summary>Waits on which a step parked its run (an event sent before its wait is consumed without parking).</summary>
+    public long ParkedWaits { get; init; }
+
+    /// <summary>Events the driver sent (one per event run, each stored once).</summary>
+    public long EventsSent { get; init; }
+
+    /// <summary>Events stored in the library's table.</summary>
+    public long EventsStored { get; init; }
+
+    /// <summary>Stored events marked consumed by a wait.</summary>
+    public long EventsConsumed { get; init; }
+
+    /// <summary>
+    /// Events consumed by two waits (a nonce returned to two step records, or two consumer marks on one wait) plus waits
+    /// that got two events (a step record whose wait returned different nonces across its re-runs).
+    /// </summary>
+    public long DoubleConsumedEvents { get; init; }
+
+    /// <summary>Waits that returned an event sent to another run.</summary>
+    public long WrongEvents { get; init; }
+
+    /// <summary>Event runs whose waiting step succeeded without its wait returning the run's event.</summary>
+    public long EventRunsWithoutEvent { get; init; }
+
+    /// <summary>Sleeping steps whose body started before the sleep's end.</summary>
+    public long EarlyWakes { get; init; }
+
     /// <summary>Worker processes alive through the database restart that ran step bodies after it.</summary>
     public int WorkersBackAfterRestart { get; init; }
 
@@ -83,13 +126,16 @@ public sealed record ReliabilityReport
 
     /// <summary>The suite passes: nothing lost, nothing checkpointed twice, no overlap, nothing half-written, outputs right.</summary>
     public bool Passed => Lost == 0 && DuplicateCheckpoints == 0 && OverlappingExecutions == 0
-                          && RunsWithoutJob == 0 && JobsWithoutRun == 0 && ExtraRuns == 0 && WrongOutputs == 0 && Unrecovered == 0;
+                          && RunsWithoutJob == 0 && JobsWithoutRun == 0 && ExtraRuns == 0 && WrongOutputs == 0 && Unrecovered == 0
+                          && DoubleConsumedEvents == 0 && WrongEvents == 0 && EventRunsWithoutEvent == 0 && EarlyWakes == 0
+                          && EventsSent == EventRuns && EventsStored == EventsSent && EventsConsumed == EventsSent;
 
     /// <summary>The final line, in the form docs/reliability.md documents.</summary>
     public string FinalLine => string.Create(CultureInfo.InvariantCulture,
         $"reliability: runs={Facts.Runs} steps={Steps} kills={Facts.Kills} db_restarts={Facts.DatabaseRestarts} lost={Lost} " +
         $"duplicate_checkpoints={DuplicateCheckpoints} overlapping_executions={OverlappingExecutions} reexecuted_steps={ReexecutedAfterKill} " +
-        $"p99_recovery_s={Format(P99RecoverySeconds)}");
+        $"p99_recovery_s={Format(P99RecoverySeconds)} waiting_runs={WaitingRuns} events_sent={EventsSent} events_consumed={EventsConsumed} " +
+        $"double_consumed_events={DoubleConsumedEvents}");
 
     /// <summary>The details behind the final line.</summary>
     public IEnumerable<string> DetailLines()
@@ -101,6 +147,9 @@ public sealed record ReliabilityReport
         yield return string.Create(CultureInfo.InvariantCulture,
             $"details: checkpoint_writes_repeated={RepeatedCheckpointWrites} step_records_repeated={RepeatedStepRecords} bodies_after_checkpoint={BodiesAfterCheckpoint} " +
             $"runs_without_job={RunsWithoutJob} jobs_without_run={JobsWithoutRun} extra_runs={ExtraRuns} wrong_outputs={WrongOutputs}");
+        yield return string.Create(CultureInfo.InvariantCulture,
+            $"details: sleeping_runs={SleepingRuns} event_runs={EventRuns} parked_waits={ParkedWaits} early_wakes={EarlyWakes} events_stored={EventsStored} " +
+            $"wrong_events={WrongEvents} event_runs_without_event={EventRunsWithoutEvent} signal_errors={Facts.SignalErrors}");
         if (Facts.Restart is { } restart)
         {
             yield return string.Create(CultureInfo.InvariantCulture,
@@ -111,6 +160,11 @@ public sealed record ReliabilityReport
         foreach (var error in Facts.EnqueueErrorKinds.Take(5))
         {
             yield return "details: enqueue error: " + error.ReplaceLineEndings(" ");
+        }
+
+        foreach (var error in Facts.SignalErrorKinds.Take(5))
+        {
+            yield return "details: signal error: " + error.ReplaceLineEndings(" ");
         }
     }
 
@@ -124,6 +178,8 @@ public sealed record ReliabilityReport
             return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
         }
 
+        const string Sleeping = "COALESCE((input_data->'r2_input'->>'sleep_ms')::int, 0) > 0";
+        const string Waiting = "COALESCE((input_data->'r4_input'->>'wait_event')::boolean, false)";
         const string Kills = "k AS (SELECT worker, min(killed_at) AS killed_at FROM reliability.kills GROUP BY worker)";
 
         var succeeded = await ScalarAsync("SELECT count(*) FROM workflow.workflow_runs WHERE status = 'Succeeded' AND idempotency_key LIKE 'rel-%'");
@@ -235,6 +291,30 @@ public sealed record ReliabilityReport
             ExtraRuns = totalRuns - keys,
             WrongOutputs = wrong,
             WorkersBackAfterRestart = workersBack,
+            SleepingRuns = await ScalarAsync($"SELECT count(*) FROM workflow.workflow_runs WHERE {Sleeping}"),
+            EventRuns = await ScalarAsync($"SELECT count(*) FROM workflow.workflow_runs WHERE {Waiting}"),
+            WaitingRuns = await ScalarAsync($"SELECT count(*) FROM workflow.workflow_runs WHERE {Sleeping} OR {Waiting}"),
+            ParkedWaits = await ScalarAsync("SELECT count(*) FROM workflow.workflow_step_waits"),
+            EventsSent = await ScalarAsync("SELECT count(*) FROM reliability.signals"),
+            EventsStored = await ScalarAsync("SELECT count(*) FROM workflow.workflow_events"),
+            EventsConsumed = await ScalarAsync("SELECT count(*) FROM workflow.workflow_events WHERE consumed_step_uuid IS NOT NULL"),
+            DoubleConsumedEvents = await ScalarAsync(
+                """
+                SELECT (SELECT count(*) FROM (SELECT nonce FROM reliability.received GROUP BY nonce HAVING count(DISTINCT step_id) > 1) d)
+                     + (SELECT count(*) FROM (SELECT step_id FROM reliability.received GROUP BY step_id HAVING count(DISTINCT nonce) > 1) d)
+                     + (SELECT count(*) FROM (SELECT 1 FROM workflow.workflow_events WHERE consumed_step_uuid IS NOT NULL
+                                              GROUP BY consumed_step_uuid, consumed_wait HAVING count(*) > 1) d)
+                """),
+            WrongEvents = await ScalarAsync(
+                "SELECT count(*) FROM reliability.received r WHERE NOT EXISTS (SELECT 1 FROM reliability.signals s WHERE s.nonce = r.nonce AND s.run_id = r.run_id)"),
+            EventRunsWithoutEvent = await ScalarAsync(
+                $"SELECT count(*) FROM workflow.workflow_runs wr WHERE wr.status = 'Succeeded' AND {Waiting} AND NOT EXISTS (SELECT 1 FROM reliability.received r WHERE r.run_id = wr.uuid)"),
+            EarlyWakes = await ScalarAsync(
+                """
+                SELECT count(DISTINCT l.id) FROM workflow.workflow_step_waits w
+                JOIN reliability.ledger l ON l.step_id = w.step_uuid
+                WHERE w.kind = 'sleep' AND l.started_at < w.deadline
+                """),
         };
     }
 

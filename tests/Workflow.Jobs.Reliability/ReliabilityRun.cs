@@ -25,6 +25,9 @@ public sealed class ReliabilityRun
     private readonly List<WorkerProcess> _live = [];
     private readonly List<KillRecord> _kills = [];
     private readonly List<string> _enqueueErrors = [];
+    private readonly List<string> _signalErrors = [];
+    private readonly PriorityQueue<PendingSignal, TimeSpan> _signals = new();
+    private bool _enqueueDone;
     private readonly Stopwatch _clock = new();
     private string _connectionString = "";
     private int _generation;
@@ -67,8 +70,10 @@ public sealed class ReliabilityRun
             var workflowClient = client.Services.GetRequiredService<IWorkflowClient>();
             var loadDeadline = TimeSpan.FromSeconds(_settings.LoadSeconds + _settings.DeadlineSeconds);
             var enqueue = EnqueueAllAsync(workflowClient, loadDeadline, cancellationToken);
+            var signal = SignalAllAsync(workflowClient, queries, loadDeadline, cancellationToken);
             await ChaosAsync(queries, cancellationToken);
             await enqueue;
+            await signal;
             var finished = await WaitForRunsAsync(queries, loadDeadline, cancellationToken);
             if (!finished)
             {
@@ -79,7 +84,11 @@ public sealed class ReliabilityRun
             var duration = _clock.Elapsed;
             var report = await ReliabilityReport.ComputeAsync(queries, new ReliabilityFacts(
                 _settings.Runs, _kills.Count, _restart is { Succeeded: true } ? 1 : 0, _restart, _enqueueErrors.Count,
-                _enqueueErrors.Distinct().ToList(), _workerCrashes, _workerStartFailures, duration), cancellationToken);
+                _enqueueErrors.Distinct().ToList(), _workerCrashes, _workerStartFailures, duration)
+            {
+                SignalErrors = _signalErrors.Count,
+                SignalErrorKinds = _signalErrors.Distinct().ToList(),
+            }, cancellationToken);
             return report;
         }
         finally
@@ -154,7 +163,14 @@ public sealed class ReliabilityRun
                 await Task.Delay(due - _clock.Elapsed, cancellationToken);
             }
 
-            var input = ReliabilityWorkflow.Input(_random.NextInt64(), _settings.MaxWorkMilliseconds, _settings.FailurePercent);
+            var seed = _random.NextInt64();
+            var wait = _random.Next(100);
+            var sleepMilliseconds = wait < _settings.SleepPercent
+                ? _random.Next(_settings.MaxSleepMilliseconds / 3, _settings.MaxSleepMilliseconds + 1)
+                : 0;
+            var waitForEvent = wait >= _settings.SleepPercent && wait < _settings.SleepPercent + _settings.EventPercent;
+            var signalDelay = TimeSpan.FromMilliseconds(_random.Next(_settings.MaxSignalDelayMilliseconds + 1));
+            var input = ReliabilityWorkflow.Input(seed, _settings.MaxWorkMilliseconds, _settings.FailurePercent, sleepMilliseconds, waitForEvent);
             var options = new EnqueueOptions { IdempotencyKey = KeyPrefix + i.ToString(CultureInfo.InvariantCulture) };
             while (true)
             {
@@ -162,8 +178,17 @@ public sealed class ReliabilityRun
                 {
                     using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                     attempt.CancelAfter(TimeSpan.FromSeconds(30));
-                    await client.EnqueueAsync<ReliabilityWorkflow>(input, options, attempt.Token);
+                    var runId = await client.EnqueueAsync<ReliabilityWorkflow>(input, options, attempt.Token);
                     Interlocked.Increment(ref _enqueued);
+                    if (waitForEvent)
+                    {
+                        lock (_signals)
+                        {
+                            // Random delay from 0: some events are sent before the run reaches its wait (kept), most after (woken).
+                            _signals.Enqueue(new PendingSignal(runId, options.IdempotencyKey + "-" + ReliabilityWorkflow.EventName), _clock.Elapsed + signalDelay);
+                        }
+                    }
+
                     break;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -186,7 +211,97 @@ public sealed class ReliabilityRun
         }
 
         Log($"enqueued {_enqueued}/{_settings.Runs} runs ({_enqueueErrors.Count} failed enqueue calls)");
+        lock (_signals)
+        {
+            _enqueueDone = true;
+        }
     }
+
+    /// <summary>
+    /// The signaller: sends each waiting run's one event from this process (not a worker) when its time comes, through
+    /// <see cref="IWorkflowClient.SignalAsync(Guid, string, WorkflowData, CancellationToken)"/>, while workers are killed and
+    /// the database restarts. A failed call is retried only when its event was not stored, so one event per run is sent.
+    /// </summary>
+    private async Task SignalAllAsync(IWorkflowClient client, NpgsqlDataSource queries, TimeSpan deadline, CancellationToken cancellationToken)
+    {
+        var sent = 0;
+        while (true)
+        {
+            PendingSignal? next = null;
+            lock (_signals)
+            {
+                if (_signals.TryPeek(out var pending, out var due) && due <= _clock.Elapsed)
+                {
+                    next = _signals.Dequeue();
+                }
+                else if (_signals.Count == 0 && _enqueueDone)
+                {
+                    break;
+                }
+            }
+
+            if (next is null)
+            {
+                await Task.Delay(50, cancellationToken);
+                continue;
+            }
+
+            var retry = false;
+            while (true)
+            {
+                try
+                {
+                    using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    attempt.CancelAfter(TimeSpan.FromSeconds(30));
+                    // After a failed call whose commit may have happened (connection lost during COMMIT), look before sending again.
+                    if (!retry || !await EventStoredAsync(queries, next, attempt.Token))
+                    {
+                        await client.SignalAsync(next.RunId, ReliabilityWorkflow.EventName, new ReliabilityEvent { Nonce = next.Nonce }, attempt.Token);
+                    }
+
+                    await RecordSignalAsync(queries, next, attempt.Token);
+                    sent++;
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    retry = true;
+                    lock (_signalErrors)
+                    {
+                        _signalErrors.Add(Describe(ex));
+                    }
+
+                    if (_clock.Elapsed > deadline)
+                    {
+                        Log($"giving up signalling {next.Nonce}: {ex.Message}");
+                        break;
+                    }
+
+                    await Task.Delay(500, cancellationToken);
+                }
+            }
+        }
+
+        Log($"signalled {sent} waiting runs ({_signalErrors.Count} failed signal calls)");
+    }
+
+    private static async Task<bool> EventStoredAsync(NpgsqlDataSource queries, PendingSignal signal, CancellationToken cancellationToken)
+    {
+        await using var command = queries.CreateCommand("SELECT EXISTS (SELECT 1 FROM workflow.workflow_events WHERE run_uuid = $1 AND payload->>'nonce' = $2)");
+        command.Parameters.Add(new NpgsqlParameter { Value = signal.RunId });
+        command.Parameters.Add(new NpgsqlParameter { Value = signal.Nonce });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static async Task RecordSignalAsync(NpgsqlDataSource queries, PendingSignal signal, CancellationToken cancellationToken)
+    {
+        await using var command = queries.CreateCommand("INSERT INTO reliability.signals (run_id, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING");
+        command.Parameters.Add(new NpgsqlParameter { Value = signal.RunId });
+        command.Parameters.Add(new NpgsqlParameter { Value = signal.Nonce });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private sealed record PendingSignal(Guid RunId, string Nonce);
 
     private async Task ChaosAsync(NpgsqlDataSource queries, CancellationToken cancellationToken)
     {

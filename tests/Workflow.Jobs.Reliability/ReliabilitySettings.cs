@@ -36,6 +36,18 @@ public sealed record ReliabilitySettings
     /// <summary>Chance in percent that each of a step's first two attempts fails on purpose.</summary>
     public int FailurePercent { get; init; } = 8;
 
+    /// <summary>Chance in percent that a run sleeps durably (1–<see cref="MaxSleepMilliseconds"/>) in its second step.</summary>
+    public int SleepPercent { get; init; } = 20;
+
+    /// <summary>Chance in percent that a run waits in its fourth step for an event the driver signals (exclusive with sleeping).</summary>
+    public int EventPercent { get; init; } = 20;
+
+    /// <summary>Longest durable sleep; the shortest is a third of it.</summary>
+    public int MaxSleepMilliseconds { get; init; } = 3000;
+
+    /// <summary>Longest delay between a waiting run's enqueue and its signal (random from 0, so some events arrive before their wait).</summary>
+    public int MaxSignalDelayMilliseconds { get; init; } = 4000;
+
     /// <summary>Invisibility timeout given to the workers; null for the library's default (1 minute).</summary>
     public TimeSpan? InvisibilityTimeout { get; init; }
 
@@ -56,6 +68,11 @@ public sealed record ReliabilitySettings
         if (Runs < 1 || Processes < 1 || WorkersPerProcess < 1 || Kills < 0 || LoadSeconds <= 0 || DeadlineSeconds <= 0)
         {
             throw new ArgumentException("runs, workers and workers-per-process must be at least 1, kills at least 0, load and deadline positive.");
+        }
+
+        if (SleepPercent < 0 || EventPercent < 0 || SleepPercent + EventPercent > 100 || MaxSleepMilliseconds < 3 || MaxSignalDelayMilliseconds < 0)
+        {
+            throw new ArgumentException("sleep-percent and event-percent must be at least 0 and together at most 100; max-sleep-ms at least 3, max-signal-delay-ms at least 0.");
         }
 
         if (Kills > 0 && Processes < 2)

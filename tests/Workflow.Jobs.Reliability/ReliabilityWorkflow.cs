@@ -17,6 +17,22 @@ public abstract class ReliabilityStepInput : WorkflowData
     /// <summary>Start of the value chain (used by the first step only).</summary>
     [JsonProperty("seed")]
     public long Seed { get; set; }
+
+    /// <summary>When positive, the sleeping step (<see cref="ReliabilityWorkflow.SleepingStep"/>) first sleeps this long, durably.</summary>
+    [JsonProperty("sleep_ms"), System.ComponentModel.DataAnnotations.Range(0, 600_000)]
+    public int SleepMilliseconds { get; set; }
+
+    /// <summary>When true, the waiting step (<see cref="ReliabilityWorkflow.EventStep"/>) first waits for the event <see cref="ReliabilityWorkflow.EventName"/>.</summary>
+    [JsonProperty("wait_event")]
+    public bool WaitForEvent { get; set; }
+}
+
+/// <summary>The event a waiting run waits for; its nonce identifies the one signal the driver sent.</summary>
+public sealed class ReliabilityEvent : WorkflowData
+{
+    /// <summary>Unique per signal.</summary>
+    [JsonProperty("nonce"), System.ComponentModel.DataAnnotations.Required]
+    public string Nonce { get; set; } = "";
 }
 
 /// <summary>What every step outputs: the next link of the value chain and who computed it.</summary>
@@ -67,6 +83,20 @@ public abstract class ReliabilityStep<TInput, TPrevious, TOutput>(Ledger ledger)
 
     protected override async Task<TOutput> ProcessInputAsync(TInput input, StepContext context, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(context);
+        // Waits come before the ledger row: a parked step leaves no open row, and its body (the row) runs once the wait is over.
+        if (Index == ReliabilityWorkflow.SleepingStep && input.SleepMilliseconds > 0)
+        {
+            await context.SleepAsync(TimeSpan.FromMilliseconds(input.SleepMilliseconds), cancellationToken);
+        }
+
+        if (Index == ReliabilityWorkflow.EventStep && input.WaitForEvent)
+        {
+            var received = await context.WaitForEventAsync<ReliabilityEvent>(ReliabilityWorkflow.EventName, ReliabilityWorkflow.EventTimeout, cancellationToken);
+            await ledger.RecordEventAsync(context, received.Nonce, cancellationToken);
+        }
+
         var previous = Index == 1 ? input.Seed : context.AccumulatedOutput.Get<TPrevious>()!.Value;
         var entry = await ledger.StartAsync(context, cancellationToken);
         try
@@ -132,7 +162,8 @@ public sealed class R5Step(Ledger ledger) : ReliabilityStep<R5Input, R4Output, R
 }
 
 /// <summary>
-/// Five steps with random work and random (retried) failures. Retries are immediate and generous: a
+/// Five steps with random work and random (retried) failures; some runs sleep durably in step 2, some wait in
+/// step 4 for an event that the driver process signals. Retries are immediate and generous: a
 /// step fails on purpose at most twice, so every run can finish; what is measured is the machinery.
 /// </summary>
 [WorkflowName("reliability")]
@@ -140,14 +171,32 @@ public sealed class ReliabilityWorkflow : WorkflowDefinition
 {
     public const int StepCount = 5;
 
+    /// <summary>The step (1-based) that sleeps when its input says so.</summary>
+    public const int SleepingStep = 2;
+
+    /// <summary>The step (1-based) that waits for <see cref="EventName"/> when its input says so.</summary>
+    public const int EventStep = 4;
+
+    /// <summary>The event a waiting run waits for.</summary>
+    public const string EventName = "go";
+
+    /// <summary>Long enough never to expire in a run: a timeout would be a lost event.</summary>
+    public static readonly TimeSpan EventTimeout = TimeSpan.FromMinutes(30);
+
     public override IReadOnlyList<Type> Steps { get; } = [typeof(R1Step), typeof(R2Step), typeof(R3Step), typeof(R4Step), typeof(R5Step)];
 
     public override WorkflowRetryPolicy? Retry { get; } = new() { Attempts = 20, DelaysInSeconds = [0] };
 
-    /// <summary>The composite input of one run.</summary>
-    public static WorkflowInput Input(long seed, int maxWorkMilliseconds, int failurePercent)
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, Type> Events { get; } = new Dictionary<string, Type> { [EventName] = typeof(ReliabilityEvent) };
+
+    /// <summary>The composite input of one run; <paramref name="sleepMilliseconds"/> &gt; 0 makes it sleep, <paramref name="waitForEvent"/> wait for an event.</summary>
+    public static WorkflowInput Input(long seed, int maxWorkMilliseconds, int failurePercent, int sleepMilliseconds = 0, bool waitForEvent = false)
     {
-        T Part<T>() where T : ReliabilityStepInput, new() => new() { MaxWorkMilliseconds = maxWorkMilliseconds, FailurePercent = failurePercent, Seed = seed };
+        T Part<T>() where T : ReliabilityStepInput, new() => new()
+        {
+            MaxWorkMilliseconds = maxWorkMilliseconds, FailurePercent = failurePercent, Seed = seed, SleepMilliseconds = sleepMilliseconds, WaitForEvent = waitForEvent,
+        };
         return new WorkflowInput(Part<R1Input>(), Part<R2Input>(), Part<R3Input>(), Part<R4Input>(), Part<R5Input>());
     }
 
