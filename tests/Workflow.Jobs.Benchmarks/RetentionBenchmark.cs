@@ -86,12 +86,18 @@ internal static class RetentionBenchmark
 
             var job = host.Services.GetRequiredService<WorkflowRetentionJob>();
             var watch = Stopwatch.StartNew();
-            var purge = Task.Run(() => job.RunAsync(cancellationToken), cancellationToken);
+            var purgeTime = TimeSpan.Zero;
+            var purge = Task.Run(async () =>
+            {
+                var count = await job.RunAsync(cancellationToken).ConfigureAwait(false);
+                purgeTime = watch.Elapsed;
+                return count;
+            }, cancellationToken);
             // Runs keep coming while the purge lasts (and at least as many as idle, so a short purge still gives a sample).
             var during = await MeasureAsync(client, connectionString, random, latencyRuns, () => !purge.IsCompleted, cancellationToken).ConfigureAwait(false);
             var deleted = await purge.ConfigureAwait(false);
-            var purgeSeconds = watch.Elapsed.TotalSeconds;
-            var inPurge = during.Where(s => s.EnqueuedAt < watch.Elapsed).Select(s => s.Latency).Order().ToArray();
+            var purgeSeconds = purgeTime.TotalSeconds;
+            var inPurge = during.Where(s => s.EnqueuedAt < purgeTime).Select(s => s.Latency).Order().ToArray();
             await host.StopAsync(cancellationToken).ConfigureAwait(false);
 
             var (oldFinished, oldUnfinished, orphanSteps, orphanAttempts) = await CheckAsync(connectionString, cancellationToken).ConfigureAwait(false);
@@ -194,7 +200,7 @@ internal static class RetentionBenchmark
     /// <summary>
     /// Set-based: run i (uuid derived from i) last changed 60 days + i seconds ago; three steps per run, one attempt row per
     /// step and two more on a Failed run's failed step; then the old unfinished runs, which retention must keep. The runs
-    /// table's secondary indexes are dropped for the fill and rebuilt from their own definitions.
+    /// and steps tables' secondary indexes are dropped for the fill and rebuilt from their own definitions.
     /// </summary>
     private static async Task FillAsync(string connectionString, int runs, CancellationToken cancellationToken)
     {
@@ -254,7 +260,10 @@ internal static class RetentionBenchmark
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var command = new NpgsqlCommand(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'workflow' AND tablename = 'workflow_runs' AND indexname <> 'PK_workflow_runs'",
+                """
+                SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'workflow'
+                AND tablename IN ('workflow_runs', 'workflow_steps') AND indexname NOT ILIKE 'pk\_%'
+                """,
                 connection);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
