@@ -11,14 +11,15 @@ using Workflow.Jobs.Hangfire;
 namespace Workflow.Jobs.Benchmarks;
 
 /// <summary>
-/// <c>Workflow.Jobs.Benchmarks retention [--connection cs] [--runs N] [--latency-runs M] [--output path]</c>: on a fresh
+/// <c>Workflow.Jobs.Benchmarks retention [--connection cs] [--runs N] [--latency-runs M] [--output path] [--without-cascade-indexes]</c>: on a fresh
 /// database, inserts N old finished runs set-based (three steps each with their attempt rows, created and last changed
 /// 60 days ago or more; 80% Succeeded, 10% Failed, 10% Cancelled; no Hangfire jobs) and 1,000 old unfinished runs
 /// (Pending, Running, Waiting), then measures enqueue → Succeeded of 1-step runs executed by a Hangfire server in this
 /// process: first idle (M runs), then while the retention job (<see cref="WorkflowRetentionJob"/>, retention 30 days for
 /// every finished status) deletes all N. Prints the purge rate (<c>purge_runs_per_s</c>), <c>p99_idle_ms</c>,
 /// <c>p99_during_purge_ms</c>, their <c>p99_ratio</c> (target at most 2) and whether every unfinished run survived.
-/// Default N: 1,000,000; M: 300.
+/// Default N: 1,000,000; M: 300. <c>--without-cascade-indexes</c> drops the indexes the delete cascade uses (the schema before
+/// they existed), for comparison.
 /// </summary>
 internal static class RetentionBenchmark
 {
@@ -32,6 +33,7 @@ internal static class RetentionBenchmark
         var runs = 1_000_000;
         var latencyRuns = 300;
         var outputPath = "retention-results.json";
+        var withoutCascadeIndexes = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -40,6 +42,7 @@ internal static class RetentionBenchmark
                 case "--runs": runs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--latency-runs": latencyRuns = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--output": outputPath = args[++i]; break;
+                case "--without-cascade-indexes": withoutCascadeIndexes = true; break;
                 default:
                     await output.WriteLineAsync($"Unknown option '{args[i]}'.").ConfigureAwait(false);
                     return 2;
@@ -77,6 +80,12 @@ internal static class RetentionBenchmark
             var fill = Stopwatch.StartNew();
             await FillAsync(connectionString, runs, cancellationToken).ConfigureAwait(false);
             fill.Stop();
+            if (withoutCascadeIndexes)
+            {
+                // The schema before the cascade's indexes existed: each deleted run's steps and events are found by a scan.
+                await ExecuteAsync(connectionString, "DROP INDEX workflow.ix_workflow_steps_run; DROP INDEX workflow.ix_workflow_events_run", cancellationToken).ConfigureAwait(false);
+            }
+
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"inserted {runs:N0} old finished runs ({runs * 3L:N0} steps) and {OldUnfinished:N0} old unfinished runs in {fill.Elapsed.TotalSeconds:0.0} s")).ConfigureAwait(false);
 
@@ -109,6 +118,7 @@ internal static class RetentionBenchmark
             var figures = new Dictionary<string, object>
             {
                 ["runs"] = runs,
+                ["cascade_indexes"] = !withoutCascadeIndexes,
                 ["fill_seconds"] = Math.Round(fill.Elapsed.TotalSeconds, 1),
                 ["deleted"] = deleted,
                 ["purge_seconds"] = Math.Round(purgeSeconds, 2),
