@@ -152,10 +152,6 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
                 {
                     Parameters = { new("run", _runId) },
                 },
-                new NpgsqlBatchCommand($"SELECT uuid, step_name, status, output_data::text, attempts FROM {StepsTable} WHERE workflow_record_uuid = @run AND NOT is_removed")
-                {
-                    Parameters = { new("run", _runId) },
-                },
                 StepsCommand(),
             },
             Timeout = _timeout,

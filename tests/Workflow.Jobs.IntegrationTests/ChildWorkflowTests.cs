@@ -13,7 +13,7 @@ public class ChildWorkflowTests
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
 
     private static WorkflowInput FanOut(int count, int failIndex = -1, string gate = "")
-        => new(new FanOutInput { Count = count, FailIndex = failIndex, Gate = gate });
+        => new(new ParentFanOutInput { Count = count, FailIndex = failIndex, Gate = gate });
 
     private static async Task<WorkflowRun> WaitForStatusAsync(IWorkflowClient client, Guid id, WorkflowStatus status, TimeSpan? deadline = null)
     {
@@ -70,11 +70,11 @@ public class ChildWorkflowTests
         try
         {
             var client = first.Services.GetRequiredService<IWorkflowClient>();
-            var id = await client.EnqueueAsync<FanOutWorkflow>(FanOut(1_000));
+            var id = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(1_000));
 
             var run = await WaitForStatusAsync(client, id, WorkflowStatus.Succeeded, TimeSpan.FromMinutes(5));
 
-            var doubled = run.Output!["fan_out_output"]!["doubled"]!.Values<int>().ToList();
+            var doubled = run.Output!["parent_fan_out_output"]!["doubled"]!.Values<int>().ToList();
             Assert.That(doubled, Is.EqualTo(Enumerable.Range(0, 1_000).Select(i => i * 2)), "outputs in input order");
             var children = await ChildrenAsync(connectionString, id);
             Assert.That(children.Select(c => c.Index), Is.EqualTo(Enumerable.Range(0, 1_000)), "one child per input");
@@ -112,7 +112,7 @@ public class ChildWorkflowTests
             var client = host.Services.GetRequiredService<IWorkflowClient>();
             var log = host.Services.GetRequiredService<ExecutionLog>();
             var gates = host.Services.GetRequiredService<Gates>();
-            var id = await client.EnqueueAsync<FanOutWorkflow>(FanOut(2, gate: "rerun"));
+            var id = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(2, gate: "rerun"));
             var waiting = await WaitForParkedAsync(host, id);
             Assert.That(waiting.WaitingFor, Is.EqualTo("children"));
             await gates.Entered("rerun:0").Task.WaitAsync(Deadline);
@@ -120,18 +120,18 @@ public class ChildWorkflowTests
 
             // "Enqueue now" on the parked parent's job: the step runs again while both children still run.
             Assert.That(host.Services.GetRequiredService<IBackgroundJobClientV2>().ChangeState(waiting.JobId!, new EnqueuedState(), ScheduledState.StateName), Is.True);
-            await Eventually.UntilAsync(() => Task.FromResult(log.Count(id, nameof(FanOutStep)) == 2), Deadline, "the parent's step to run again");
+            await Eventually.UntilAsync(() => Task.FromResult(log.Count(id, nameof(ParentFanOutStep)) == 2), Deadline, "the parent's step to run again");
             await WaitForParkedAsync(host, id);
             Assert.That(await ChildrenAsync(connectionString, id), Has.Count.EqualTo(2), "the re-run found its children instead of creating more");
 
             gates.Open("rerun");
             var run = await WaitForStatusAsync(client, id, WorkflowStatus.Succeeded);
 
-            Assert.That(run.Output!["fan_out_output"]!["doubled"]!.Values<int>(), Is.EqualTo(new[] { 0, 2 }));
+            Assert.That(run.Output!["parent_fan_out_output"]!["doubled"]!.Values<int>(), Is.EqualTo(new[] { 0, 2 }));
             var children = await ChildrenAsync(connectionString, id);
             Assert.That(children, Has.Count.EqualTo(2));
             Assert.That(children.Select(c => log.Count(c.Id, nameof(ChildItemStep))), Is.All.EqualTo(1), "each child ran once");
-            Assert.That(log.Count(id, nameof(FanOutStep)), Is.EqualTo(3), "first run, the early re-run, the run after the wake");
+            Assert.That(log.Count(id, nameof(ParentFanOutStep)), Is.EqualTo(3), "first run, the early re-run, the run after the wake");
         }
         finally
         {
@@ -148,7 +148,7 @@ public class ChildWorkflowTests
         Guid id;
         try
         {
-            id = await client.EnqueueAsync<FanOutWorkflow>(FanOut(3, gate: "restart"));
+            id = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(3, gate: "restart"));
             await WaitForParkedAsync(first, id);
             await first.Services.GetRequiredService<Gates>().Entered("restart:0").Task.WaitAsync(Deadline);
         }
@@ -165,9 +165,9 @@ public class ChildWorkflowTests
             client = second.Services.GetRequiredService<IWorkflowClient>();
             var run = await WaitForStatusAsync(client, id, WorkflowStatus.Succeeded);
 
-            Assert.That(run.Output!["fan_out_output"]!["doubled"]!.Values<int>(), Is.EqualTo(new[] { 0, 2, 4 }));
+            Assert.That(run.Output!["parent_fan_out_output"]!["doubled"]!.Values<int>(), Is.EqualTo(new[] { 0, 2, 4 }));
             Assert.That(await ChildrenAsync(connectionString, id), Has.Count.EqualTo(3), "no child created twice");
-            Assert.That(second.Services.GetRequiredService<ExecutionLog>().Count(id, nameof(FanOutStep)), Is.EqualTo(1), "the new host ran the step once, after the wake");
+            Assert.That(second.Services.GetRequiredService<ExecutionLog>().Count(id, nameof(ParentFanOutStep)), Is.EqualTo(1), "the new host ran the step once, after the wake");
         }
         finally
         {
@@ -183,7 +183,7 @@ public class ChildWorkflowTests
         try
         {
             var client = host.Services.GetRequiredService<IWorkflowClient>();
-            var id = await client.EnqueueAsync<FanOutWorkflow>(FanOut(3, failIndex: 1));
+            var id = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(3, failIndex: 1));
 
             var run = await WaitForStatusAsync(client, id, WorkflowStatus.Failed);
 
@@ -191,7 +191,7 @@ public class ChildWorkflowTests
             var failed = children.Single(c => c.Index == 1);
             Assert.That(failed.Status, Is.EqualTo("Failed"));
             Assert.That(run.ExceptionMessage, Does.Contain(failed.Id.ToString()).And.Contain("child 1 failed"));
-            var step = run.Steps.Single(s => s.StepName == nameof(FanOutStep));
+            var step = run.Steps.Single(s => s.StepName == nameof(ParentFanOutStep));
             Assert.That(step.Status, Is.EqualTo(WorkflowStatus.Failed));
             Assert.That(step.ExceptionMessage, Does.Contain(failed.Id.ToString()));
             Assert.That(run.Children!.Total, Is.EqualTo(3));
@@ -217,7 +217,7 @@ public class ChildWorkflowTests
         {
             var client = host.Services.GetRequiredService<IWorkflowClient>();
             var gate = "cancel-" + how;
-            var id = await client.EnqueueAsync<FanOutWorkflow>(FanOut(3, gate: gate));
+            var id = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(3, gate: gate));
             var waiting = await WaitForParkedAsync(host, id);
             await host.Services.GetRequiredService<Gates>().Entered(gate + ":0").Task.WaitAsync(Deadline);
 
@@ -227,7 +227,7 @@ public class ChildWorkflowTests
                     await client.CancelAsync(id);
                     break;
                 case "CancelManyAsync":
-                    Assert.That(await client.CancelManyAsync(new WorkflowQuery { WorkflowName = "fan-out" }), Is.EqualTo(1));
+                    Assert.That(await client.CancelManyAsync(new WorkflowQuery { WorkflowName = "parent-fan-out" }), Is.EqualTo(1));
                     break;
                 default:
                     // The dashboard's Delete on the parent's job.
@@ -257,12 +257,12 @@ public class ChildWorkflowTests
         try
         {
             var client = host.Services.GetRequiredService<IWorkflowClient>();
-            var id = await client.EnqueueAsync<FanOutWorkflow>(FanOut(50));
+            var id = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(50));
 
             // The only worker runs the parent until it parks, then every child, then the parent again.
             var run = await WaitForStatusAsync(client, id, WorkflowStatus.Succeeded, TimeSpan.FromMinutes(3));
 
-            Assert.That(run.Output!["fan_out_output"]!["doubled"]!.Values<int>(), Is.EqualTo(Enumerable.Range(0, 50).Select(i => i * 2)));
+            Assert.That(run.Output!["parent_fan_out_output"]!["doubled"]!.Values<int>(), Is.EqualTo(Enumerable.Range(0, 50).Select(i => i * 2)));
             Assert.That(await ChildrenAsync(connectionString, id), Has.Count.EqualTo(50));
         }
         finally

@@ -51,7 +51,7 @@ public static class TestHosts
             .AddWorkflow<ApprovalWorkflow>()
             .AddWorkflow<CollectWorkflow>()
             .AddWorkflow<ChildItemWorkflow>()
-            .AddWorkflow<FanOutWorkflow>());
+            .AddWorkflow<ParentFanOutWorkflow>());
         // Last, so a test's registrations win (the last registration of a service is the one resolved).
         configure?.Invoke(builder.Services);
         var host = builder.Build();

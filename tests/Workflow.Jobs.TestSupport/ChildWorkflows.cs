@@ -20,8 +20,8 @@ public sealed class ChildItemOutput : WorkflowData
     [JsonProperty("doubled")] public int Doubled { get; set; }
 }
 
-[WorkflowKey("fan_out_input")]
-public sealed class FanOutInput : WorkflowData
+[WorkflowKey("parent_fan_out_input")]
+public sealed class ParentFanOutInput : WorkflowData
 {
     [JsonProperty("count"), System.ComponentModel.DataAnnotations.Range(0, 100_000)] public int Count { get; set; }
 
@@ -32,8 +32,8 @@ public sealed class FanOutInput : WorkflowData
     [JsonProperty("gate")] public string Gate { get; set; } = "";
 }
 
-[WorkflowKey("fan_out_output")]
-public sealed class FanOutOutput : WorkflowData
+[WorkflowKey("parent_fan_out_output")]
+public sealed class ParentFanOutOutput : WorkflowData
 {
     [JsonProperty("doubled")] public List<int> Doubled { get; set; } = [];
 }
@@ -60,16 +60,16 @@ public sealed class ChildItemStep(ExecutionLog log, Gates gates) : WorkflowStep<
 }
 
 /// <summary>Runs one child per value 0..count-1 and returns their outputs in input order.</summary>
-public sealed class FanOutStep(ExecutionLog log) : WorkflowStep<FanOutInput, FanOutOutput>
+public sealed class ParentFanOutStep(ExecutionLog log) : WorkflowStep<ParentFanOutInput, ParentFanOutOutput>
 {
-    protected override async Task<FanOutOutput> ProcessInputAsync(FanOutInput input, StepContext context, CancellationToken cancellationToken)
+    protected override async Task<ParentFanOutOutput> ProcessInputAsync(ParentFanOutInput input, StepContext context, CancellationToken cancellationToken)
     {
         log.Add(context);
         var inputs = Enumerable.Range(0, input.Count)
             .Select(i => new WorkflowInput(new ChildItemInput { Value = i, Fail = i == input.FailIndex, Gate = input.Gate }))
             .ToList();
         var outputs = await context.RunChildrenAsync<ChildItemWorkflow>(inputs, cancellationToken);
-        return new FanOutOutput { Doubled = outputs.Select(o => o.Get<ChildItemOutput>()!.Doubled).ToList() };
+        return new ParentFanOutOutput { Doubled = outputs.Select(o => o.Get<ChildItemOutput>()!.Doubled).ToList() };
     }
 }
 
@@ -79,8 +79,8 @@ public sealed class ChildItemWorkflow : WorkflowDefinition
     public override IReadOnlyList<Type> Steps => [typeof(ChildItemStep)];
 }
 
-[WorkflowName("fan-out")]
-public sealed class FanOutWorkflow : WorkflowDefinition
+[WorkflowName("parent-fan-out")]
+public sealed class ParentFanOutWorkflow : WorkflowDefinition
 {
-    public override IReadOnlyList<Type> Steps => [typeof(FanOutStep)];
+    public override IReadOnlyList<Type> Steps => [typeof(ParentFanOutStep)];
 }
