@@ -279,6 +279,9 @@ internal sealed class WorkflowDbContext : DbContext
         evt.Property(e => e.ConsumedWait).HasColumnName("consumed_wait");
         evt.Property(e => e.ConsumedAt).HasColumnName("consumed_at");
         evt.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(e => e.RunId).OnDelete(DeleteBehavior.Cascade);
+        // All of a run's events, consumed or not: the cascade when a run is deleted (purge, retention) finds them by this
+        // index instead of scanning the table once per deleted run.
+        evt.HasIndex(e => e.RunId).HasDatabaseName("ix_workflow_events_run");
         // The unconsumed events of a run, oldest first (what a wait consumes).
         evt.HasIndex(e => new { e.RunId, e.Name, e.Created }).HasDatabaseName("ix_workflow_events_pending").HasFilter("consumed_step_uuid IS NULL");
         // A wait consumes at most one event, and a re-run of its step finds it.
@@ -388,6 +391,9 @@ internal sealed class WorkflowDbContext : DbContext
         step.HasOne<WorkflowRunEntity>().WithMany().HasForeignKey(s => s.WorkflowRecordId).OnDelete(DeleteBehavior.Cascade);
         // One live record per (run, step), enforced by the database.
         step.HasIndex(s => new { s.WorkflowRecordId, s.StepName }).HasDatabaseName("ux_workflow_steps_run_step").IsUnique().HasFilter("NOT is_removed");
+        // All of a run's steps, removed or not: the cascade when a run is deleted (purge, retention) cannot use the partial
+        // unique index above, and without this one it scans the whole steps table once per deleted run.
+        step.HasIndex(s => s.WorkflowRecordId).HasDatabaseName("ix_workflow_steps_run");
     }
 
     private static void ConfigureStepAttempts(EntityTypeBuilder<WorkflowStepAttemptEntity> attempt)

@@ -7,6 +7,7 @@ namespace Workflow.Jobs.Benchmarks;
 /// million runs (<see cref="SearchBenchmark"/>); <c>bulk-retry ...</c> times the retry of 100,000 failed runs (<see cref="BulkRetryBenchmark"/>);
 /// <c>batch ...</c> and <c>foreach ...</c> measure batch enqueue (<see cref="BatchEnqueueBenchmark"/>) and fan-out inside a step (<see cref="ForEachBenchmark"/>).
 /// <c>children ...</c> times a fan-out of child runs (<see cref="ChildrenBenchmark"/>).
+/// <c>retention ...</c> measures run latency while retention purges a million old runs (<see cref="RetentionBenchmark"/>).
 /// <c>flow ...</c> measures the overhead of flow control on ten-step runs (<see cref="FlowControlBenchmark"/>).
 /// </summary>
 public static class BenchmarkProgram
@@ -29,6 +30,11 @@ public static class BenchmarkProgram
         if (args.Length > 0 && args[0] == "bulk-retry")
         {
             return await BulkRetryBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "retention")
+        {
+            return await RetentionBenchmark.RunAsync(args[1..], output, cancellationToken).ConfigureAwait(false);
         }
 
         if (args.Length > 0 && args[0] == "foreach")

@@ -121,6 +121,37 @@ public sealed class BenchmarkSmokeTests
     }
 
     [Test]
+    public async Task RetentionSection_PurgesEveryOldFinishedRunAndKeepsUnfinishedOnes_WhenRunSmall()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"wj-retention-smoke-{Guid.NewGuid():N}.json");
+        try
+        {
+            // 5,000 old runs: five batches of the purge while small runs execute; the figures are numbers, not a verdict on speed.
+            var (exitCode, log) = await RunBenchmarkAsync("retention", "--runs", "5000", "--latency-runs", "40", "--connection", TestDatabases.ServerConnectionString,
+                "--output", output);
+
+            Assert.That(exitCode, Is.Zero, log);
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(output));
+            var root = json.RootElement;
+            Assert.That(root.GetProperty("all_purged").GetBoolean(), Is.True, log);
+            Assert.That(root.GetProperty("deleted").GetInt32(), Is.EqualTo(5000));
+            Assert.That(root.GetProperty("old_finished_left").GetInt64(), Is.Zero);
+            Assert.That(root.GetProperty("no_unfinished_deleted").GetBoolean(), Is.True);
+            Assert.That(root.GetProperty("orphan_steps").GetInt64(), Is.Zero);
+            Assert.That(root.GetProperty("orphan_attempts").GetInt64(), Is.Zero);
+            Assert.That(root.GetProperty("latency_runs_idle").GetInt32(), Is.EqualTo(40));
+            foreach (var figure in new[] { "purge_runs_per_s", "p99_idle_ms", "p99_during_purge_ms", "p99_ratio" })
+            {
+                Assert.That(root.GetProperty(figure).GetDouble(), Is.GreaterThan(0), figure);
+            }
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    [Test]
     public async Task ForEachSection_WritesItsFigures_WhenRunSmall()
     {
         var output = Path.Combine(Path.GetTempPath(), $"wj-foreach-smoke-{Guid.NewGuid():N}.json");

@@ -62,6 +62,9 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
 
                     b.HasKey("Id");
 
+                    b.HasIndex("RunId")
+                        .HasDatabaseName("ix_workflow_events_run");
+
                     b.HasIndex("ConsumedStepId", "ConsumedWait")
                         .IsUnique()
                         .HasDatabaseName("ux_workflow_events_consumed_by")
@@ -399,6 +402,9 @@ namespace Workflow.Jobs.EntityFrameworkCore.Migrations
                         .HasColumnName("workflow_record_uuid");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("WorkflowRecordId")
+                        .HasDatabaseName("ix_workflow_steps_run");
 
                     b.HasIndex("WorkflowRecordId", "StepName")
                         .IsUnique()
