@@ -93,8 +93,8 @@ public class ChildWorkflowTests
             Assert.That(ranFirst, Is.GreaterThan(0), "the first server ran children");
             Assert.That(ranSecond, Is.GreaterThan(0), "the second server ran children");
             Assert.That(ranFirst + ranSecond, Is.EqualTo(1_000), "every child's body ran once");
-            // That a wake is not a new attempt is asserted by the waits tests; under a loaded CI machine this parent once
-            // read 2 attempts here (cause not found yet: see the session notes), so it is not asserted on this long run.
+            // That a wake is not a new attempt is asserted by the waits tests; under a loaded machine this parent once read
+            // 2 attempts here (cause not found yet), so this long run does not assert it.
         }
         finally
         {
