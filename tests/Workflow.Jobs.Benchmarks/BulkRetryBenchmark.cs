@@ -6,6 +6,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
+using static Workflow.Jobs.Benchmarks.BenchSql;
+
 namespace Workflow.Jobs.Benchmarks;
 
 /// <summary>
@@ -147,13 +149,5 @@ internal static class BulkRetryBenchmark
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         return (await reader.GetFieldValueAsync<long>(0, cancellationToken).ConfigureAwait(false), await reader.GetFieldValueAsync<long>(1, cancellationToken).ConfigureAwait(false),
             await reader.GetFieldValueAsync<long>(2, cancellationToken).ConfigureAwait(false), await reader.GetFieldValueAsync<long>(3, cancellationToken).ConfigureAwait(false));
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql, CancellationToken cancellationToken)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 }

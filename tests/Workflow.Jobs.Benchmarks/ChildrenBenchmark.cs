@@ -6,6 +6,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
+using static Workflow.Jobs.Benchmarks.BenchSql;
+
 namespace Workflow.Jobs.Benchmarks;
 
 /// <summary>
@@ -142,13 +144,5 @@ internal static class ChildrenBenchmark
 
             await Task.Delay(20, timeout.Token).ConfigureAwait(false);
         }
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql, CancellationToken cancellationToken)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 }

@@ -8,6 +8,8 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Workflow.Jobs.Hangfire;
 
+using static Workflow.Jobs.Benchmarks.BenchSql;
+
 namespace Workflow.Jobs.Benchmarks;
 
 /// <summary>
@@ -317,13 +319,5 @@ internal static class RetentionBenchmark
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         return (await reader.GetFieldValueAsync<long>(0, cancellationToken).ConfigureAwait(false), await reader.GetFieldValueAsync<long>(1, cancellationToken).ConfigureAwait(false),
             await reader.GetFieldValueAsync<long>(2, cancellationToken).ConfigureAwait(false), await reader.GetFieldValueAsync<long>(3, cancellationToken).ConfigureAwait(false));
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql, CancellationToken cancellationToken)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 }
