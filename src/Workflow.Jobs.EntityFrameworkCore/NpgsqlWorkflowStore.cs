@@ -15,6 +15,16 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
 {
     internal const string RunsTable = "workflow.workflow_runs";
+
+    /// <summary>
+    /// The leader loop's probe (<see cref="WorkflowLeaderSignals"/>), one statement per tick: each part is the first
+    /// entry of an index (the job-request, status and concurrency-queue indexes), so it stays cheap on large tables.
+    /// </summary>
+    internal const string LeaderProbeSql = $"""
+        SELECT (SELECT min(modified) FROM {RunsTable} WHERE job_request IS NOT NULL),
+               EXISTS (SELECT 1 FROM {RunsTable} WHERE status = 'Running' AND NOT is_removed),
+               EXISTS (SELECT 1 FROM {RunsTable} WHERE waiting_for = 'concurrency' AND NOT is_removed)
+        """;
     internal const string StepsTable = "workflow.workflow_steps";
     internal const string AttemptsTable = "workflow.workflow_step_attempts";
     internal const string StepWaitsTable = "workflow.workflow_step_waits";

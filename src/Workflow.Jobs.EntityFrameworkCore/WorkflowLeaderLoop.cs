@@ -14,12 +14,13 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// another host takes over at its next tick.
 /// </summary>
 /// <remarks>
-/// Cost: one small query per tick and host (a non-leader's lock attempt on a pooled connection, or the leader's
-/// liveness check on its own), plus whatever the tasks do. A leader learns that it lost its connection at its next
-/// tick, so a task already running may overlap the new leader's first pass by up to one interval: tasks must be
-/// safe to run twice. Pooled connections are not reset when returned, so a connection that may hold the lock never
-/// goes back to the pool: it is unlocked explicitly, and when that cannot be confirmed the pool is cleared, which
-/// closes the connection instead of reusing it.
+/// Cost: one small query per tick and host: a non-leader's lock attempt on a pooled connection, or the leader's
+/// probe on its own connection, which is also its liveness check. The probe (<see cref="WorkflowLeaderSignals"/>)
+/// tells which tasks have something to do, so an idle database costs the leader one statement a tick and the tasks
+/// none. A leader learns that it lost its connection at its next tick, so a task already running may overlap the
+/// new leader's first pass by up to one interval: tasks must be safe to run twice. Pooled connections are not reset
+/// when returned, so a connection that may hold the lock never goes back to the pool: it is unlocked explicitly, and
+/// when that cannot be confirmed the pool is cleared, which closes the connection instead of reusing it.
 /// </remarks>
 internal sealed partial class WorkflowLeaderLoop : BackgroundService
 {
@@ -57,9 +58,10 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                if (await HoldsLeadershipAsync(stoppingToken).ConfigureAwait(false))
+                if (await HoldsLeadershipAsync(stoppingToken).ConfigureAwait(false)
+                    && await ProbeAsync(stoppingToken).ConfigureAwait(false) is { } signals)
                 {
-                    await RunTasksAsync(stoppingToken).ConfigureAwait(false);
+                    await RunTasksAsync(signals, stoppingToken).ConfigureAwait(false);
                 }
 
                 await Task.Delay(_interval, _time, stoppingToken).ConfigureAwait(false);
@@ -80,21 +82,10 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
 
     private async Task<bool> HoldsLeadershipAsync(CancellationToken cancellationToken)
     {
-        if (_leader is { } leader)
+        if (_leader is not null)
         {
-            try
-            {
-                await using var alive = new NpgsqlCommand("SELECT 1", leader) { CommandTimeout = CommandTimeoutSeconds };
-                await alive.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-                return true;
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-            {
-                Volatile.Write(ref _leader, null);
-                await CloseAsync(leader, mayHoldLock: true).ConfigureAwait(false);
-                LogLost(ex);
-                return false;
-            }
+            // The probe that follows is the leader's liveness check.
+            return true;
         }
 
         NpgsqlConnection? candidate = null;
@@ -137,12 +128,48 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
         }
     }
 
-    private async Task RunTasksAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the probe on the leader's own connection: what the tasks have to do, or null when the connection failed
+    /// (leadership lost). A probe that fails on a live connection (the tables missing, say) runs every task.
+    /// </summary>
+    private async Task<WorkflowLeaderSignals?> ProbeAsync(CancellationToken cancellationToken)
+    {
+        var leader = _leader!;
+        try
+        {
+            await using var probe = new NpgsqlCommand(NpgsqlWorkflowStore.LeaderProbeSql, leader) { CommandTimeout = CommandTimeoutSeconds };
+            await using var reader = await probe.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            return new WorkflowLeaderSignals(
+                await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(0, cancellationToken).ConfigureAwait(false),
+                reader.GetBoolean(1),
+                reader.GetBoolean(2));
+        }
+        catch (PostgresException ex) when (leader.State == System.Data.ConnectionState.Open)
+        {
+            LogProbeFailed(ex);
+            return WorkflowLeaderSignals.All;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Volatile.Write(ref _leader, null);
+            await CloseAsync(leader, mayHoldLock: true).ConfigureAwait(false);
+            LogLost(ex);
+            return null;
+        }
+    }
+
+    private async Task RunTasksAsync(WorkflowLeaderSignals signals, CancellationToken cancellationToken)
     {
         await using var scope = _scopes.CreateAsyncScope();
         foreach (var task in scope.ServiceProvider.GetServices<IWorkflowLeaderTask>())
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (!task.IsNeeded(signals))
+            {
+                continue;
+            }
+
             try
             {
                 await task.RunOnceAsync(cancellationToken).ConfigureAwait(false);
@@ -201,6 +228,9 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
 
     [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "The Workflow.Jobs leader loop could not reach the database; it tries again at its next tick")]
     private partial void LogUnavailable(Exception exception);
+
+    [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "The Workflow.Jobs leader loop's probe failed; every leader task runs at this tick")]
+    private partial void LogProbeFailed(Exception exception);
 
     [LoggerMessage(EventId = 404, Level = LogLevel.Error, Message = "Leader task {TaskName} failed; it runs again at the next tick")]
     private partial void LogTaskFailed(Exception exception, string taskName);

@@ -16,8 +16,18 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
 {
     public bool JoinsRunTransaction => hosting?.JoinsRunTransaction ?? true;
 
+    /// <remarks>
+    /// A job created Enqueued is written by the bulk writer when it can write for this storage (one statement instead
+    /// of Hangfire's client's round trips: the enqueue call is most of a run's start latency); a delayed job, or any
+    /// storage or filter the writer does not know, goes through Hangfire's client.
+    /// </remarks>
     public string Enqueue(Guid runId, string workflowName, string? queue, TimeSpan? delay)
     {
+        if (bulk is not null && (delay is not { } wait || wait <= TimeSpan.Zero) && bulk.CanWrite(storage))
+        {
+            return bulk.Write(workflowName, [new RunJob(runId, queue, delay)])[0];
+        }
+
         var job = Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(runId, CancellationToken.None), queue);
         IState state = delay is { } d && d > TimeSpan.Zero
             ? new ScheduledState(d)
@@ -36,7 +46,7 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
     /// </summary>
     public IReadOnlyList<string> EnqueueMany(string workflowName, IReadOnlyList<RunJob> runs)
     {
-        if (bulk is not null && runs.Count > 1 && runs.All(r => r.Delay is not { } d || d <= TimeSpan.Zero) && bulk.CanWrite(storage))
+        if (bulk is not null && runs.Count > 0 && runs.All(r => r.Delay is not { } d || d <= TimeSpan.Zero) && bulk.CanWrite(storage))
         {
             return bulk.Write(workflowName, runs);
         }

@@ -170,8 +170,18 @@ public static class HangfireWorkflowJobsBuilderExtensions
             server.ServerName = options.ServerName;
         }
 
-        return new BackgroundJobServerHostedService(hosting.Storage, server, services.GetServices<IBackgroundProcess>(),
-            services.GetService<IHostApplicationLifetime>());
+        var processes = services.GetServices<IBackgroundProcess>().ToList();
+        if (hosting.JoinsRunTransaction)
+        {
+            // On the library's own storage, the schedulers poll behind one probe (WorkflowSchedulers): Hangfire's
+            // lightweight server, plus the schedulers and the storage's processes it leaves out.
+            server.IsLightweightServer = true;
+            processes.Add(new WorkflowSchedulers(services.GetRequiredKeyedService<NpgsqlDataSource>(WorkflowStorageKeys.DataSource), options.SchemaName,
+                server, server.FilterProvider));
+            processes.AddRange(WorkflowSchedulers.StorageProcesses(hosting.Storage));
+        }
+
+        return new BackgroundJobServerHostedService(hosting.Storage, server, processes, services.GetService<IHostApplicationLifetime>());
     }
 
     /// <summary>The leader loop, in hosts where a Hangfire server runs (the library's or the application's).</summary>

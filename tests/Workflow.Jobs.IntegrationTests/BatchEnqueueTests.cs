@@ -101,7 +101,7 @@ public class BatchEnqueueTests
     }
 
     [Test]
-    public async Task EnqueueManyAsync_WritesJobsAsHangfiresClientDoes_WhenWritingThemInBulk()
+    public async Task EnqueueAsync_AndEnqueueManyAsync_WriteJobsAsHangfiresClientDoes_WhenWritingThemInBulk()
     {
         // A host without a server, so the jobs stay as they were created.
         var connectionString = await TestDatabases.CreateAsync("batch_bulk");
@@ -112,13 +112,23 @@ public class BatchEnqueueTests
             var storage = host.Services.GetRequiredService<JobStorage>();
             Assert.That(host.Services.GetRequiredService<Workflow.Jobs.Hangfire.WorkflowJobBulkWriter>().CanWrite(storage), Is.True,
                 "the library's storage with Hangfire's default filters is written in bulk");
+            // The reference: a job created by Hangfire's client (the dispatcher without the bulk writer), for a run id of its own.
+            var reference = Guid.NewGuid();
+            var referenceJob = new Workflow.Jobs.Hangfire.HangfireWorkflowJobDispatcher(host.Services.GetRequiredService<IBackgroundJobClientV2>(), storage)
+                .Enqueue(reference, "add", queue: null, delay: null);
             var single = await client.EnqueueAsync<AddWorkflow>(new WorkflowInput(new AddInput { Argument1 = 1, Argument2 = 2 }));
             var batch = await client.EnqueueManyAsync("add", [Add(3, 4), Add(5, 6)]);
 
-            var rows = new Dictionary<Guid, string>();
             await using var connection = new NpgsqlConnection(connectionString);
             await connection.OpenAsync();
+            var jobs = new Dictionary<Guid, long> { [reference] = long.Parse(referenceJob, System.Globalization.CultureInfo.InvariantCulture) };
             foreach (var id in batch.Prepend(single))
+            {
+                jobs[id] = long.Parse((await client.GetAsync(id))!.JobId!, System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            var rows = new Dictionary<Guid, string>();
+            foreach (var (id, jobId) in jobs)
             {
                 // Everything Hangfire stores about the job, with the run id (the only difference) taken out.
                 await using var command = new NpgsqlCommand("""
@@ -127,16 +137,17 @@ public class BatchEnqueueTests
                                      (SELECT string_agg(p.name || '=' || p.value, ',' ORDER BY p.name) FROM hangfire.jobparameter p WHERE p.jobid = j.id),
                                      (SELECT string_agg(q.queue || ':' || (q.fetchedat IS NULL), ',') FROM hangfire.jobqueue q WHERE q.jobid = j.id),
                                      (SELECT count(*) FROM hangfire.state x WHERE x.jobid = j.id))
-                    FROM workflow.workflow_runs r JOIN hangfire.job j ON j.id = r.job_id::bigint JOIN hangfire.state s ON s.jobid = j.id
-                    WHERE r.uuid = @id
+                    FROM hangfire.job j JOIN hangfire.state s ON s.jobid = j.id
+                    WHERE j.id = @job
                     """, connection);
-                command.Parameters.AddWithValue("id", id);
+                command.Parameters.AddWithValue("job", jobId);
                 rows[id] = ((string)(await command.ExecuteScalarAsync())!).Replace(id.ToString(), "<run>", StringComparison.Ordinal);
             }
 
-            Assert.That(rows[single], Does.Contain("Enqueued | t | t").And.Contain("default:t"), rows[single]);
-            Assert.That(rows[batch[0]], Is.EqualTo(rows[single]), "a job written in bulk");
-            Assert.That(rows[batch[1]], Is.EqualTo(rows[single]), "another job written in bulk");
+            Assert.That(rows[reference], Does.Contain("Enqueued | t | t").And.Contain("default:t"), rows[reference]);
+            Assert.That(rows[single], Is.EqualTo(rows[reference]), "a single run's job, written by the bulk writer");
+            Assert.That(rows[batch[0]], Is.EqualTo(rows[reference]), "a job written in bulk");
+            Assert.That(rows[batch[1]], Is.EqualTo(rows[reference]), "another job written in bulk");
             await using (var created = new NpgsqlCommand(
                 "SELECT count(DISTINCT j.createdat) FROM workflow.workflow_runs r JOIN hangfire.job j ON j.id = r.job_id::bigint WHERE r.uuid = ANY(@ids)", connection))
             {

@@ -80,6 +80,31 @@ public class WorkflowLeaderLoopTests
         }
     }
 
+    /// <summary>Records what the probe told it at each tick; runs only while a run is Running, as the recovery task does.</summary>
+    private sealed class RunningOnlyTask : IWorkflowLeaderTask
+    {
+        private int _ticks;
+        private int _passes;
+
+        public string Name => "running-only";
+
+        public int Ticks => Volatile.Read(ref _ticks);
+
+        public int Passes => Volatile.Read(ref _passes);
+
+        public bool IsNeeded(WorkflowLeaderSignals signals)
+        {
+            Interlocked.Increment(ref _ticks);
+            return signals.RunsRunning;
+        }
+
+        public Task RunOnceAsync(CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _passes);
+            return Task.CompletedTask;
+        }
+    }
+
     private sealed class ThrowingTask : IWorkflowLeaderTask
     {
         private int _calls;
@@ -96,9 +121,11 @@ public class WorkflowLeaderLoopTests
     }
 
     /// <summary>A loop of its own host: its own data source (pool) and its own tasks.</summary>
-    private async Task<WorkflowLeaderLoop> StartLoopAsync(params IWorkflowLeaderTask[] tasks)
+    private Task<WorkflowLeaderLoop> StartLoopAsync(params IWorkflowLeaderTask[] tasks) => StartLoopOnAsync(_connectionString, tasks);
+
+    private async Task<WorkflowLeaderLoop> StartLoopOnAsync(string connectionString, params IWorkflowLeaderTask[] tasks)
     {
-        var builder = new NpgsqlConnectionStringBuilder(_connectionString) { NoResetOnClose = true };
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true };
         var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         _dataSources.Add(dataSource);
         var services = new ServiceCollection();
@@ -214,5 +241,37 @@ public class WorkflowLeaderLoopTests
 
         Assert.That(loop.IsLeader, Is.False);
         Assert.That(await LockHoldersAsync(), Is.Empty, "the lock was released, not pooled with its connection");
+    }
+
+    [Test]
+    public async Task Probe_SkipsATaskWithNothingToDo_AndRunsItOnceThereIs()
+    {
+        // A migrated database: the probe reads the runs table.
+        var connectionString = await TestDatabases.CreateAsync("leader_probe");
+        var engine = await TestHosts.StartEngineHostAsync(connectionString);
+        try
+        {
+            var task = new RunningOnlyTask();
+            await StartLoopOnAsync(connectionString, task);
+            await Eventually.UntilAsync(() => Task.FromResult(task.Ticks >= 3), TimeSpan.FromSeconds(30), "three ticks of the leader");
+            Assert.That(task.Passes, Is.Zero, "no run is Running: the probe skips the task");
+
+            await using (var connection = new NpgsqlConnection(connectionString))
+            {
+                await connection.OpenAsync();
+                await using var insert = new NpgsqlCommand("""
+                    INSERT INTO workflow.workflow_runs (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names, completed_steps, attempts, tags)
+                    VALUES (gen_random_uuid(), 'add', 'Running', '{}', now(), now(), false, ARRAY['add'], 0, 1, '{}')
+                    """, connection);
+                await insert.ExecuteNonQueryAsync();
+            }
+
+            await Eventually.UntilAsync(() => Task.FromResult(task.Passes >= 2), TimeSpan.FromSeconds(30), "the task to run at each tick while a run is Running");
+        }
+        finally
+        {
+            await engine.StopAsync();
+            engine.Dispose();
+        }
     }
 }

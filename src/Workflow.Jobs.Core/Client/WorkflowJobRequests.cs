@@ -182,9 +182,13 @@ internal sealed partial class WorkflowJobRequests
 }
 
 /// <summary>The outbox's pass in the leader loop: job writes left behind by a crash or an unreachable job storage.</summary>
-internal sealed class WorkflowOutboxTask(WorkflowJobRequests requests, WorkflowJobsOptions options) : IWorkflowLeaderTask
+internal sealed class WorkflowOutboxTask(WorkflowJobRequests requests, WorkflowJobsOptions options, TimeProvider time) : IWorkflowLeaderTask
 {
     public string Name => "outbox";
+
+    /// <summary>Only when a job write has waited longer than <see cref="WorkflowJobsOptions.OutboxDelay"/>.</summary>
+    public bool IsNeeded(WorkflowLeaderSignals signals)
+        => signals.OldestJobRequest is { } oldest && oldest < time.GetUtcNow() - options.OutboxDelay;
 
     public Task RunOnceAsync(CancellationToken cancellationToken)
         => requests.FulfilPendingAsync(options.OutboxDelay, limit: 500, cancellationToken);

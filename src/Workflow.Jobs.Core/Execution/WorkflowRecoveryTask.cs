@@ -30,6 +30,17 @@ internal sealed partial class WorkflowRecoveryTask : IWorkflowLeaderTask
 
     public string Name => "recovery";
 
+    /// <summary>Only while runs are Running: an execution can only have died with its run Running.</summary>
+    public bool IsNeeded(WorkflowLeaderSignals signals)
+    {
+        if (!signals.RunsRunning)
+        {
+            _firstSeen.Clear();
+        }
+
+        return signals.RunsRunning;
+    }
+
     public async Task RunOnceAsync(CancellationToken cancellationToken)
     {
         if (_dispatcher is null)

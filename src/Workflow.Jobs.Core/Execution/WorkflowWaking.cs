@@ -55,6 +55,8 @@ internal sealed class WorkflowConcurrencyTask(WorkflowRegistry registry, Workflo
 
     public string Name => "concurrency";
 
+    public bool IsNeeded(WorkflowLeaderSignals signals) => _limited.Length > 0 && signals.RunsWaitingForSlots;
+
     public async Task RunOnceAsync(CancellationToken cancellationToken)
     {
         foreach (var workflow in _limited)
