@@ -493,6 +493,7 @@ internal sealed class BenchmarkRunner
         try
         {
             var samples = new List<(Guid Id, DateTimeOffset Enqueued)>();
+            var warmup = new List<(Guid Id, DateTimeOffset Enqueued)>();
             var enqueueCalls = new List<double>();
             for (var i = 0; i < _settings.LatencyWarmup + _settings.LatencyRuns; i++)
             {
@@ -504,11 +505,15 @@ internal sealed class BenchmarkRunner
                     samples.Add((id, enqueued));
                     enqueueCalls.Add(call.Elapsed.TotalMilliseconds);
                 }
+                else
+                {
+                    warmup.Add((id, enqueued));
+                }
 
                 await Task.Delay(random.Next(_settings.LatencyMinGapMs, _settings.LatencyMaxGapMs + 1), cancellationToken).ConfigureAwait(false);
             }
 
-            var ids = samples.Select(s => s.Id).ToArray();
+            var ids = samples.Concat(warmup).Select(s => s.Id).ToArray();
             var deadline = Stopwatch.StartNew();
             Dictionary<Guid, DateTimeOffset> done;
             while (true)
@@ -528,6 +533,7 @@ internal sealed class BenchmarkRunner
             }
 
             var latencies = samples.Select(s => (done[s.Id] - s.Enqueued).TotalMilliseconds).Order().ToArray();
+            var warm = warmup.Select(s => (done[s.Id] - s.Enqueued).TotalMilliseconds).Order().ToArray();
             var picked = await PickedUpAtAsync(database, ids, cancellationToken).ConfigureAwait(false);
             var waits = samples.Where(s => picked.ContainsKey(s.Id)).Select(s => (picked[s.Id] - s.Enqueued).TotalMilliseconds).Order().ToArray();
             var work = samples.Where(s => picked.ContainsKey(s.Id)).Select(s => (done[s.Id] - picked[s.Id]).TotalMilliseconds).Order().ToArray();
@@ -537,7 +543,8 @@ internal sealed class BenchmarkRunner
             _report.LatencyMax = latencies[^1];
             Log(string.Create(CultureInfo.InvariantCulture,
                 $"latency: {latencies.Length} runs, p50 {_report.LatencyP50:0.0} ms, p95 {_report.LatencyP95:0.0} ms, p99 {_report.LatencyP99:0.0} ms, max {_report.LatencyMax:0.0} ms; " +
-                $"enqueue call p50 {Percentile(enqueueCalls.Order().ToArray(), 0.5):0.0} ms, enqueue → picked up p50 {Percentile(waits, 0.5):0.0} / p99 {Percentile(waits, 0.99):0.0} ms, picked up → succeeded p50 {Percentile(work, 0.5):0.0} / p99 {Percentile(work, 0.99):0.0} ms"));
+                $"enqueue call p50 {Percentile(enqueueCalls.Order().ToArray(), 0.5):0.0} / p99 {Percentile(enqueueCalls.Order().ToArray(), 0.99):0.0} ms, enqueue → picked up p50 {Percentile(waits, 0.5):0.0} / p99 {Percentile(waits, 0.99):0.0} ms, picked up → succeeded p50 {Percentile(work, 0.5):0.0} / p99 {Percentile(work, 0.99):0.0} ms; " +
+                $"the {warm.Length} warm-up runs before them (not measured): p50 {Percentile(warm, 0.5):0.0} / p99 {Percentile(warm, 0.99):0.0} ms"));
         }
         finally
         {

@@ -91,8 +91,11 @@ public sealed class BenchmarkSettings
     /// <summary>Measured 1-step runs of the latency scenario (after <see cref="LatencyWarmup"/> unmeasured ones).</summary>
     public int LatencyRuns { get; set; } = 400;
 
-    /// <summary>Unmeasured runs before the latency measurement.</summary>
-    public int LatencyWarmup { get; set; } = 20;
+    /// <summary>
+    /// Unmeasured runs before the latency measurement (about 5 s at the default gaps): the worker's host is started for
+    /// the scenario, and its first seconds are JIT tier-up and connection warm-up, not the steady state measured.
+    /// </summary>
+    public int LatencyWarmup { get; set; } = 100;
 
     /// <summary>Gap between two latency enqueues: uniform in [min, max] milliseconds (low load).</summary>
     public int LatencyMinGapMs { get; set; } = 20;
@@ -182,6 +185,7 @@ public sealed class BenchmarkSettings
                 case "--ten-step-runs": settings.TenStepRuns = NextInt(); break;
                 case "--rounds": settings.Rounds = NextInt(); break;
                 case "--latency-runs": settings.LatencyRuns = NextInt(); break;
+                case "--latency-warmup": settings.LatencyWarmup = NextInt(); break;
                 case "--history-steps": settings.HistorySteps = NextInt(); break;
                 case "--history-rounds": settings.HistoryRounds = NextInt(); break;
                 case "--history-runs": settings.HistoryRunsPerRound = NextInt(); break;
