@@ -231,6 +231,21 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         // job storage, sharing the data source, gets that connector too: no second enlisted connection).
         var inserted = new HashSet<Guid>();
         var existing = new Dictionary<string, (Guid Id, string? JobId)>(StringComparer.Ordinal);
+        var jobs = new Dictionary<Guid, string>();
+        // Without idempotency keys no run of the batch can turn out to be a duplicate: the jobs are created first and
+        // the runs inserted with their job ids, instead of updating every new run row again afterwards.
+        var jobFirst = createJobs is not null && runs.All(r => r.IdempotencyKey is null);
+        string?[] firstJobIds = new string?[runs.Count];
+        if (jobFirst)
+        {
+            var jobIds = createJobs!(runs);
+            for (var i = 0; i < runs.Count; i++)
+            {
+                firstJobIds[i] = jobIds[i];
+                jobs[runs[i].Id] = jobIds[i];
+            }
+        }
+
         await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
             // One statement for the whole batch; a key used earlier in the batch or by an existing run is skipped.
@@ -239,11 +254,11 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
                 $"""
                 INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
                                          completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, tags,
-                                         parent_uuid, parent_step_uuid, child_index, concurrency_key)
+                                         parent_uuid, parent_step_uuid, child_index, concurrency_key, job_id)
                 SELECT r.id, @name, 'Pending', r.input, @now, @now, false, @steps, 0, 0, r.key, NULL, r.queue, r.job_request, r.not_before, r.tags,
-                       r.parent, r.parent_step, r.child_index, r.concurrency_key
-                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags, @parents, @parent_steps, @child_indexes, @concurrency_keys)
-                     AS r(id, input, key, queue, job_request, not_before, tags, parent, parent_step, child_index, concurrency_key)
+                       r.parent, r.parent_step, r.child_index, r.concurrency_key, r.job_id
+                FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags, @parents, @parent_steps, @child_indexes, @concurrency_keys, @job_ids)
+                     AS r(id, input, key, queue, job_request, not_before, tags, parent, parent_step, child_index, concurrency_key, job_id)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
@@ -268,6 +283,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             insert.Parameters.Add(NullableUuids("parent_steps", runs.Select(r => r.ParentStepId)));
             insert.Parameters.Add(NullableInts("child_indexes", runs.Select(r => r.ChildIndex)));
             insert.Parameters.Add(new NpgsqlParameter("concurrency_keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = runs.Select(r => r.ConcurrencyKey).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter("job_ids", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = firstJobIds });
             await using (var reader = await insert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -291,8 +307,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
             }
         }
 
-        var jobs = new Dictionary<Guid, string>();
-        if (createJobs is not null)
+        if (createJobs is not null && !jobFirst)
         {
             var created = runs.Where(r => inserted.Contains(r.Id)).ToList();
             var jobIds = created.Count == 0 ? [] : createJobs(created);

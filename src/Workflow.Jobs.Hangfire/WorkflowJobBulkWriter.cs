@@ -89,21 +89,27 @@ internal sealed class WorkflowJobBulkWriter
         var parameterValues = new List<string>();
         var culture = CultureInfo.CurrentCulture.Name;
         var uiCulture = CultureInfo.CurrentUICulture.Name;
+        // The payloads of a batch's jobs differ only by the run id: serialized once per queue with a placeholder id,
+        // then the run's id put in its place (a Guid serializes as its "D" text, which occurs nowhere else).
+        var templates = new Dictionary<string, Payload>(StringComparer.Ordinal);
         for (var i = 0; i < runs.Count; i++)
         {
             var run = runs[i];
             var queue = run.Queue ?? EnqueuedState.DefaultQueue;
-            var runId = run.RunId;
-            var job = Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(runId, CancellationToken.None), run.Queue);
-            var invocation = InvocationData.SerializeJob(job);
-            invocations[i] = SerializationHelper.Serialize(invocation);
-            arguments[i] = invocation.Arguments ?? "[]";
+            var runId = run.RunId.ToString();
+            if (!templates.TryGetValue(run.Queue ?? "", out var payload))
+            {
+                templates[run.Queue ?? ""] = payload = Payload.Create(run.Queue, queue);
+            }
+
+            invocations[i] = payload.Invocation.Replace(Placeholder, runId, StringComparison.Ordinal);
+            arguments[i] = payload.Arguments.Replace(Placeholder, runId, StringComparison.Ordinal);
             queues[i] = queue;
-            states[i] = SerializationHelper.Serialize(new EnqueuedState(queue).SerializeData());
+            states[i] = payload.State;
             // What the client writes: the dispatcher's parameters, then CaptureCultureAttribute's (the UI culture only
             // when it differs, as under the compatibility level the library configures).
             AddParameter(i, WorkflowJobParameters.WorkflowName, workflowName);
-            AddParameter(i, WorkflowJobParameters.WorkflowId, runId.ToString());
+            AddParameter(i, WorkflowJobParameters.WorkflowId, runId);
             AddParameter(i, "CurrentCulture", culture);
             if (!string.Equals(uiCulture, culture, StringComparison.Ordinal))
             {
@@ -152,6 +158,22 @@ internal sealed class WorkflowJobBulkWriter
     }
 
     private static readonly Job SampleJob = Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(Guid.Empty, CancellationToken.None));
+
+    private static readonly Guid PlaceholderId = new("5f1e7a3c-0b9d-4c2e-8a61-d3f4b2c7e9a0");
+
+    private static readonly string Placeholder = PlaceholderId.ToString();
+
+    /// <summary>A job's serialized invocation, arguments and Enqueued state, for the placeholder run id.</summary>
+    private sealed record Payload(string Invocation, string Arguments, string State)
+    {
+        public static Payload Create(string? jobQueue, string queue)
+        {
+            var job = Job.FromExpression<WorkflowJob>(j => j.ExecuteAsync(PlaceholderId, CancellationToken.None), jobQueue);
+            var invocation = InvocationData.SerializeJob(job);
+            return new Payload(SerializationHelper.Serialize(invocation), invocation.Arguments ?? "[]",
+                SerializationHelper.Serialize(new EnqueuedState(queue).SerializeData()));
+        }
+    }
 
     // Hangfire's default global filters and the workflow filters: none acts on a job created Enqueued except
     // CaptureCultureAttribute (its default settings: it writes the culture parameters above).

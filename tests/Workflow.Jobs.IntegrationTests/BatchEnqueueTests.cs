@@ -101,6 +101,57 @@ public class BatchEnqueueTests
     }
 
     [Test]
+    public async Task EnqueueManyAsync_WritingBatchesAtOnce_KeepsInputOrder_AndPairsEachRunWithItsOwnJob()
+    {
+        // Keyless items on the library's storage: the batches are written several at a time, jobs first.
+        var connectionString = await TestDatabases.CreateAsync("batch_parallel");
+        var host = await TestHosts.StartHangfireHostAsync(connectionString, o => o.RunServer = false);
+        try
+        {
+            var client = host.Services.GetRequiredService<IWorkflowClient>();
+            var count = WorkflowClient.BatchSize * (WorkflowClient.ParallelBatches + 2) + 3;
+            var ids = await client.EnqueueManyAsync("add", Enumerable.Range(0, count).Select(i => Add(i, 0)).ToList());
+
+            Assert.That(ids, Has.Count.EqualTo(count).And.Unique);
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("""
+                SELECT r.uuid, (r.input_data->'test_step_input'->>'argument_1')::int, r.job_id,
+                       (SELECT p.value FROM hangfire.jobparameter p WHERE p.jobid = r.job_id::bigint AND p.name = 'WorkflowId'),
+                       (SELECT count(*) FROM hangfire.jobqueue q WHERE q.jobid = r.job_id::bigint)
+                FROM workflow.workflow_runs r WHERE r.uuid = ANY(@ids)
+                """, connection);
+            command.Parameters.AddWithValue("ids", ids.ToArray());
+            var rows = new Dictionary<Guid, (int Argument, string? JobId, string? JobRun, long Queued)>();
+            await using (var reader = await command.ExecuteReaderAsync())
+            {
+                while (await reader.ReadAsync())
+                {
+                    rows[reader.GetGuid(0)] = (reader.GetInt32(1), await reader.IsDBNullAsync(2) ? null : reader.GetString(2),
+                        await reader.IsDBNullAsync(3) ? null : reader.GetString(3), reader.GetInt64(4));
+                }
+            }
+
+            Assert.That(rows, Has.Count.EqualTo(count), "every run committed");
+            for (var i = 0; i < count; i++)
+            {
+                var row = rows[ids[i]];
+                Assert.That(row.Argument, Is.EqualTo(i), $"id {i} is the run of item {i}");
+                Assert.That(row.JobId, Is.Not.Null, $"run {i} has its job");
+                Assert.That(row.JobRun, Is.EqualTo($"\"{ids[i]}\""), $"run {i}'s job is for run {i}");
+                Assert.That(row.Queued, Is.EqualTo(1), $"run {i}'s job is queued once");
+            }
+
+            Assert.That(rows.Values.Select(r => r.JobId).Distinct().Count(), Is.EqualTo(count), "one job per run");
+        }
+        finally
+        {
+            await host.StopAsync();
+            host.Dispose();
+        }
+    }
+
+    [Test]
     public async Task EnqueueAsync_AndEnqueueManyAsync_WriteJobsAsHangfiresClientDoes_WhenWritingThemInBulk()
     {
         // A host without a server, so the jobs stay as they were created.

@@ -213,12 +213,35 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     /// <summary>The idempotency key of a child run: one run per (parent step, child index).</summary>
     internal static string ChildIdempotencyKey(Guid parentStepId, int index) => $"child:{parentStepId:N}:{index}";
 
-    /// <summary>Creates validated runs of one workflow in batches (each one transaction), with their jobs; ids in input order.</summary>
+    /// <summary>
+    /// Creates validated runs of one workflow in batches (each one transaction), with their jobs; ids in input order.
+    /// Batches of runs without idempotency keys whose jobs join the run's transaction, outside any ambient transaction,
+    /// are written up to <see cref="ParallelBatches"/> at a time (each still its own transaction; the client's CPU and
+    /// the database's then work at once); otherwise, and whenever a later batch could meet an earlier one's key, one
+    /// after the other. When a batch fails, the batches already committed stay, as in the sequential order.
+    /// </summary>
     private async Task<Guid[]> CreateBatchesAsync(IWorkflowJobDispatcher dispatcher, WorkflowDescriptor workflow, NewRunRecord[] records,
         CancellationToken cancellationToken)
     {
         var ids = new Guid[records.Length];
-        for (var offset = 0; offset < records.Length; offset += BatchSize)
+        var offsets = Enumerable.Range(0, (records.Length + BatchSize - 1) / BatchSize).Select(b => b * BatchSize).ToList();
+        var parallel = offsets.Count > 1 && dispatcher.JoinsRunTransaction && System.Transactions.Transaction.Current is null
+            && Array.TrueForAll(records, r => r.IdempotencyKey is null);
+        if (!parallel)
+        {
+            foreach (var offset in offsets)
+            {
+                await CreateBatchAsync(offset).ConfigureAwait(false);
+            }
+
+            return ids;
+        }
+
+        await Parallel.ForEachAsync(offsets, new ParallelOptions { MaxDegreeOfParallelism = ParallelBatches, CancellationToken = cancellationToken },
+            async (offset, token) => await CreateBatchAsync(offset).ConfigureAwait(false)).ConfigureAwait(false);
+        return ids;
+
+        async Task CreateBatchAsync(int offset)
         {
             var batch = records.Skip(offset).Take(BatchSize).ToList();
             var results = await _store.CreateRunsAsync(batch,
@@ -239,8 +262,6 @@ internal sealed partial class WorkflowClient : IWorkflowClient
                 }
             }
         }
-
-        return ids;
     }
 
     public async Task<Guid> ForkAsync(Guid workflowId, ForkOptions? options = null, CancellationToken cancellationToken = default)
@@ -447,6 +468,9 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
     /// <summary>Runs (and jobs) created per transaction by <see cref="EnqueueManyAsync"/>.</summary>
     internal const int BatchSize = 100;
+
+    /// <summary>Batches of one <see cref="EnqueueManyAsync"/> written at once, when they may be (see <see cref="CreateBatchesAsync"/>).</summary>
+    internal const int ParallelBatches = 4;
 
     /// <summary>Validates and persists a run without a job (in-process execution through <see cref="IWorkflowRunner"/>).</summary>
     internal async Task<Guid> CreateWithoutJobAsync(WorkflowDescriptor workflow, JObject input, CancellationToken cancellationToken)
