@@ -12,7 +12,7 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// PostgreSQL storage. Queries go through EF Core; the execution path (guard, start, checkpoints) is
 /// hand-written SQL batches so that each checkpoint is exactly one transaction and one round trip.
 /// </summary>
-internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
+internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunStore, IDisposable
 {
     internal const string RunsTable = "workflow.workflow_runs";
 
@@ -81,6 +81,75 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         }
     }
 
+    public async Task<CreateRunResult> CreateRunWithJobAsync(NewRunRecord run, InlineJobWrite job, CancellationToken cancellationToken)
+    {
+        if (run.IdempotencyKey is not null || run.CopiedSteps.Count > 0 || job.Command is not NpgsqlBatchCommand jobCommand)
+        {
+            throw new ArgumentException("A run written with its job in one round trip has no idempotency key and no copied steps, and its job write is an NpgsqlBatchCommand.", nameof(job));
+        }
+
+        await _enqueueSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // One batch, no explicit transaction: PostgreSQL runs a batch's statements in one implicit transaction, so
+            // the job and the run commit together (the job's notification at that commit) or neither does.
+            NpgsqlConnection connection;
+            using (new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled))
+            {
+                connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await using (connection.ConfigureAwait(false))
+            {
+                var insert = new NpgsqlBatchCommand(InsertRunSql($"({job.JobIdSql})") + " RETURNING job_id");
+                AddRunParameters(insert.Parameters, run);
+                await using var batch = new NpgsqlBatch(connection) { BatchCommands = { jobCommand, insert }, Timeout = _npgsql.CommandTimeoutSeconds };
+                await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    // The job write's own result (its id): the run's row says the same.
+                }
+
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                return new CreateRunResult(run.Id, Created: true, reader.GetString(0));
+            }
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable("The run was not created", ex);
+        }
+        finally
+        {
+            _enqueueSlots.Release();
+        }
+    }
+
+    /// <summary>The insert of one new run; <paramref name="jobId"/> is the SQL of its job id (a parameter, or an expression).</summary>
+    private static string InsertRunSql(string jobId) => $"""
+        INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
+                                 completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags, concurrency_key, job_id)
+        VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags, @concurrency_key, {jobId})
+        """;
+
+    private static void AddRunParameters(NpgsqlParameterCollection parameters, NewRunRecord run)
+    {
+        parameters.AddWithValue("id", run.Id);
+        parameters.AddWithValue("name", run.WorkflowName);
+        parameters.Add(Jsonb("input", run.Input));
+        parameters.AddWithValue("now", run.Created);
+        parameters.AddWithValue("steps", run.StepNames.ToArray());
+        parameters.Add(Text("key", run.IdempotencyKey));
+        parameters.Add(Text("recurring", run.RecurringId));
+        parameters.Add(Text("queue", run.Queue));
+        parameters.Add(Text("job_request", run.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null));
+        parameters.Add(new NpgsqlParameter("not_before", NpgsqlDbType.TimestampTz) { Value = (object?)run.NotBefore ?? DBNull.Value });
+        parameters.Add(new NpgsqlParameter("forked_from", NpgsqlDbType.Uuid) { Value = (object?)run.ForkedFrom ?? DBNull.Value });
+        parameters.AddWithValue("completed", run.CopiedSteps.Count);
+        parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Jsonb) { Value = WorkflowTags.ToJson(run.Tags) });
+        parameters.Add(Text("concurrency_key", run.ConcurrencyKey));
+    }
+
     private async Task<CreateRunResult> CreateRunCoreAsync(NewRunRecord run, Func<Guid, string?>? dispatch, CancellationToken cancellationToken)
     {
         // The run row and its job commit together: the job storage enlists in this scope and, sharing
@@ -105,29 +174,13 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IDisposable
         Guid id;
         await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
-            await using var insert = new NpgsqlCommand(
-                $"""
-                INSERT INTO {RunsTable} (uuid, workflow_name, status, input_data, created, modified, is_removed, step_names,
-                                         completed_steps, attempts, idempotency_key, recurring_id, queue, job_request, not_before, forked_from, tags, concurrency_key, job_id)
-                VALUES (@id, @name, 'Pending', @input, @now, @now, false, @steps, @completed, 0, @key, @recurring, @queue, @job_request, @not_before, @forked_from, @tags, @concurrency_key, @job_id)
+            await using var insert = new NpgsqlCommand(InsertRunSql("@job_id") + """
+
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING uuid
                 """, connection);
             insert.CommandTimeout = _npgsql.CommandTimeoutSeconds;
-            insert.Parameters.AddWithValue("id", run.Id);
-            insert.Parameters.AddWithValue("name", run.WorkflowName);
-            insert.Parameters.Add(Jsonb("input", run.Input));
-            insert.Parameters.AddWithValue("now", run.Created);
-            insert.Parameters.AddWithValue("steps", run.StepNames.ToArray());
-            insert.Parameters.Add(Text("key", run.IdempotencyKey));
-            insert.Parameters.Add(Text("recurring", run.RecurringId));
-            insert.Parameters.Add(Text("queue", run.Queue));
-            insert.Parameters.Add(Text("job_request", run.AwaitingJob ? JobRequestText(JobRequestKind.Create) : null));
-            insert.Parameters.Add(new NpgsqlParameter("not_before", NpgsqlDbType.TimestampTz) { Value = (object?)run.NotBefore ?? DBNull.Value });
-            insert.Parameters.Add(new NpgsqlParameter("forked_from", NpgsqlDbType.Uuid) { Value = (object?)run.ForkedFrom ?? DBNull.Value });
-            insert.Parameters.AddWithValue("completed", run.CopiedSteps.Count);
-            insert.Parameters.Add(new NpgsqlParameter("tags", NpgsqlDbType.Jsonb) { Value = WorkflowTags.ToJson(run.Tags) });
-            insert.Parameters.Add(Text("concurrency_key", run.ConcurrencyKey));
+            AddRunParameters(insert.Parameters, run);
             insert.Parameters.Add(Text("job_id", jobId));
             var inserted = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             if (inserted is null)

@@ -40,6 +40,10 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
         return client.Create(job, state, parameters);
     }
 
+    /// <summary>The bulk writer's statement for the run's job, when it can write for this storage; the store sends it with the run's insert.</summary>
+    public InlineJobWrite? TryInline(Guid runId, string workflowName, string? queue)
+        => bulk is not null && bulk.CanWrite(storage) ? bulk.CreateInline(workflowName, new RunJob(runId, queue, Delay: null)) : null;
+
     /// <summary>
     /// In one statement when the bulk writer can write for this storage and no run is delayed; otherwise through
     /// Hangfire's client, one job at a time.

@@ -29,6 +29,7 @@ internal sealed class WorkflowJobBulkWriter
     private readonly IJobFilterProvider _filters;
     private readonly string _sql;
     private readonly string? _channel;
+    private readonly string _jobIdSql;
     private bool? _filtersKnown;
 
     public WorkflowJobBulkWriter(NpgsqlDataSource dataSource, LibraryJobStorage library, IJobFilterProvider filters, WorkflowHangfireOptions options)
@@ -38,6 +39,7 @@ internal sealed class WorkflowJobBulkWriter
         _filters = filters;
         _channel = options.WakeWorkersOnEnqueue ? NotifyingJobQueueProvider.ChannelName(options.SchemaName) : null;
         var schema = "\"" + options.SchemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        _jobIdSql = $"currval(pg_get_serial_sequence('{schema}.\"job\"', 'id'))::text";
         // Job and state ids are drawn first so that each job row can name its state row (job.stateid) and every
         // child row its job, all in one statement (foreign keys are checked at its end).
         _sql = $"""
@@ -76,8 +78,42 @@ internal sealed class WorkflowJobBulkWriter
         return _filtersKnown ??= _filters.GetFilters(SampleJob).All(f => IsKnown(f.Instance));
     }
 
+    /// <summary>
+    /// The statement creating the job of one new run (its result: the job id), for the run's insert to carry in the same
+    /// round trip; the job id is then <see cref="InlineJobWrite.JobIdSql"/> (the job sequence's value in that session).
+    /// </summary>
+    public InlineJobWrite CreateInline(string workflowName, RunJob run)
+    {
+        var command = new NpgsqlBatchCommand(_sql);
+        AddParameters(command.Parameters, workflowName, [run]);
+        return new InlineJobWrite(command, _jobIdSql);
+    }
+
     /// <summary>Creates the jobs, in the caller's ambient transaction; returns their ids in the order of <paramref name="runs"/>.</summary>
     public IReadOnlyList<string> Write(string workflowName, IReadOnlyList<RunJob> runs)
+    {
+        // In the runs' transaction scope, this is the connector the runs were inserted on.
+        using var connection = _dataSource.OpenConnection();
+        using var command = new NpgsqlCommand(_sql, connection);
+        AddParameters(command.Parameters, workflowName, runs);
+        var ids = new List<string>(runs.Count);
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                ids.Add(reader.GetInt64(0).ToString(CultureInfo.InvariantCulture));
+            }
+        }
+
+        if (ids.Count != runs.Count)
+        {
+            throw new InvalidOperationException($"Created {ids.Count} jobs for {runs.Count} runs.");
+        }
+
+        return ids;
+    }
+
+    private void AddParameters(NpgsqlParameterCollection parameters, string workflowName, IReadOnlyList<RunJob> runs)
     {
         var created = DateTime.UtcNow;
         var invocations = new string[runs.Count];
@@ -117,37 +153,18 @@ internal sealed class WorkflowJobBulkWriter
             }
         }
 
-        // In the runs' transaction scope, this is the connector the runs were inserted on.
-        using var connection = _dataSource.OpenConnection();
-        using var command = new NpgsqlCommand(_sql, connection);
-        command.Parameters.Add(new NpgsqlParameter("invocations", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = invocations });
-        command.Parameters.Add(new NpgsqlParameter("arguments", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = arguments });
-        command.Parameters.Add(new NpgsqlParameter("queues", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = queues });
-        command.Parameters.Add(new NpgsqlParameter("states", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = states });
-        command.Parameters.Add(new NpgsqlParameter("created", NpgsqlDbType.TimestampTz) { Value = created });
-        command.Parameters.Add(new NpgsqlParameter("parameter_jobs", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = parameterJobs.ToArray() });
-        command.Parameters.Add(new NpgsqlParameter("parameter_names", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = parameterNames.ToArray() });
-        command.Parameters.Add(new NpgsqlParameter("parameter_values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = parameterValues.ToArray() });
+        parameters.Add(new NpgsqlParameter("invocations", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = invocations });
+        parameters.Add(new NpgsqlParameter("arguments", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = arguments });
+        parameters.Add(new NpgsqlParameter("queues", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = queues });
+        parameters.Add(new NpgsqlParameter("states", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = states });
+        parameters.Add(new NpgsqlParameter("created", NpgsqlDbType.TimestampTz) { Value = created });
+        parameters.Add(new NpgsqlParameter("parameter_jobs", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = parameterJobs.ToArray() });
+        parameters.Add(new NpgsqlParameter("parameter_names", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = parameterNames.ToArray() });
+        parameters.Add(new NpgsqlParameter("parameter_values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = parameterValues.ToArray() });
         if (_channel is not null)
         {
-            command.Parameters.Add(new NpgsqlParameter("channel", NpgsqlDbType.Text) { Value = _channel });
+            parameters.Add(new NpgsqlParameter("channel", NpgsqlDbType.Text) { Value = _channel });
         }
-
-        var ids = new List<string>(runs.Count);
-        using (var reader = command.ExecuteReader())
-        {
-            while (reader.Read())
-            {
-                ids.Add(reader.GetInt64(0).ToString(CultureInfo.InvariantCulture));
-            }
-        }
-
-        if (ids.Count != runs.Count)
-        {
-            throw new InvalidOperationException($"Created {ids.Count} jobs for {runs.Count} runs.");
-        }
-
-        return ids;
 
         void AddParameter(int index, string name, string value)
         {

@@ -192,6 +192,7 @@ internal sealed class BenchmarkReport
             json.WriteNumber("ten_step_runs_per_round", _settings.TenStepRuns);
             json.WriteNumber("rounds", _settings.Rounds);
             json.WriteNumber("latency_runs", _settings.LatencyRuns);
+            json.WriteNumber("latency_warmup_runs", _settings.LatencyWarmup);
             json.WriteString("latency_gap_ms", $"{_settings.LatencyMinGapMs}-{_settings.LatencyMaxGapMs}");
             json.WriteNumber("history_step_rows", _settings.HistorySteps);
             json.WriteNumber("history_rounds", _settings.HistoryRounds);

@@ -152,6 +152,41 @@ public class BatchEnqueueTests
     }
 
     [Test]
+    public async Task EnqueueAsync_WritesNeitherRunNorJob_WhenTheRunInsertFailsAfterItsJobWasWritten()
+    {
+        // A single keyless run is written with its job in one round trip (the job's statement first, then the run's
+        // insert, one implicit transaction): a run insert that fails must take the job written before it along.
+        var connectionString = await TestDatabases.CreateAsync("enqueue_atomic");
+        var host = await TestHosts.StartHangfireHostAsync(connectionString, o => o.RunServer = false);
+        try
+        {
+            var client = host.Services.GetRequiredService<IWorkflowClient>();
+            var first = await client.EnqueueAsync<AddWorkflow>(new WorkflowInput(new AddInput { Argument1 = 1, Argument2 = 1 }));
+            Assert.That((await client.GetAsync(first))!.JobId, Is.Not.Null);
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using (var refuse = new NpgsqlCommand("ALTER TABLE workflow.workflow_runs ADD CONSTRAINT refuse_new_runs CHECK (false) NOT VALID", connection))
+            {
+                await refuse.ExecuteNonQueryAsync();
+            }
+
+            var ex = Assert.ThrowsAsync<PostgresException>(() => client.EnqueueAsync<AddWorkflow>(new WorkflowInput(new AddInput { Argument1 = 2, Argument2 = 2 })));
+            Assert.That(ex!.ConstraintName, Is.EqualTo("refuse_new_runs"), "the run's insert failed, after the job's statement");
+
+            await using var counts = new NpgsqlCommand("SELECT (SELECT count(*) FROM workflow.workflow_runs), (SELECT count(*) FROM hangfire.job)", connection);
+            await using var reader = await counts.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            Assert.That(reader.GetInt64(0), Is.EqualTo(1), "no run of the failed enqueue");
+            Assert.That(reader.GetInt64(1), Is.EqualTo(1), "no job of the failed enqueue");
+        }
+        finally
+        {
+            await host.StopAsync();
+            host.Dispose();
+        }
+    }
+
+    [Test]
     public async Task EnqueueAsync_AndEnqueueManyAsync_WriteJobsAsHangfiresClientDoes_WhenWritingThemInBulk()
     {
         // A host without a server, so the jobs stay as they were created.

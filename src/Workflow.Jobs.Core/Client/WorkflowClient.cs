@@ -7,6 +7,20 @@ namespace Workflow.Jobs;
 /// <summary>The job to create for a new run: its queue and the delay before it starts.</summary>
 internal sealed record RunJob(Guid RunId, string? Queue, TimeSpan? Delay);
 
+/// <summary>
+/// A new run's job write that the store can send in the same round trip as the run's insert (both in one implicit
+/// transaction): <paramref name="Command"/> is the store's own statement type (an <c>NpgsqlBatchCommand</c>), and
+/// <paramref name="JobIdSql"/> a SQL expression giving the new job's id right after it, in the same session.
+/// </summary>
+internal sealed record InlineJobWrite(object Command, string JobIdSql);
+
+/// <summary>A store that can insert a run and send its job's write in one round trip (<see cref="InlineJobWrite"/>).</summary>
+internal interface IInlineRunStore
+{
+    /// <summary>Inserts the run (which has no idempotency key) with its job, atomically, in one round trip.</summary>
+    Task<CreateRunResult> CreateRunWithJobAsync(NewRunRecord run, InlineJobWrite job, CancellationToken cancellationToken);
+}
+
 internal interface IWorkflowJobDispatcher
 {
     /// <summary>
@@ -24,6 +38,12 @@ internal interface IWorkflowJobDispatcher
     /// </summary>
     IReadOnlyList<string> EnqueueMany(string workflowName, IReadOnlyList<RunJob> runs)
         => runs.Select(r => Enqueue(r.RunId, workflowName, r.Queue, r.Delay)).ToList();
+
+    /// <summary>
+    /// The job write of a new run without a delay, for the store to send with the run's insert
+    /// (<see cref="IInlineRunStore"/>); null when the job must be created through <see cref="Enqueue"/>.
+    /// </summary>
+    InlineJobWrite? TryInline(Guid runId, string workflowName, string? queue) => null;
 
     /// <summary>Puts an existing job back in its queue with a fresh retry budget; false when the job no longer exists.</summary>
     bool Requeue(string jobId, string? queue);
@@ -114,6 +134,17 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     {
         if (dispatcher.JoinsRunTransaction)
         {
+            // The run and its job in one round trip when nothing needs the ambient transaction's scope: no caller's
+            // transaction to join, no key that could make the insert a duplicate, no delay, nothing copied.
+            if (_store is IInlineRunStore inline && record.IdempotencyKey is null && record.NotBefore is null && record.CopiedSteps.Count == 0
+                && System.Transactions.Transaction.Current is null && dispatcher.TryInline(record.Id, workflow.Name, record.Queue) is { } job)
+            {
+                var created = await inline.CreateRunWithJobAsync(record, job, cancellationToken).ConfigureAwait(false);
+                _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+                LogCreated(created.Id, workflow.Name, created.JobId);
+                return created;
+            }
+
             return await CreateAsync(workflow, record, runId => dispatcher.Enqueue(runId, workflow.Name, record.Queue, _jobs.RemainingDelay(record.NotBefore)),
                 cancellationToken).ConfigureAwait(false);
         }
