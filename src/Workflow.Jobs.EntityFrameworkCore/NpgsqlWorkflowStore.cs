@@ -287,7 +287,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
         var jobs = new Dictionary<Guid, string>();
         // Without idempotency keys no run of the batch can turn out to be a duplicate: the jobs are created first and
         // the runs inserted with their job ids, instead of updating every new run row again afterwards.
-        var jobFirst = createJobs is not null && runs.All(r => r.IdempotencyKey is null);
+        var keyless = runs.All(r => r.IdempotencyKey is null);
+        var jobFirst = createJobs is not null && keyless;
         string?[] firstJobIds = new string?[runs.Count];
         if (jobFirst)
         {
@@ -301,7 +302,8 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
 
         await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
-            // One statement for the whole batch; a key used earlier in the batch or by an existing run is skipped.
+            // One statement for the whole batch; a key used earlier in the batch or by an existing run is skipped (without
+            // keys there is nothing to skip, and the insert is a plain one rather than a speculative one per row).
             var first = runs[0];
             await using var insert = new NpgsqlCommand(
                 $"""
@@ -312,7 +314,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
                        r.parent, r.parent_step, r.child_index, r.concurrency_key, r.job_id
                 FROM unnest(@ids, @inputs, @keys, @queues, @job_requests, @not_befores, @tags, @parents, @parent_steps, @child_indexes, @concurrency_keys, @job_ids)
                      AS r(id, input, key, queue, job_request, not_before, tags, parent, parent_step, child_index, concurrency_key, job_id)
-                ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                {(keyless ? "" : "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")}
                 RETURNING uuid
                 """, connection);
             insert.CommandTimeout = _npgsql.CommandTimeoutSeconds;
