@@ -23,7 +23,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
     internal const string LeaderProbeSql = $"""
         SELECT (SELECT min(modified) FROM {RunsTable} WHERE job_request IS NOT NULL),
                EXISTS (SELECT 1 FROM {RunsTable} WHERE status = 'Running' AND NOT is_removed),
-               EXISTS (SELECT 1 FROM {RunsTable} WHERE waiting_for = 'concurrency' AND NOT is_removed)
+               EXISTS (SELECT 1 FROM {RunsTable} WHERE waiting_for = '{FlowControl.WaitingFor}' AND NOT is_removed)
         """;
     internal const string StepsTable = "workflow.workflow_steps";
     internal const string AttemptsTable = "workflow.workflow_step_attempts";

@@ -16,8 +16,9 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// <remarks>
 /// Cost: one small query per tick and host: a non-leader's lock attempt on a pooled connection, or the leader's
 /// probe on its own connection, which is also its liveness check. The probe (<see cref="WorkflowLeaderSignals"/>)
-/// tells which tasks have something to do, so an idle database costs the leader one statement a tick and the tasks
-/// none. A leader learns that it lost its connection at its next tick, so a task already running may overlap the
+/// tells which tasks have something to do, so an idle database costs the leader one statement a tick (and the
+/// waiting-runs gauge one count every 15 s). A probe that times out counts as a lost connection, as the former
+/// liveness check did: a table locked for longer than the command timeout hands leadership over. A leader learns that it lost its connection at its next tick, so a task already running may overlap the
 /// new leader's first pass by up to one interval: tasks must be safe to run twice. Pooled connections are not reset
 /// when returned, so a connection that may hold the lock never goes back to the pool: it is unlocked explicitly, and
 /// when that cannot be confirmed the pool is cleared, which closes the connection instead of reusing it.
@@ -38,6 +39,7 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<WorkflowLeaderLoop> _logger;
     private NpgsqlConnection? _leader;
+    private DateTimeOffset _nextProbeFailureLog;
 
     public WorkflowLeaderLoop(NpgsqlDataSource dataSource, IServiceScopeFactory scopes, TimeSpan interval, TimeProvider time, ILogger<WorkflowLeaderLoop> logger)
     {
@@ -147,7 +149,14 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
         }
         catch (PostgresException ex) when (leader.State == System.Data.ConnectionState.Open)
         {
-            LogProbeFailed(ex);
+            // Logged at most once a minute: a database without the migrations yet fails the probe at every tick.
+            var now = _time.GetUtcNow();
+            if (now >= _nextProbeFailureLog)
+            {
+                _nextProbeFailureLog = now + TimeSpan.FromMinutes(1);
+                LogProbeFailed(ex);
+            }
+
             return WorkflowLeaderSignals.All;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -165,14 +174,12 @@ internal sealed partial class WorkflowLeaderLoop : BackgroundService
         foreach (var task in scope.ServiceProvider.GetServices<IWorkflowLeaderTask>())
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (!task.IsNeeded(signals))
-            {
-                continue;
-            }
-
             try
             {
-                await task.RunOnceAsync(cancellationToken).ConfigureAwait(false);
+                if (task.IsNeeded(signals))
+                {
+                    await task.RunOnceAsync(cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

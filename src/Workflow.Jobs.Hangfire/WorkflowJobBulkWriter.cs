@@ -92,7 +92,8 @@ internal sealed class WorkflowJobBulkWriter
     /// <summary>Creates the jobs, in the caller's ambient transaction; returns their ids in the order of <paramref name="runs"/>.</summary>
     public IReadOnlyList<string> Write(string workflowName, IReadOnlyList<RunJob> runs)
     {
-        // In the runs' transaction scope, this is the connector the runs were inserted on.
+        // In the runs' transaction scope, this is the scope's one enlisted connector (the runs' insert, before or after
+        // this statement, uses it too).
         using var connection = _dataSource.OpenConnection();
         using var command = new NpgsqlCommand(_sql, connection);
         AddParameters(command.Parameters, workflowName, runs);

@@ -21,8 +21,10 @@ public interface IWorkflowClient
     /// <summary>
     /// Enqueues many runs of one workflow. Every input is validated before anything is written (errors carry
     /// the item's index in their path: <c>[3].customer_input.name</c>); then runs and their jobs are created
-    /// in batches, each batch one transaction (atomic per batch). A repeated idempotency key (in the list or
-    /// already used) returns the existing run. The ids come back in the order of <paramref name="items"/>.
+    /// in batches, each batch one transaction (atomic per batch; without idempotency keys several batches are
+    /// written at once, so when the call fails, batches before and after the failed one may have committed). A
+    /// repeated idempotency key (in the list or already used) returns the existing run. The ids come back in the
+    /// order of <paramref name="items"/>.
     /// </summary>
     /// <exception cref="UnitOfWorkException">Code <c>unknown_workflow</c> for an unknown name.</exception>
     /// <exception cref="WorkflowDataValidationException">Some input is invalid; nothing was persisted or enqueued.</exception>

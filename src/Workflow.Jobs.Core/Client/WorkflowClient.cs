@@ -249,7 +249,8 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     /// Batches of runs without idempotency keys whose jobs join the run's transaction, outside any ambient transaction,
     /// are written up to <see cref="ParallelBatches"/> at a time (each still its own transaction; the client's CPU and
     /// the database's then work at once); otherwise, and whenever a later batch could meet an earlier one's key, one
-    /// after the other. When a batch fails, the batches already committed stay, as in the sequential order.
+    /// after the other. When a batch fails, no new batch starts and the call throws; batches that committed stay (in
+    /// parallel, a later batch may have committed while an earlier one failed).
     /// </summary>
     private async Task<Guid[]> CreateBatchesAsync(IWorkflowJobDispatcher dispatcher, WorkflowDescriptor workflow, NewRunRecord[] records,
         CancellationToken cancellationToken)
@@ -262,24 +263,25 @@ internal sealed partial class WorkflowClient : IWorkflowClient
         {
             foreach (var offset in offsets)
             {
-                await CreateBatchAsync(offset).ConfigureAwait(false);
+                await CreateBatchAsync(offset, cancellationToken).ConfigureAwait(false);
             }
 
             return ids;
         }
 
         await Parallel.ForEachAsync(offsets, new ParallelOptions { MaxDegreeOfParallelism = ParallelBatches, CancellationToken = cancellationToken },
-            async (offset, token) => await CreateBatchAsync(offset).ConfigureAwait(false)).ConfigureAwait(false);
+            async (offset, token) => await CreateBatchAsync(offset, token).ConfigureAwait(false)).ConfigureAwait(false);
         return ids;
 
-        async Task CreateBatchAsync(int offset)
+        // The token of one batch: the caller's, or in parallel the loop's (cancelled too once a batch has failed).
+        async Task CreateBatchAsync(int offset, CancellationToken token)
         {
             var batch = records.Skip(offset).Take(BatchSize).ToList();
             var results = await _store.CreateRunsAsync(batch,
                 dispatcher.JoinsRunTransaction
                     ? created => dispatcher.EnqueueMany(workflow.Name, created.Select(r => new RunJob(r.Id, r.Queue, _jobs.RemainingDelay(r.NotBefore))).ToList())
                     : null,
-                cancellationToken).ConfigureAwait(false);
+                token).ConfigureAwait(false);
             for (var i = 0; i < results.Count; i++)
             {
                 ids[offset + i] = results[i].Id;
@@ -288,7 +290,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
                     _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
                     if (!dispatcher.JoinsRunTransaction)
                     {
-                        await _jobs.AfterCommitAsync(CreateJobRequest(batch[i].Id, workflow, batch[i]), cancellationToken).ConfigureAwait(false);
+                        await _jobs.AfterCommitAsync(CreateJobRequest(batch[i].Id, workflow, batch[i]), token).ConfigureAwait(false);
                     }
                 }
             }

@@ -13,8 +13,8 @@ internal interface IWorkflowLeaderTask
 
     /// <summary>
     /// Whether this tick's pass is needed, from what the loop's probe found (one query per tick for all tasks,
-    /// so that an idle database costs one statement a tick). A task that skips a pass forgets what it tracked
-    /// between passes.
+    /// so that an idle database costs about one statement a tick). A task that skips a pass forgets what it
+    /// tracked between passes. Called inside the loop's error handling: a throw is logged like a failed pass.
     /// </summary>
     bool IsNeeded(WorkflowLeaderSignals signals) => true;
 
