@@ -437,40 +437,42 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
         // One batch of the runs the filter selects whose status allows the operation (the same table as one run's
         // transition), locked and skipped when another transaction holds them; the job writes go with the change.
         var transition = WorkflowTransitions.For(operation);
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand { Connection = connection, CommandTimeout = _npgsql.CommandTimeoutSeconds };
-        var where = WorkflowQuerySql.Where(query, command);
-        command.CommandText = $"""
-            WITH chosen AS (
-                SELECT r.uuid FROM {RunsTable} r
-                WHERE {where} AND r.status IN {transition.SqlFrom}
-                ORDER BY r.created LIMIT @limit FOR UPDATE SKIP LOCKED)
-            UPDATE {RunsTable} r
-            SET status = @to, modified = @now,
-                waiting_for = CASE WHEN @to = 'Waiting' THEN r.waiting_for END, wake_at = CASE WHEN @to = 'Waiting' THEN r.wake_at END,
-                job_request = {JobRequestAfterChange}
-            FROM chosen
-            WHERE r.uuid = chosen.uuid
-            RETURNING r.uuid, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before
-            """;
-        command.Parameters.AddWithValue("limit", limit);
-        command.Parameters.Add(Text("to", transition.To.ToString()));
-        command.Parameters.AddWithValue("now", now);
-        command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
-        command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
         var changed = new List<JobRequest>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        // The connection, command and reader end with this block, before the follow-up work below: Npgsql reuses a
+        // connector's reader object, so a reader disposed again after its connection went back to the pool would close
+        // the reader of whichever connection has that connector by then.
+        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
-            var kind = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
-            changed.Add(new JobRequest(reader.GetGuid(0), kind, reader.GetString(2),
-                await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(3),
-                await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(4),
-                await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false)));
+            await using var command = new NpgsqlCommand { Connection = connection, CommandTimeout = _npgsql.CommandTimeoutSeconds };
+            var where = WorkflowQuerySql.Where(query, command);
+            command.CommandText = $"""
+                WITH chosen AS (
+                    SELECT r.uuid FROM {RunsTable} r
+                    WHERE {where} AND r.status IN {transition.SqlFrom}
+                    ORDER BY r.created LIMIT @limit FOR UPDATE SKIP LOCKED)
+                UPDATE {RunsTable} r
+                SET status = @to, modified = @now,
+                    waiting_for = CASE WHEN @to = 'Waiting' THEN r.waiting_for END, wake_at = CASE WHEN @to = 'Waiting' THEN r.wake_at END,
+                    job_request = {JobRequestAfterChange}
+                FROM chosen
+                WHERE r.uuid = chosen.uuid
+                RETURNING r.uuid, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before
+                """;
+            command.Parameters.AddWithValue("limit", limit);
+            command.Parameters.Add(Text("to", transition.To.ToString()));
+            command.Parameters.AddWithValue("now", now);
+            command.Parameters.AddWithValue("cancel", operation == RunOperation.Cancel);
+            command.Parameters.Add(Text("request", jobRequest == JobRequestKind.None ? null : JobRequestText(jobRequest)));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var kind = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? JobRequestKind.None : ParseJobRequest(reader.GetString(1));
+                changed.Add(new JobRequest(reader.GetGuid(0), kind, reader.GetString(2),
+                    await reader.IsDBNullAsync(3, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(3),
+                    await reader.IsDBNullAsync(4, cancellationToken).ConfigureAwait(false) ? null : reader.GetString(4),
+                    await reader.IsDBNullAsync(5, cancellationToken).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(5, cancellationToken).ConfigureAwait(false)));
+            }
         }
-
-        await reader.DisposeAsync().ConfigureAwait(false);
-        await connection.CloseAsync().ConfigureAwait(false);
 
         // After the batch commits: the children of cancelled runs are cancelled, and parents whose last child this batch
         // finished are woken, each in a transaction of its own; their job writes are left to the outbox.
