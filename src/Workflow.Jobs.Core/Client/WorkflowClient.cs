@@ -139,10 +139,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
             if (_store is IInlineRunStore inline && record.IdempotencyKey is null && record.NotBefore is null && record.CopiedSteps.Count == 0
                 && System.Transactions.Transaction.Current is null && dispatcher.TryInline(record.Id, workflow.Name, record.Queue) is { } job)
             {
-                var created = await inline.CreateRunWithJobAsync(record, job, cancellationToken).ConfigureAwait(false);
-                _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
-                LogCreated(created.Id, workflow.Name, created.JobId);
-                return created;
+                return Created(workflow, await inline.CreateRunWithJobAsync(record, job, cancellationToken).ConfigureAwait(false));
             }
 
             return await CreateAsync(workflow, record, runId => dispatcher.Enqueue(runId, workflow.Name, record.Queue, _jobs.RemainingDelay(record.NotBefore)),
@@ -535,8 +532,11 @@ internal sealed partial class WorkflowClient : IWorkflowClient
 
     private async Task<CreateRunResult> CreateAsync(WorkflowDescriptor workflow, NewRunRecord record, Func<Guid, string?>? createJob,
         CancellationToken cancellationToken)
+        => Created(workflow, await _store.CreateRunAsync(record, createJob, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>Counts and logs a run the store created (not one an idempotency key found).</summary>
+    private CreateRunResult Created(WorkflowDescriptor workflow, CreateRunResult result)
     {
-        var result = await _store.CreateRunAsync(record, createJob, cancellationToken).ConfigureAwait(false);
         if (result.Created)
         {
             _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
