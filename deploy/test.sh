@@ -52,6 +52,26 @@ for trx in "$results"/*.trx; do
   failed=$((failed + ${f:-0} + ${e:-0} + ${t:-0} + ${a:-0}))
   skipped=$((skipped + ${total:-0} - ${executed:-0}))
 done
+# The failed tests again, last, with the first lines of their messages: a log read from its end shows them.
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  python3 - "$trx" <<'PY' || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+root = ET.parse(sys.argv[1]).getroot()
+for r in root.iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") in ("Passed", "NotExecuted", "Inconclusive"):
+        continue
+    print(f"FAILED {r.get('testName')} ({r.get('outcome')}, {r.get('duration')})")
+    msg = r.find(".//t:ErrorInfo/t:Message", ns)
+    trace = r.find(".//t:ErrorInfo/t:StackTrace", ns)
+    for text, limit in ((msg, 12), (trace, 8)):
+        if text is not None and text.text:
+            for line in text.text.strip().splitlines()[:limit]:
+                print("    " + line)
+PY
+done
+
 if [ "$found" = 0 ] || { [ "$status" != 0 ] && [ "$failed" = 0 ]; }; then
   # The runner failed without reporting a failed test (crash, no tests found): count it as one.
   failed=$((failed + 1))
