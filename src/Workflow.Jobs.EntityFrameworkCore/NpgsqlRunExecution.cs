@@ -604,6 +604,9 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     /// </summary>
     private sealed class GuardWatch : IGuardWatch
     {
+        /// <summary>The shortest time a probe waits for the server's answer.</summary>
+        internal const int ProbeTimeoutSeconds = 10;
+
         private readonly CancellationTokenSource _lost = new();
         private readonly CancellationTokenSource _stop = new();
         private readonly SemaphoreSlim _turn;
@@ -622,7 +625,10 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
 
         private async Task WatchAsync(NpgsqlConnection connection, TimeSpan interval)
         {
-            var timeout = Math.Max(1, (int)Math.Ceiling(interval.TotalSeconds * 2));
+            // A dead session fails the probe at once (the socket is closed or reset); the timeout is only for a server
+            // that does not answer. It is generous: under load a live server can take seconds to answer, and a
+            // guard declared lost cancels a healthy step body (the run then resumes as a new attempt).
+            var timeout = Math.Max(ProbeTimeoutSeconds, (int)Math.Ceiling(interval.TotalSeconds * 2));
             try
             {
                 while (true)
