@@ -35,7 +35,6 @@ internal sealed class HangfireWorkflowJobDispatcher(IBackgroundJobClientV2 clien
         var parameters = new Dictionary<string, object>
         {
             [WorkflowJobParameters.WorkflowName] = workflowName,
-            [WorkflowJobParameters.WorkflowId] = runId.ToString(),
         };
         return client.Create(job, state, parameters);
     }

@@ -41,13 +41,16 @@ internal sealed class WorkflowJobBulkWriter
         var schema = "\"" + options.SchemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
         _jobIdSql = $"currval(pg_get_serial_sequence('{schema}.\"job\"', 'id'))::text";
         // Job and state ids are drawn first so that each job row can name its state row (job.stateid) and every
-        // child row its job, all in one statement (foreign keys are checked at its end).
+        // child row its job, all in one statement (foreign keys are checked at its end). The sequences are looked up
+        // once per statement (seq), not once per row; the wake-up is one notification per queue, not per job.
         _sql = $"""
-            WITH src AS MATERIALIZED (
-                SELECT nextval(pg_get_serial_sequence('{schema}."job"', 'id')) AS id,
-                       nextval(pg_get_serial_sequence('{schema}."state"', 'id')) AS state_id,
+            WITH seq AS MATERIALIZED (
+                SELECT pg_get_serial_sequence('{schema}."job"', 'id')::regclass AS job_seq,
+                       pg_get_serial_sequence('{schema}."state"', 'id')::regclass AS state_seq),
+            src AS MATERIALIZED (
+                SELECT nextval(seq.job_seq) AS id, nextval(seq.state_seq) AS state_id,
                        t.n, t.invocation, t.arguments, t.queue, t.state_data
-                FROM unnest(@invocations, @arguments, @queues, @states) WITH ORDINALITY AS t(invocation, arguments, queue, state_data, n)),
+                FROM seq, unnest(@invocations, @arguments, @queues, @states) WITH ORDINALITY AS t(invocation, arguments, queue, state_data, n)),
             j AS (
                 INSERT INTO {schema}."job" ("id", "stateid", "statename", "invocationdata", "arguments", "createdat", "expireat")
                 SELECT id, state_id, 'Enqueued', invocation::jsonb, arguments::jsonb, @created, NULL FROM src),
@@ -60,7 +63,7 @@ internal sealed class WorkflowJobBulkWriter
                 JOIN src ON src.n = p.n),
             q AS (
                 INSERT INTO {schema}."jobqueue" ("jobid", "queue") SELECT id, queue FROM src)
-            SELECT id{(_channel is null ? "" : ", pg_notify(@channel, queue)")} FROM src ORDER BY n
+            SELECT src.id FROM src{(_channel is null ? "" : " CROSS JOIN (SELECT count(pg_notify(@channel, d.queue)) FROM (SELECT DISTINCT queue FROM src) d) w")} ORDER BY src.n
             """;
     }
 
@@ -126,6 +129,10 @@ internal sealed class WorkflowJobBulkWriter
         var parameterValues = new List<string>();
         var culture = CultureInfo.CurrentCulture.Name;
         var uiCulture = CultureInfo.CurrentUICulture.Name;
+        // The same for every job of the call: serialized once.
+        var nameValue = SerializationHelper.Serialize(workflowName, SerializationOption.User);
+        var cultureValue = SerializationHelper.Serialize(culture, SerializationOption.User);
+        var uiCultureValue = string.Equals(uiCulture, culture, StringComparison.Ordinal) ? null : SerializationHelper.Serialize(uiCulture, SerializationOption.User);
         // The payloads of a batch's jobs differ only by the run id: serialized once per queue with a placeholder id,
         // then the run's id put in its place (a Guid serializes as its "D" text, which occurs nowhere else).
         var templates = new Dictionary<string, Payload>(StringComparer.Ordinal);
@@ -145,12 +152,11 @@ internal sealed class WorkflowJobBulkWriter
             states[i] = payload.State;
             // What the client writes: the dispatcher's parameters, then CaptureCultureAttribute's (the UI culture only
             // when it differs, as under the compatibility level the library configures).
-            AddParameter(i, WorkflowJobParameters.WorkflowName, workflowName);
-            AddParameter(i, WorkflowJobParameters.WorkflowId, runId);
-            AddParameter(i, "CurrentCulture", culture);
-            if (!string.Equals(uiCulture, culture, StringComparison.Ordinal))
+            AddParameter(i, WorkflowJobParameters.WorkflowName, nameValue);
+            AddParameter(i, "CurrentCulture", cultureValue);
+            if (uiCultureValue is not null)
             {
-                AddParameter(i, "CurrentUICulture", uiCulture);
+                AddParameter(i, "CurrentUICulture", uiCultureValue);
             }
         }
 
@@ -167,11 +173,11 @@ internal sealed class WorkflowJobBulkWriter
             parameters.Add(new NpgsqlParameter("channel", NpgsqlDbType.Text) { Value = _channel });
         }
 
-        void AddParameter(int index, string name, string value)
+        void AddParameter(int index, string name, string serializedValue)
         {
             parameterJobs.Add(index + 1);
             parameterNames.Add(name);
-            parameterValues.Add(SerializationHelper.Serialize(value, SerializationOption.User));
+            parameterValues.Add(serializedValue);
         }
     }
 

@@ -11,7 +11,6 @@ namespace Workflow.Jobs.Hangfire;
 internal static class WorkflowJobParameters
 {
     public const string WorkflowName = "WorkflowName";
-    public const string WorkflowId = "WorkflowId";
     public const string RetryCount = "RetryCount";
 
     public static bool IsWorkflowJob(Job? job) => job?.Type == typeof(WorkflowJob) && job.Args.Count > 0 && job.Args[0] is Guid;

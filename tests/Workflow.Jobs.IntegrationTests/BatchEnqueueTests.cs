@@ -117,7 +117,7 @@ public class BatchEnqueueTests
             await connection.OpenAsync();
             await using var command = new NpgsqlCommand("""
                 SELECT r.uuid, (r.input_data->'test_step_input'->>'argument_1')::int, r.job_id,
-                       (SELECT p.value FROM hangfire.jobparameter p WHERE p.jobid = r.job_id::bigint AND p.name = 'WorkflowId'),
+                       (SELECT j.arguments ->> 0 FROM hangfire.job j WHERE j.id = r.job_id::bigint),
                        (SELECT count(*) FROM hangfire.jobqueue q WHERE q.jobid = r.job_id::bigint)
                 FROM workflow.workflow_runs r WHERE r.uuid = ANY(@ids)
                 """, connection);

@@ -306,7 +306,7 @@ public class HangfireWorkflowTests
         Assert.That(ids.Distinct().Count(), Is.EqualTo(1));
         await WaitForStatusAsync(ids[0], WorkflowStatus.Succeeded);
         Assert.That(await CountAsync($"SELECT count(*) FROM workflow.workflow_runs WHERE idempotency_key = '{key}'"), Is.EqualTo(1));
-        Assert.That(await CountAsync($"SELECT count(*) FROM hangfire.jobparameter WHERE name = 'WorkflowId' AND value LIKE '%{ids[0]}%'"), Is.EqualTo(1));
+        Assert.That(await CountAsync($"SELECT count(*) FROM hangfire.job WHERE arguments ->> 0 = '\"{ids[0]}\"'"), Is.EqualTo(1));
         Assert.That(_log.Count(ids[0], "AddStep"), Is.EqualTo(1));
     }
 
