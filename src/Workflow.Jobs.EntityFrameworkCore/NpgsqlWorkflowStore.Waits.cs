@@ -89,6 +89,18 @@ internal sealed partial class NpgsqlWorkflowStore
 
     public async Task<RunWaitInfo?> GetWaitInfoAsync(Guid runId, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await ReadWaitInfoAsync(runId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (NpgsqlErrors.IsUnavailable(ex))
+        {
+            throw NpgsqlErrors.Unavailable($"Workflow run {runId} was not read", ex);
+        }
+    }
+
+    private async Task<RunWaitInfo?> ReadWaitInfoAsync(Guid runId, CancellationToken cancellationToken)
+    {
         await using var connection = await OpenUnenlistedAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand(
             $"""

@@ -39,14 +39,16 @@ internal sealed class WorkflowJobBulkWriter
         _filters = filters;
         _channel = options.WakeWorkersOnEnqueue ? NotifyingJobQueueProvider.ChannelName(options.SchemaName) : null;
         var schema = "\"" + options.SchemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
-        _jobIdSql = $"currval(pg_get_serial_sequence('{schema}.\"job\"', 'id'))::text";
+        // The schema inside a string literal (pg_get_serial_sequence takes the table's name as text).
+        var schemaText = schema.Replace("'", "''", StringComparison.Ordinal);
+        _jobIdSql = $"currval(pg_get_serial_sequence('{schemaText}.\"job\"', 'id'))::text";
         // Job and state ids are drawn first so that each job row can name its state row (job.stateid) and every
         // child row its job, all in one statement (foreign keys are checked at its end). The sequences are looked up
         // once per statement (seq), not once per row; the wake-up is one notification per queue, not per job.
         _sql = $"""
             WITH seq AS MATERIALIZED (
-                SELECT pg_get_serial_sequence('{schema}."job"', 'id')::regclass AS job_seq,
-                       pg_get_serial_sequence('{schema}."state"', 'id')::regclass AS state_seq),
+                SELECT pg_get_serial_sequence('{schemaText}."job"', 'id')::regclass AS job_seq,
+                       pg_get_serial_sequence('{schemaText}."state"', 'id')::regclass AS state_seq),
             src AS MATERIALIZED (
                 SELECT nextval(seq.job_seq) AS id, nextval(seq.state_seq) AS state_id,
                        t.n, t.invocation, t.arguments, t.queue, t.state_data

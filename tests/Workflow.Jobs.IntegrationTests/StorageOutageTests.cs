@@ -46,4 +46,15 @@ public class StorageOutageTests
 
         Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.StorageUnavailableCode));
     }
+
+    [Test]
+    public void SignalAsync_ThrowsStorageUnavailable_WhenTheDatabaseIsUnreachable()
+    {
+        var client = _services.GetRequiredService<IWorkflowClient>();
+
+        var ex = Assert.ThrowsAsync<WorkflowStorageUnavailableException>(() => client.SignalAsync(Guid.NewGuid(), "approved", new Newtonsoft.Json.Linq.JObject()));
+
+        Assert.That(ex!.Code, Is.EqualTo(UnitOfWorkException.StorageUnavailableCode));
+        Assert.That(ex.InnerException, Is.InstanceOf<NpgsqlException>());
+    }
 }

@@ -223,6 +223,22 @@ public class WaitTests
         await _client.CancelAsync(id);
     }
 
+    [TestCase("sleep")]
+    [TestCase("children")]
+    [TestCase("concurrency")]
+    [TestCase(" ")]
+    public async Task SignalAsync_RefusesAReservedOrBlankEventName_NamingTheField(string name)
+    {
+        var id = await _client.EnqueueAsync<ApprovalWorkflow>(new WorkflowInput(new AddInput(), new ApprovalInput()));
+        await WaitForStatusAsync(id, WorkflowStatus.Waiting);
+
+        var ex = Assert.ThrowsAsync<WorkflowDataValidationException>(() => _client.SignalAsync(id, name, new JObject()));
+
+        Assert.That(ex!.Errors.Select(e => e.Path), Is.EqualTo(new[] { "event_name" }));
+        Assert.That(await CountAsync("SELECT count(*) FROM workflow.workflow_events WHERE run_uuid = @run", id), Is.Zero);
+        await _client.CancelAsync(id);
+    }
+
     [Test]
     public async Task SignalAsync_FailsWithRunFinishedOrNotFound_WhenTheRunIsFinishedOrUnknown()
     {

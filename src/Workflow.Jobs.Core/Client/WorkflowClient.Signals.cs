@@ -14,10 +14,11 @@ internal sealed partial class WorkflowClient
 
     public async Task SignalAsync(Guid workflowId, string eventName, JObject payload, CancellationToken cancellationToken = default)
     {
-        if (string.IsNullOrWhiteSpace(eventName) || eventName.Length > WorkflowEvents.MaxNameLength || eventName == WaitKinds.Sleep || eventName == WaitKinds.Children)
+        if (string.IsNullOrWhiteSpace(eventName) || eventName.Length > WorkflowEvents.MaxNameLength || eventName == WaitKinds.Sleep || eventName == WaitKinds.Children
+            || eventName == FlowControl.WaitingFor)
         {
             throw new WorkflowDataValidationException([new WorkflowDataError("event_name",
-                $"An event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}' or '{WaitKinds.Children}'.")]);
+                $"An event name is 1 to {WorkflowEvents.MaxNameLength} characters and not '{WaitKinds.Sleep}', '{WaitKinds.Children}' or '{FlowControl.WaitingFor}'.")]);
         }
 
         if (payload is null)
