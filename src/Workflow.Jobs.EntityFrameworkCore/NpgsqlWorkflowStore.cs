@@ -22,7 +22,7 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
     /// </summary>
     internal const string LeaderProbeSql = $"""
         SELECT (SELECT min(modified) FROM {RunsTable} WHERE job_request IS NOT NULL),
-               EXISTS (SELECT 1 FROM {RunsTable} WHERE status = 'Running' AND NOT is_removed),
+               EXISTS (SELECT 1 FROM {RunsTable} WHERE status IN ('Running', 'Compensating') AND NOT is_removed),
                EXISTS (SELECT 1 FROM {RunsTable} WHERE waiting_for = '{FlowControl.WaitingFor}' AND NOT is_removed)
         """;
     internal const string StepsTable = "workflow.workflow_steps";
@@ -913,13 +913,15 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
 
     public async Task<IReadOnlyList<AbandonedRun>> FindAbandonedRunsAsync(int limit, CancellationToken cancellationToken)
     {
-        // Running runs first (cheap, from the status index; usually none or a few), then the advisory locks
-        // held in this database. A Running run always has its guard held by its execution (the status is
-        // written under the guard and changed before the guard is released), so one without is abandoned.
+        // Running and Compensating runs first (cheap, from the status index; usually none or a few), then the
+        // advisory locks held in this database. A Running run always has its guard held by its execution (the
+        // status is written under the guard and changed before the guard is released), so one without is
+        // abandoned. A Compensating run without its guard is either abandoned or queued for its compensations: the
+        // recovery only requeues a job that is still Processing, so a queued one is left as it is.
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         var running = new List<AbandonedRun>();
         await using (var command = new NpgsqlCommand(
-            $"SELECT uuid, job_id, queue FROM {RunsTable} WHERE status = 'Running' AND NOT is_removed ORDER BY modified LIMIT @limit", connection))
+            $"SELECT uuid, job_id, queue FROM {RunsTable} WHERE status IN ('Running', 'Compensating') AND NOT is_removed ORDER BY modified LIMIT @limit", connection))
         {
             command.CommandTimeout = _npgsql.CommandTimeoutSeconds;
             command.Parameters.AddWithValue("limit", limit);

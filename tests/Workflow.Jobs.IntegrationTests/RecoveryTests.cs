@@ -147,6 +147,34 @@ public class RecoveryTests
     }
 
     [Test]
+    public async Task RecoveryPass_RequeuesTheJobOfACompensatingRunWhoseExecutionDied_AndLeavesAQueuedOneAlone()
+    {
+        // A worker killed while it ran a run's compensations: the run Compensating, its job Processing on a server that
+        // is gone, no guard. Beside it, a Compensating run whose job waits to be picked up (Scheduled here): also no guard.
+        var runner = _host.Services.GetRequiredService<IWorkflowRunner>();
+        var dispatcher = _host.Services.GetRequiredService<IWorkflowJobDispatcher>();
+        var jobs = _host.Services.GetRequiredService<IBackgroundJobClientV2>();
+        var id = await runner.CreateAsync<AddWorkflow>(new WorkflowInput(new AddInput { Argument1 = 1, Argument2 = 2 }));
+        var jobId = dispatcher.Enqueue(id, "add", null, TimeSpan.FromDays(1));
+        Assert.That(jobs.ChangeState(jobId, new DeadServerProcessingState(), ScheduledState.StateName), Is.True);
+        await ExecuteAsync($"UPDATE workflow.workflow_runs SET status = 'Compensating', job_id = '{jobId}' WHERE uuid = '{id}'");
+        var queued = await runner.CreateAsync<AddWorkflow>(new WorkflowInput(new AddInput()));
+        var queuedJob = dispatcher.Enqueue(queued, "add", null, TimeSpan.FromDays(1));
+        await ExecuteAsync($"UPDATE workflow.workflow_runs SET status = 'Compensating', job_id = '{queuedJob}' WHERE uuid = '{queued}'");
+
+        await RecoveryPassAsync();
+
+        await Eventually.UntilAsync(async () => (await _client.GetAsync(id))?.Status == WorkflowStatus.Compensated, Deadline, "the recovered run to finish compensating");
+        using (var connection = _host.Services.GetRequiredService<JobStorage>().GetConnection())
+        {
+            Assert.That(connection.GetStateData(queuedJob).Name, Is.EqualTo(ScheduledState.StateName), "the queued compensation's job is not touched");
+        }
+
+        Assert.That((await _client.GetAsync(queued))!.Status, Is.EqualTo(WorkflowStatus.Compensating));
+        await _client.CancelAsync(queued);
+    }
+
+    [Test]
     public async Task RecoveryPass_LeavesALiveExecutionAlone()
     {
         var gate = Guid.NewGuid().ToString();

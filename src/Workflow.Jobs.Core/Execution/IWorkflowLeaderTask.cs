@@ -24,7 +24,7 @@ internal interface IWorkflowLeaderTask
 
 /// <summary>What the leader loop's probe found at one tick (one statement on the leader's own connection).</summary>
 /// <param name="OldestJobRequest">When the oldest job write still recorded on a run (the outbox's work) was recorded; null when there is none.</param>
-/// <param name="RunsRunning">Whether any run is Running (the recovery of dead executions looks only then).</param>
+/// <param name="RunsRunning">Whether any run is Running or Compensating (the recovery of dead executions looks only then).</param>
 /// <param name="RunsWaitingForSlots">Whether any run waits for a flow-control slot.</param>
 internal sealed record WorkflowLeaderSignals(DateTimeOffset? OldestJobRequest, bool RunsRunning, bool RunsWaitingForSlots)
 {

@@ -3,9 +3,9 @@ using Microsoft.Extensions.Logging;
 namespace Workflow.Jobs;
 
 /// <summary>
-/// Finds runs whose execution died (Running while nobody holds their guard: the lock went with the dead
-/// process's session) and puts their jobs back in the queue at once, instead of after the job storage's
-/// invisibility timeout. A run must be seen abandoned for <see cref="WorkflowJobsOptions.RecoveryDelay"/>
+/// Finds runs whose execution died (Running or Compensating while nobody holds their guard: the lock went with the
+/// dead process's session) and puts their jobs back in the queue at once, instead of after the job storage's
+/// invisibility timeout (only a job still Processing: a Compensating run queued for its compensations is left alone). A run must be seen abandoned for <see cref="WorkflowJobsOptions.RecoveryDelay"/>
 /// first (a live worker that lost only its connection cancels its step body within that time), and the
 /// task takes the run's guard and re-reads it before touching its job, so it never requeues a live execution.
 /// </summary>
@@ -30,7 +30,7 @@ internal sealed partial class WorkflowRecoveryTask : IWorkflowLeaderTask
 
     public string Name => "recovery";
 
-    /// <summary>Only while runs are Running: an execution can only have died with its run Running.</summary>
+    /// <summary>Only while runs are Running or Compensating: an execution can only have died with its run in one of them.</summary>
     public bool IsNeeded(WorkflowLeaderSignals signals)
     {
         if (!signals.RunsRunning)
@@ -84,7 +84,7 @@ internal sealed partial class WorkflowRecoveryTask : IWorkflowLeaderTask
         await using (execution.ConfigureAwait(false))
         {
             _firstSeen.Remove(run.RunId);
-            if (execution.Run?.Status != WorkflowStatus.Running || run.JobId is null)
+            if (execution.Run?.Status is not (WorkflowStatus.Running or WorkflowStatus.Compensating) || run.JobId is null)
             {
                 return;
             }
@@ -98,6 +98,6 @@ internal sealed partial class WorkflowRecoveryTask : IWorkflowLeaderTask
         }
     }
 
-    [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} was Running with no live execution; its job {JobId} is requeued")]
+    [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} was executing with no live execution; its job {JobId} is requeued")]
     private partial void LogRecovered(Guid workflowId, string jobId);
 }
