@@ -7,13 +7,13 @@
 # WORKFLOW_PG_PORT, default 55433, so it never shares a cluster with a test run), builds the benchmark in
 # Release and runs it: raw commits, empty Hangfire jobs, Hangfire continuations (one job per step),
 # 1-step and 10-step workflows, enqueue-to-success latency from a separate process, the idle server's
-# commits per second, stranded dequeues, CPU per step, and per-step cost with 1,000,000 historical step
-# rows. It prints a table (figures, targets, verdicts) and writes bench-results.json at the repository root. Definitions and figures: docs/benchmarks.md.
+# commits per second, stranded dequeues, CPU per step, batch enqueue against single enqueues, and per-step
+# cost with 1,000,000 historical step rows. It prints a table (figures, targets, verdicts) and writes bench-results.json at the repository root. Definitions and figures: docs/benchmarks.md.
 #
 # Options (defaults in brackets): --rounds N [3]  --workers N [8]  --poll-ms MS [library default: 5000 with the wake-up, 50 without]
 #   --history-steps N [1000000]  --output PATH [bench-results.json]  --keep (keep the databases)
-#   --only raw,empty,continuations,one,ten,latency,idle,stranded,history  --profile (needs pg_stat_statements)
-#   --dequeues N [20000]  --idle-seconds N [30]  --schedule-ms MS [library default, 1000]
+#   --only raw,empty,continuations,one,ten,latency,idle,stranded,batch,history  --profile (needs pg_stat_statements)
+#   --dequeues N [20000]  --batch-runs N [5000]  --idle-seconds N [30]  --schedule-ms MS [library default, 1000]
 #   --queue notify|poll|longpoll [notify: the library's default wake-up on enqueue; poll: the wake-up off (50 ms poll);
 #     longpoll: Hangfire.PostgreSql's long polling, for comparison]
 #   --smoke (tiny counts: checks that the benchmark works; its figures mean nothing)

@@ -48,6 +48,29 @@ internal static class BatchEnqueueBenchmark
             return 2;
         }
 
+        var result = await MeasureAsync(server, runs, concurrency, cancellationToken).ConfigureAwait(false);
+        var figures = new Dictionary<string, object>
+        {
+            ["runs"] = runs,
+            ["single_enqueue_concurrency"] = concurrency,
+            ["single_enqueue_runs_per_s"] = Math.Round(result.SingleRunsPerSecond, 1),
+            ["batch_enqueue_runs_per_s"] = Math.Round(result.BatchRunsPerSecond, 1),
+            ["batch_enqueue_speedup"] = Math.Round(result.Speedup, 2),
+            ["load_average"] = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken).ConfigureAwait(false)).Trim() : "",
+            ["date"] = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture),
+        };
+        await output.WriteLineAsync(result.Describe(concurrency)).ConfigureAwait(false);
+        await File.WriteAllTextAsync(outputPath, JsonSerializer.Serialize(figures, IndentedJson), cancellationToken)
+            .ConfigureAwait(false);
+        return 0;
+    }
+
+    /// <summary>
+    /// On a fresh database of <paramref name="server"/> (dropped at the end), creates <paramref name="runs"/> runs one
+    /// enqueue at a time from <paramref name="concurrency"/> callers, then as many in lists of 1,000; the rates of both.
+    /// </summary>
+    public static async Task<BatchEnqueueResult> MeasureAsync(string server, int runs, int concurrency, CancellationToken cancellationToken)
+    {
         var name = "wjbatch_" + Guid.NewGuid().ToString("N")[..8];
         await ExecuteAsync(server, $"CREATE DATABASE \"{name}\"", cancellationToken).ConfigureAwait(false);
         var connectionString = new NpgsqlConnectionStringBuilder(server) { Database = name }.ConnectionString;
@@ -85,25 +108,7 @@ internal static class BatchEnqueueBenchmark
 
             batch.Stop();
             await host.StopAsync(cancellationToken).ConfigureAwait(false);
-
-            var singleRate = runs / single.Elapsed.TotalSeconds;
-            var batchRate = runs / batch.Elapsed.TotalSeconds;
-            var figures = new Dictionary<string, object>
-            {
-                ["runs"] = runs,
-                ["single_enqueue_concurrency"] = concurrency,
-                ["single_enqueue_runs_per_s"] = Math.Round(singleRate, 1),
-                ["batch_enqueue_runs_per_s"] = Math.Round(batchRate, 1),
-                ["batch_enqueue_speedup"] = Math.Round(batchRate / singleRate, 2),
-                ["load_average"] = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken).ConfigureAwait(false)).Trim() : "",
-                ["date"] = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture),
-            };
-            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"runs created with their jobs: {singleRate:0} runs/s one at a time ({concurrency} callers), {batchRate:0} runs/s in batches; batch_enqueue_speedup {batchRate / singleRate:0.00}"))
-                .ConfigureAwait(false);
-            await File.WriteAllTextAsync(outputPath, JsonSerializer.Serialize(figures, IndentedJson), cancellationToken)
-                .ConfigureAwait(false);
-            return 0;
+            return new BatchEnqueueResult(runs / single.Elapsed.TotalSeconds, runs / batch.Elapsed.TotalSeconds);
         }
         finally
         {
@@ -111,4 +116,15 @@ internal static class BatchEnqueueBenchmark
             await ExecuteAsync(server, $"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", CancellationToken.None).ConfigureAwait(false);
         }
     }
+}
+
+/// <summary>Runs created per second one enqueue at a time and in batches.</summary>
+internal sealed record BatchEnqueueResult(double SingleRunsPerSecond, double BatchRunsPerSecond)
+{
+    /// <summary>Batches over single enqueues (<c>batch_enqueue_speedup</c>).</summary>
+    public double Speedup => BatchRunsPerSecond / SingleRunsPerSecond;
+
+    /// <summary>The log line.</summary>
+    public string Describe(int concurrency) => string.Create(CultureInfo.InvariantCulture,
+        $"runs created with their jobs: {SingleRunsPerSecond:0} runs/s one at a time ({concurrency} callers), {BatchRunsPerSecond:0} runs/s in batches; batch_enqueue_speedup {Speedup:0.00}");
 }

@@ -112,6 +112,14 @@ internal sealed class BenchmarkRunner
                 await LatencyAsync(worker, main, cancellationToken).ConfigureAwait(false);
             }
 
+            if (_settings.Runs("batch"))
+            {
+                // Its own database and host, no server: the worker process idles meanwhile.
+                _report.BatchEnqueue = await BatchEnqueueBenchmark.MeasureAsync(_settings.ServerConnectionString, _settings.BatchRuns, _settings.EnqueueConcurrency,
+                    cancellationToken).ConfigureAwait(false);
+                Log(_report.BatchEnqueue.Describe(_settings.EnqueueConcurrency) + string.Create(CultureInfo.InvariantCulture, $" ({_settings.BatchRuns} runs each)"));
+            }
+
             if (_settings.Runs("history"))
             {
                 await HistoryAsync(worker, probe, stamp, databases, cancellationToken).ConfigureAwait(false);

@@ -112,14 +112,17 @@ public sealed class BenchmarkSettings
     /// <summary>10-step runs per history round.</summary>
     public int HistoryRunsPerRound { get; set; } = 300;
 
-    /// <summary>Concurrent enqueuers filling the queue before a throughput round.</summary>
+    /// <summary>Runs created one at a time, and again in batches, by the batch-enqueue scenario (its own database, no server).</summary>
+    public int BatchRuns { get; set; } = 5_000;
+
+    /// <summary>Concurrent enqueuers filling the queue before a throughput round (and the single enqueuers of the batch scenario).</summary>
     public int EnqueueConcurrency { get; set; } = 8;
 
     /// <summary>Longest a round may take before the benchmark gives up.</summary>
     public TimeSpan RoundTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// Scenarios to run (raw, empty, continuations, one, ten, latency, idle, stranded, history); all when empty. A
+    /// Scenarios to run (raw, empty, continuations, one, ten, latency, idle, stranded, batch, history); all when empty. A
     /// partial run is for profiling: its JSON misses the figures of the scenarios left out.
     /// </summary>
     public HashSet<string> Only { get; } = new(StringComparer.Ordinal);
@@ -146,6 +149,7 @@ public sealed class BenchmarkSettings
         LatencyRuns = 8;
         LatencyWarmup = 2;
         HistorySteps = 1_000;
+        BatchRuns = 200;
         HistoryRounds = 1;
         HistoryRunsPerRound = 3;
         RoundTimeout = TimeSpan.FromMinutes(2);
@@ -193,6 +197,7 @@ public sealed class BenchmarkSettings
                 case "--profile": settings.Profile = true; break;
                 case "--queue": settings.QueueMode = BenchmarkQueueModes.Parse(Next()); break;
                 case "--dequeues": settings.Dequeues = NextInt(); break;
+                case "--batch-runs": settings.BatchRuns = NextInt(); break;
                 case "--schedule-ms": settings.SchedulePollingInterval = TimeSpan.FromMilliseconds(NextInt()); break;
                 case "--idle-seconds": settings.IdleDuration = TimeSpan.FromSeconds(NextInt()); break;
                 default: throw new ArgumentException($"Unknown argument '{args[i]}'.");

@@ -22,7 +22,7 @@ public sealed class BenchmarkSmokeTests
         "raw_commits_per_s", "continuations_steps_per_s", "steps_per_s", "runs_per_s_1step", "commits_per_step", "commits_per_run",
         "commits_per_hangfire_job", "speedup_vs_continuations", "fraction_of_raw_commit_rate", "latency_p50_ms", "latency_p95_ms",
         "latency_p99_ms", "history_cost_ratio", "peak_rss_mb", "idle_commits_per_s", "stranded_dequeues", "cpu_ratio_vs_continuations",
-        "commit_bound_ceiling", "fraction_of_reachable",
+        "commit_bound_ceiling", "fraction_of_reachable", "batch_enqueue_speedup",
     ];
 
     // Counts and sizes of something that happened: zero would mean a scenario measured nothing.
@@ -30,7 +30,7 @@ public sealed class BenchmarkSmokeTests
     [
         "raw_commits_per_s", "continuations_steps_per_s", "steps_per_s", "runs_per_s_1step", "commits_per_run", "commits_per_hangfire_job",
         "latency_p50_ms", "history_cost_ratio", "peak_rss_mb", "idle_commits_per_s", "cpu_ratio_vs_continuations", "commit_bound_ceiling",
-        "fraction_of_reachable",
+        "fraction_of_reachable", "batch_enqueue_speedup",
     ];
 
     [Test]
