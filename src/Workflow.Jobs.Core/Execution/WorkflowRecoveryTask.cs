@@ -5,9 +5,10 @@ namespace Workflow.Jobs;
 /// <summary>
 /// Finds runs whose execution died (Running or Compensating while nobody holds their guard: the lock went with the
 /// dead process's session) and puts their jobs back in the queue at once, instead of after the job storage's
-/// invisibility timeout (only a job still Processing: a Compensating run queued for its compensations is left alone). A run must be seen abandoned for <see cref="WorkflowJobsOptions.RecoveryDelay"/>
-/// first (a live worker that lost only its connection cancels its step body within that time), and the
-/// task takes the run's guard and re-reads it before touching its job, so it never requeues a live execution.
+/// invisibility timeout. Only a job still Processing is requeued, so a Compensating run whose job waits in the queue
+/// is left alone. A run must be seen abandoned for <see cref="WorkflowJobsOptions.RecoveryDelay"/> first (a live
+/// worker that lost only its connection cancels its step body within that time), and the task takes the run's guard
+/// and re-reads it before touching its job, so it never requeues a live execution.
 /// </summary>
 internal sealed partial class WorkflowRecoveryTask : IWorkflowLeaderTask
 {
