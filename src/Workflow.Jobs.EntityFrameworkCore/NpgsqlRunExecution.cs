@@ -230,7 +230,8 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
         await using var batch = NewBatch();
         batch.BatchCommands.Add(Command(
             $"""
-            UPDATE {RunsTable} SET status = '{begin.To}', compensation_requested_at = COALESCE(compensation_requested_at, @now), modified = @now
+            UPDATE {RunsTable} SET status = '{begin.To}', compensation_requested_at = COALESCE(compensation_requested_at, @now), modified = @now,
+                                   waiting_for = NULL, wake_at = NULL
             WHERE uuid = @run AND NOT is_removed AND status IN {begin.SqlFrom}
             """,
             RunParameter(), Now(now)));
@@ -260,7 +261,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
             // The run's exception_message keeps the original failure (when there was one); the compensation's is beside it.
             var fail = WorkflowTransitions.For(RunOperation.Fail);
             batch.BatchCommands.Add(Command(
-                $"UPDATE {RunsTable} SET status = '{fail.To}', failed_at = @now, exception_message = COALESCE(exception_message, @message), modified = @now WHERE uuid = @run AND status IN {fail.SqlFrom}",
+                $"UPDATE {RunsTable} SET status = '{fail.To}', failed_at = @now, exception_message = COALESCE(exception_message, @message), modified = @now, waiting_for = NULL, wake_at = NULL WHERE uuid = @run AND status IN {fail.SqlFrom}",
                 RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message)));
         }
 
@@ -271,7 +272,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     {
         var compensate = WorkflowTransitions.For(RunOperation.Compensate);
         await using var batch = NewBatch();
-        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = '{compensate.To}', modified = @now WHERE uuid = @run AND status IN {compensate.SqlFrom}",
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = '{compensate.To}', modified = @now, waiting_for = NULL, wake_at = NULL WHERE uuid = @run AND status IN {compensate.SqlFrom}",
             RunParameter(), Now(now)));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -554,8 +555,11 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     private NpgsqlBatchCommand FailRunCommand(string message, DateTimeOffset now, RunOperation operation)
     {
         var transition = WorkflowTransitions.For(operation);
+        // A run that fails for good waits for nothing any more (one that failed before its start may still have been
+        // queued for a flow-control slot); one failing for a retry keeps its place.
+        var waits = WorkflowTransitions.IsFinished(transition.To) ? ", waiting_for = NULL, wake_at = NULL" : "";
         return Command(
-            $"UPDATE {RunsTable} SET status = '{transition.To}', failed_at = @now, exception_message = @message, modified = @now WHERE uuid = @run AND status IN {transition.SqlFrom}",
+            $"UPDATE {RunsTable} SET status = '{transition.To}', failed_at = @now, exception_message = @message, modified = @now{waits} WHERE uuid = @run AND status IN {transition.SqlFrom}",
             RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message));
     }
 

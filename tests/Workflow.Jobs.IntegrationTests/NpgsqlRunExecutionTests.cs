@@ -102,6 +102,26 @@ public class NpgsqlRunExecutionTests
     }
 
     /// <summary>Advisory locks held in this fixture's database, by any session.</summary>
+    [Test]
+    public async Task ExecuteAsync_ClearsTheSlotWait_WhenTheRunFailsBeforeItsStart()
+    {
+        // A run offered a flow-control slot (Pending, still marked as queued for one) whose execution fails before its
+        // start: its stored steps no longer match the definition.
+        var id = await _runner.CreateAsync<AddWorkflow>(new WorkflowInput(new AddInput()));
+        await ExecAsync("UPDATE workflow.workflow_runs SET step_names = ARRAY['NoSuchStep'], waiting_for = 'concurrency' WHERE uuid = @id", ("id", id));
+
+        Assert.That(() => _runner.ExecuteAsync(id), Throws.Exception);
+
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT status, waiting_for FROM workflow.workflow_runs WHERE uuid = @id", connection);
+        command.Parameters.AddWithValue("id", id);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.That(await reader.ReadAsync(), Is.True);
+        Assert.That(reader.GetString(0), Is.EqualTo("Failed"));
+        Assert.That(await reader.IsDBNullAsync(1), Is.True, "a failed run waits for no slot");
+    }
+
     private async Task<long> AdvisoryLocksAsync()
     {
         await using var connection = new NpgsqlConnection(_connectionString);
