@@ -279,17 +279,23 @@ internal sealed partial class WorkflowClient : IWorkflowClient
                     ? created => dispatcher.EnqueueMany(workflow.Name, created.Select(r => new RunJob(r.Id, r.Queue, _jobs.RemainingDelay(r.NotBefore))).ToList())
                     : null,
                 token).ConfigureAwait(false);
+            var createdCount = 0;
             for (var i = 0; i < results.Count; i++)
             {
                 ids[offset + i] = results[i].Id;
                 if (results[i].Created)
                 {
-                    _metrics.RunsCreated.Add(1, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
+                    createdCount++;
                     if (!dispatcher.JoinsRunTransaction)
                     {
                         await _jobs.AfterCommitAsync(CreateJobRequest(batch[i].Id, workflow, batch[i]), token).ConfigureAwait(false);
                     }
                 }
+            }
+
+            if (createdCount > 0)
+            {
+                _metrics.RunsCreated.Add(createdCount, new KeyValuePair<string, object?>("workflow.name", workflow.Name));
             }
         }
     }
