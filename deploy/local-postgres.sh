@@ -5,11 +5,15 @@
 #   deploy/local-postgres.sh stop
 #   deploy/local-postgres.sh status
 #   deploy/local-postgres.sh restart  # stop + start (used by the reliability run)
+#   deploy/local-postgres.sh reset    # stop and delete the cluster's folder (test databases left by
+#                                     # killed runs included); the next start makes a new one
 #
 # Uses the machine's PostgreSQL server binaries (installs Debian's `postgresql` when absent) and runs
 # the server as the `postgres` user on its own data folder and port:
 #   WORKFLOW_PG_PORT (default 55432), WORKFLOW_PG_DIR (default /var/tmp/workflow-jobs-pg-$PORT).
 # Authentication is `trust` on 127.0.0.1 only: a cluster for development and tests, not production.
+# A cluster that was not shut down cleanly (machine restarted, server killed) first recovers; that can take
+# minutes on a large data folder, so start waits up to WORKFLOW_PG_START_TIMEOUT seconds (default 600).
 set -euo pipefail
 
 command_name="${1:-start}"
@@ -17,6 +21,7 @@ port="${WORKFLOW_PG_PORT:-55432}"
 base="${WORKFLOW_PG_DIR:-/var/tmp/workflow-jobs-pg-$port}"
 data="$base/data"
 log="$base/server.log"
+start_timeout="${WORKFLOW_PG_START_TIMEOUT:-600}"
 
 log_msg() { echo "local-postgres: $*" >&2; }
 
@@ -59,6 +64,10 @@ connection_string() {
   echo "Host=127.0.0.1;Port=$port;Username=postgres;Database=postgres"
 }
 
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
 is_running() {
   [ -f "$data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1
 }
@@ -84,7 +93,15 @@ CONF
   if is_running; then
     log_msg "already running on port $port"
   else
-    as_postgres "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null
+    if port_in_use; then
+      log_msg "port $port is taken by another server; choose another with WORKFLOW_PG_PORT"
+      exit 1
+    fi
+    if ! as_postgres "$bin/pg_ctl" -D "$data" -l "$log" -w -t "$start_timeout" start >/dev/null; then
+      log_msg "the server did not start within ${start_timeout} s; the end of $log:"
+      tail -n 20 "$log" >&2 || true
+      exit 1
+    fi
     log_msg "started on port $port (log: $log)"
   fi
   # Wait until it accepts connections.
@@ -109,10 +126,22 @@ stop() {
   fi
 }
 
+reset() {
+  stop
+  if [ -d "$data" ] && [ ! -f "$data/PG_VERSION" ]; then
+    log_msg "$data is not a PostgreSQL data folder; left as it is"
+    exit 1
+  fi
+  rm -rf "$data" "$log" "$base/.s.PGSQL.$port" "$base/.s.PGSQL.$port.lock"
+  rmdir "$base" 2>/dev/null || true
+  log_msg "deleted the cluster in $data"
+}
+
 case "$command_name" in
   start) start ;;
   stop) stop ;;
   restart) stop; start ;;
+  reset) reset ;;
   status) bin="$(find_bin)" && is_running && { log_msg "running on port $port"; connection_string; } || { log_msg "not running"; exit 3; } ;;
-  *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|reset|status" >&2; exit 2 ;;
 esac
