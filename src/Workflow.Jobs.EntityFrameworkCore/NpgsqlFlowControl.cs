@@ -5,7 +5,7 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// <c>hashtextextended(group, i)</c> (the one-key form, like the runs' guards): an execution takes it with
 /// <c>pg_try_advisory_lock</c> on its guard connection, so it is released with the guard, and by PostgreSQL when the
 /// process or the connection dies (no lease to expire). Two servers can never hold the same slot, so a group never has
-/// more executions than slots. The leader counts the held slots of a group in <c>pg_locks</c>.
+/// more executions than slots. An offer counts the held slots of a group in <c>pg_locks</c>.
 /// </summary>
 internal static class NpgsqlFlowControl
 {
@@ -70,7 +70,7 @@ internal static class NpgsqlFlowControl
         """;
 
     /// <summary>
-    /// The leader's offer for one workflow, one statement: the free slots of each full group (its limit minus the slots
+    /// The offer for one workflow (the leader's pass, or an execution's hand-off of the slots it gave back), one statement: the free slots of each full group (its limit minus the slots
     /// held in <c>pg_locks</c> minus the runs already offered one and not started) go to the oldest runs Waiting for that
     /// group, which are woken (Waiting → Pending, a wake job write) keeping <c>waiting_for</c> until they start. A group
     /// whose limit was removed from the definition releases all its waiting runs.

@@ -2,7 +2,7 @@ using Npgsql;
 
 namespace Workflow.Jobs.EntityFrameworkCore;
 
-/// <summary>Flow control: the leader's offer of freed slots (admission itself runs on an execution's guard connection).</summary>
+/// <summary>Flow control: the offer of freed slots, by the leader and by an execution that gave its slots back (admission itself runs on an execution's guard connection).</summary>
 internal sealed partial class NpgsqlWorkflowStore
 {
     /// <summary>At most this many runs of a workflow are woken per pass when a limit was removed from its definition.</summary>

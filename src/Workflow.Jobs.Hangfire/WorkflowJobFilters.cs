@@ -221,7 +221,7 @@ internal sealed partial class WorkflowWaitFilter(IWorkflowStore store, TimeProvi
         return remainder == 0 ? utc : utc.AddTicks(TimeSpan.TicksPerSecond - remainder);
     }
 
-    [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} parked but could not be re-read; its job checks its wait again shortly")]
+    [LoggerMessage(EventId = 213, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} parked but could not be re-read; its job checks its wait again shortly")]
     private partial void LogRecheck(Exception exception, Guid workflowId);
 }
 

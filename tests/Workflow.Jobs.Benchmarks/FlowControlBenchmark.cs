@@ -17,7 +17,9 @@ namespace Workflow.Jobs.Benchmarks;
 /// 4 runs), R rounds each, and prints steps per second of each and the overhead of flow control
 /// (<c>flow_control_overhead</c> = 1 − limited / plain, from the rounds' totals), with the commits per step of each
 /// (<c>xact_commit</c> of the database, read-only ones and this program's polls included: admission adds one read-only
-/// statement per run, no write transaction).
+/// statement per run, no write transaction). Then, with <c>--queued-runs Q</c>, the limit binds: Q ten-step runs of one key
+/// (4 slots) are enqueued at once and timed to the last one's success (<c>queued_runs_per_s</c>): each run waits for a slot
+/// and is offered the one its predecessor gives back.
 /// </summary>
 internal static class FlowControlBenchmark
 {
@@ -29,6 +31,7 @@ internal static class FlowControlBenchmark
         var runs = 1_000;
         var workers = 8;
         var rounds = 3;
+        var queuedRuns = 200;
         var outputPath = "flow-results.json";
         for (var i = 0; i < args.Length; i++)
         {
@@ -37,6 +40,7 @@ internal static class FlowControlBenchmark
                 case "--connection": server = args[++i]; break;
                 case "--runs": runs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--workers": workers = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--queued-runs": queuedRuns = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--rounds": rounds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--output": outputPath = args[++i]; break;
                 default:
@@ -84,6 +88,10 @@ internal static class FlowControlBenchmark
 
             var parked = await ScalarAsync(connectionString,
                 $"SELECT count(*) FROM workflow.workflow_runs WHERE workflow_name = 'bench-10-steps-limited' AND attempts <> 1", cancellationToken).ConfigureAwait(false);
+
+            // The limit binds: one key, 4 slots, every run but the first 4 waits for the slot of an earlier one.
+            var queued = await RunBatchAsync(client, connectionString, "bench-10-steps-limited", queuedRuns, cancellationToken, oneKey: "queued").ConfigureAwait(false);
+            var queuedPerSecond = queuedRuns / queued.Elapsed.TotalSeconds;
             await host.StopAsync(cancellationToken).ConfigureAwait(false);
 
             var overhead = 1 - (limited.StepsPerSecond / plain.StepsPerSecond);
@@ -98,12 +106,15 @@ internal static class FlowControlBenchmark
                 ["plain_commits_per_step"] = Math.Round(plain.WritesPerStep, 2),
                 ["limited_commits_per_step"] = Math.Round(limited.WritesPerStep, 2),
                 ["limited_runs_not_on_first_attempt"] = parked,
+                ["queued_runs"] = queuedRuns,
+                ["queued_runs_per_s"] = Math.Round(queuedPerSecond, 1),
                 ["load_average"] = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken).ConfigureAwait(false)).Trim() : "",
                 ["date"] = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture),
             };
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"ten-step runs: {plain.StepsPerSecond:0} steps/s plain, {limited.StepsPerSecond:0} steps/s under flow control; flow_control_overhead {overhead:P1}; "
-                + $"commits per step {plain.WritesPerStep:0.00} plain, {limited.WritesPerStep:0.00} limited"))
+                + $"commits per step {plain.WritesPerStep:0.00} plain, {limited.WritesPerStep:0.00} limited; "
+                + $"{queuedRuns} runs of one key (4 slots): {queuedPerSecond:0.0} runs/s"))
                 .ConfigureAwait(false);
             await File.WriteAllTextAsync(outputPath, JsonSerializer.Serialize(figures, IndentedJson), cancellationToken).ConfigureAwait(false);
             return 0;
@@ -115,9 +126,12 @@ internal static class FlowControlBenchmark
         }
     }
 
-    /// <summary>Enqueues <paramref name="runs"/> runs in batches and waits until all succeeded: elapsed time and write transactions.</summary>
+    /// <summary>
+    /// Enqueues <paramref name="runs"/> runs in batches and waits until all succeeded: elapsed time and write transactions.
+    /// Limited runs get a key per 4 runs (the limits do not bind), or all <paramref name="oneKey"/>.
+    /// </summary>
     private static async Task<(TimeSpan Elapsed, long Writes, int Steps)> RunBatchAsync(IWorkflowClient client, string connectionString, string workflow, int runs,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, string? oneKey = null)
     {
         var before = await SucceededAsync(connectionString, workflow, cancellationToken).ConfigureAwait(false);
         var writesBefore = await WritesAsync(connectionString, cancellationToken).ConfigureAwait(false);
@@ -126,7 +140,7 @@ internal static class FlowControlBenchmark
         for (var done = 0; done < runs; done += 500)
         {
             var items = Enumerable.Range(done, Math.Min(500, runs - done))
-                .Select(i => new WorkflowEnqueueItem([], limited ? new EnqueueOptions { ConcurrencyKey = "key-" + (i / 4).ToString(CultureInfo.InvariantCulture) } : null))
+                .Select(i => new WorkflowEnqueueItem([], limited ? new EnqueueOptions { ConcurrencyKey = oneKey ?? "key-" + (i / 4).ToString(CultureInfo.InvariantCulture) } : null))
                 .ToList();
             await client.EnqueueManyAsync(workflow, items, cancellationToken).ConfigureAwait(false);
         }

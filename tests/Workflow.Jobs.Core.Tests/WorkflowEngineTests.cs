@@ -24,7 +24,8 @@ public class WorkflowEngineTests
         _services = new ServiceCollection().AddSingleton<ExecutionLog>().AddTransient<AddStep>().AddTransient<SquareStep>().AddTransient<ThrowingStep>().BuildServiceProvider();
         var registry = new WorkflowRegistry([new WorkflowRegistration(typeof(AddThenSquareWorkflow)), new WorkflowRegistration(typeof(ThrowingWorkflow))]);
         _engine = new WorkflowEngine(_store.Object, registry, _services.GetRequiredService<IServiceScopeFactory>(), TimeProvider.System,
-            new WorkflowMetrics(), NullLogger<WorkflowEngine>.Instance);
+            new WorkflowMetrics(), new WorkflowWaker(_store.Object, new WorkflowJobRequests(_store.Object, TimeProvider.System, NullLogger<WorkflowJobRequests>.Instance), TimeProvider.System),
+            NullLogger<WorkflowEngine>.Instance);
     }
 
     [TearDown]

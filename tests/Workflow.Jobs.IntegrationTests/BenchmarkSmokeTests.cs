@@ -208,12 +208,12 @@ public sealed class BenchmarkSmokeTests
         var output = Path.Combine(Path.GetTempPath(), $"wj-flow-smoke-{Guid.NewGuid():N}.json");
         try
         {
-            var (exitCode, log) = await RunBenchmarkAsync("flow", "--runs", "40", "--rounds", "1", "--workers", "4", "--connection", TestDatabases.ServerConnectionString,
+            var (exitCode, log) = await RunBenchmarkAsync("flow", "--runs", "40", "--rounds", "1", "--workers", "4", "--queued-runs", "12", "--connection", TestDatabases.ServerConnectionString,
                 "--output", output);
 
             Assert.That(exitCode, Is.Zero, log);
             using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(output));
-            foreach (var key in new[] { "plain_steps_per_s", "limited_steps_per_s", "plain_commits_per_step", "limited_commits_per_step" })
+            foreach (var key in new[] { "plain_steps_per_s", "limited_steps_per_s", "plain_commits_per_step", "limited_commits_per_step", "queued_runs_per_s" })
             {
                 Assert.That(json.RootElement.GetProperty(key).GetDouble(), Is.GreaterThan(0), key);
             }

@@ -60,6 +60,6 @@ internal sealed partial class WorkflowClient
             WorkflowId = workflowId,
         };
 
-    [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "Event {EventName} sent to workflow run {WorkflowId} (woke it: {Woke})")]
+    [LoggerMessage(EventId = 25, Level = LogLevel.Information, Message = "Event {EventName} sent to workflow run {WorkflowId} (woke it: {Woke})")]
     private partial void LogSignalled(Guid workflowId, string eventName, bool woke);
 }

@@ -656,7 +656,7 @@ internal sealed partial class WorkflowClient : IWorkflowClient
     [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "The job {JobId} of a purged workflow run was not deleted")]
     private partial void LogPurgedJobNotDeleted(Exception exception, string jobId);
 
-    [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Created {Count} child runs of {WorkflowName} for workflow run {ParentId}")]
+    [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "Created {Count} child runs of {WorkflowName} for workflow run {ParentId}")]
     private partial void LogCreatedChildren(int count, string workflowName, Guid parentId);
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Enqueued {Count} workflow runs of {WorkflowName} in batches")]

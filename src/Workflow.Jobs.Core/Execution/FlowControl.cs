@@ -19,7 +19,7 @@ internal enum SlotGroup
 /// <param name="MaxConcurrency">The workflow's limit, if any.</param>
 /// <param name="MaxConcurrencyPerKey">The per-key limit, if any and the run has a key.</param>
 /// <param name="Created">The run's creation time (its place in the queue).</param>
-/// <param name="Offered">Whether the leader offered the run a freed slot (only older runs still waiting come before it).</param>
+/// <param name="Offered">Whether the run was offered a freed slot (only older runs still waiting come before it).</param>
 internal sealed record SlotRequest(string WorkflowName, string? ConcurrencyKey, int? MaxConcurrency, int? MaxConcurrencyPerKey, DateTimeOffset Created, bool Offered)
 {
     /// <summary>Only the slots count, not the queue (an in-process execution, which waits for a slot instead of parking).</summary>

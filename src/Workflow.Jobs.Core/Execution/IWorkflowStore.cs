@@ -262,7 +262,8 @@ internal interface IWorkflowStore
     Task<IReadOnlyList<ChildRunState>> LoadChildrenAsync(Guid parentStepId, CancellationToken cancellationToken);
 
     /// <summary>
-    /// The leader's flow-control pass for one workflow: for each full group with runs waiting for a slot, offers each slot
+    /// The offer of freed flow-control slots for one workflow (the leader's pass, and an execution's hand-off when it gives
+    /// its slots back): for each full group with runs waiting for a slot, offers each slot
     /// that is free (neither held by a live execution nor already offered) to the oldest waiting run, in creation order, by
     /// the <see cref="RunOperation.Wake"/> transition with a <see cref="JobRequestKind.Wake"/> job write, keeping
     /// <c>waiting_for</c> = <c>concurrency</c> until the run starts. Returns the job writes to do.

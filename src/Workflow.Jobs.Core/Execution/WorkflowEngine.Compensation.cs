@@ -158,15 +158,15 @@ internal sealed partial class WorkflowEngine
     private static UnitOfWorkException Compensated(RunRecord run)
         => new($"Workflow run {run.Id} was compensated.", UnitOfWorkException.RunFinishedCode, new NonRetryableException($"Workflow run {run.Id} was compensated.")) { WorkflowId = run.Id };
 
-    [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "Compensating workflow run {WorkflowId} of {WorkflowName}")]
+    [LoggerMessage(EventId = 16, Level = LogLevel.Information, Message = "Compensating workflow run {WorkflowId} of {WorkflowName}")]
     private partial void LogCompensating(Guid workflowId, string workflowName);
 
-    [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} was compensated")]
+    [LoggerMessage(EventId = 17, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} was compensated")]
     private partial void LogCompensated(Guid workflowId, string workflowName);
 
-    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "The compensation of step {StepName} ({StepId}) of workflow run {WorkflowId} of {WorkflowName} failed")]
+    [LoggerMessage(EventId = 18, Level = LogLevel.Warning, Message = "The compensation of step {StepName} ({StepId}) of workflow run {WorkflowId} of {WorkflowName} failed")]
     private partial void LogCompensationFailed(Exception exception, Guid workflowId, string workflowName, string stepName, Guid stepId);
 
-    [LoggerMessage(EventId = 15, Level = LogLevel.Information, Message = "The compensation of step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
+    [LoggerMessage(EventId = 19, Level = LogLevel.Information, Message = "The compensation of step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
     private partial void LogCompensationInterrupted(Guid workflowId, string stepName, Guid stepId);
 }

@@ -18,14 +18,16 @@ internal sealed partial class WorkflowEngine
     private readonly TimeProvider _time;
     private readonly ILogger<WorkflowEngine> _logger;
     private readonly WorkflowMetrics _metrics;
+    private readonly WorkflowWaker _waker;
 
     /// <summary>How often an in-process execution tries again for a flow-control slot.</summary>
     private static readonly TimeSpan InProcessSlotPoll = TimeSpan.FromMilliseconds(100);
 
     public WorkflowEngine(IWorkflowStore store, WorkflowRegistry registry, IServiceScopeFactory scopeFactory, TimeProvider time,
-        WorkflowMetrics metrics, ILogger<WorkflowEngine> logger)
+        WorkflowMetrics metrics, WorkflowWaker waker, ILogger<WorkflowEngine> logger)
     {
         _metrics = metrics;
+        _waker = waker;
         _store = store;
         _registry = registry;
         _scopeFactory = scopeFactory;
@@ -43,6 +45,24 @@ internal sealed partial class WorkflowEngine
     /// so a run reads Failed only once its failure is final.
     /// </summary>
     internal async Task<WorkflowOutput> ExecuteAsync(Guid workflowId, bool retriedByScheduler, CancellationToken cancellationToken)
+    {
+        var slots = new HeldSlots();
+        try
+        {
+            return await ExecuteGuardedAsync(workflowId, retriedByScheduler, slots, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // The execution is over and its slots were released with its guard: the runs queued for them are offered them
+            // now rather than at the leader's next flow-control pass (which still covers whatever this misses).
+            if (slots.Workflow is { } limited)
+            {
+                await HandOffSlotsAsync(limited, workflowId).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<WorkflowOutput> ExecuteGuardedAsync(Guid workflowId, bool retriedByScheduler, HeldSlots slots, CancellationToken cancellationToken)
     {
         await using var execution = await _store.BeginExecutionAsync(workflowId, cancellationToken).ConfigureAwait(false);
         var run = execution.Run
@@ -95,9 +115,10 @@ internal sealed partial class WorkflowEngine
             throw new UnitOfWorkException(message, UnitOfWorkException.DefinitionMismatchCode, new NonRetryableException(message)) { WorkflowId = run.Id };
         }
 
-        if (FlowControl.RequestFor(workflow, run) is { } slots)
+        if (FlowControl.RequestFor(workflow, run) is { } request)
         {
-            await AdmitAsync(execution, run, slots, retriedByScheduler, cancellationToken).ConfigureAwait(false);
+            await AdmitAsync(execution, run, request, retriedByScheduler, cancellationToken).ConfigureAwait(false);
+            slots.Workflow = workflow;
         }
 
         using var activity = WorkflowTelemetry.Source.StartActivity("workflow.run " + workflow.Name);
@@ -314,7 +335,7 @@ internal sealed partial class WorkflowEngine
 
     /// <summary>
     /// Takes the run's flow-control slots before it starts. A job execution that gets none parks the run (Waiting for
-    /// <c>concurrency</c>, the worker released, no attempt and no retry used) and the leader wakes it when a slot frees; an
+    /// <c>concurrency</c>, the worker released, no attempt and no retry used) and an offer wakes it when a slot frees; an
     /// in-process execution (no job to park) waits for a slot instead.
     /// </summary>
     private async Task AdmitAsync(IRunExecution execution, RunRecord run, SlotRequest slots, bool retriedByScheduler, CancellationToken cancellationToken)
@@ -346,12 +367,34 @@ internal sealed partial class WorkflowEngine
         }
     }
 
+    /// <summary>
+    /// Offers the slots an execution just gave back to the runs queued for them (the leader's offer, for this workflow
+    /// only). A failure is logged and left to the leader's next pass.
+    /// </summary>
+    private async Task HandOffSlotsAsync(WorkflowDescriptor workflow, Guid workflowId)
+    {
+        try
+        {
+            await _waker.WakeForFreeSlotsAsync(workflow, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogHandOffFailed(ex, workflowId, workflow.Name);
+        }
+    }
+
+    /// <summary>The workflow whose flow-control slots an execution took (null: it took none).</summary>
+    private sealed class HeldSlots
+    {
+        public WorkflowDescriptor? Workflow { get; set; }
+    }
+
     /// <summary>Whether a Waiting run's wait is over: its time came, or the event it waits for is there.</summary>
     private async Task<bool> IsWaitOverAsync(RunRecord run, CancellationToken cancellationToken)
     {
         if (run.WaitingFor == FlowControl.WaitingFor)
         {
-            // Only the leader ends a wait for a slot (it offers freed slots in creation order); a stale job changes nothing.
+            // Only an offer of a freed slot ends a wait for one (in creation order); a stale job changes nothing.
             return false;
         }
 
@@ -399,6 +442,9 @@ internal sealed partial class WorkflowEngine
 
     [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Workflow run {WorkflowId} of {WorkflowName} (concurrency key {ConcurrencyKey}) waits for a {SlotGroup} slot; the worker is released")]
     private partial void LogWaitingForSlot(Guid workflowId, string workflowName, string? concurrencyKey, SlotGroup slotGroup);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "Workflow run {WorkflowId} of {WorkflowName} gave back its flow-control slots, but offering them to the queued runs failed; the leader's next pass offers them")]
+    private partial void LogHandOffFailed(Exception exception, Guid workflowId, string workflowName);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Step {StepName} ({StepId}) of workflow run {WorkflowId} was interrupted by cancellation; it will resume")]
     private partial void LogInterrupted(Guid workflowId, string stepName, Guid stepId);
