@@ -197,6 +197,22 @@ batch_ids="$(printf '%s' "$batch_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\
 batch_status=""
 for id in $batch_ids; do batch_status="$batch_status $(wait_status "$id" Succeeded)"; done
 
+say "child workflows: provision-subsidiaries provisions each subsidiary as its own customer-provisioning run"
+group_id="$(enqueue provision-subsidiaries '{"subsidiaries_input":{"subsidiaries":[{"name":"Wayne North","email":"north@wayne.example"},{"name":"Wayne South","email":"south@wayne.example"},{"name":"Wayne East","email":"east@wayne.example"}]}}')"
+group_status="$(wait_status "$group_id" Succeeded)"
+group_children="$(curl -s "$base/api/workflows?parentId=$group_id" | grep -o '"parentId":"'"$group_id"'"' | wc -l | tr -d ' ')"
+echo "  $group_id is $group_status; GET /api/workflows?parentId=$group_id lists $group_children children"
+
+say "flow control: three runs with the same Concurrency-Key run one at a time (customer-provisioning allows 1 per key)"
+key_answer="$(curl -s -X POST "$base/api/workflows/customer-provisioning/batch" -H 'Content-Type: application/json' \
+  -d "{\"items\":[{\"input\":$(provisioning "Tyrell" 0 0),\"concurrencyKey\":\"account-7\"},{\"input\":$(provisioning "Tyrell Labs" 0 0),\"concurrencyKey\":\"account-7\"},{\"input\":$(provisioning "Tyrell Retail" 0 0),\"concurrencyKey\":\"account-7\"}]}")"
+key_ids="$(printf '%s' "$key_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\}' || true)"
+[ "$(printf '%s\n' "$key_ids" | grep -c .)" = 3 ] || fail "batch with a concurrency key refused: $key_answer"
+key_status=""
+for id in $key_ids; do key_status="$key_status $(wait_status "$id" Succeeded)"; done
+key_parked="$(grep -c 'concurrency key account-7) waits for a Key slot' "$log" || true)"
+echo "  statuses:$key_status; runs that waited for the key's slot (from the log): $key_parked"
+
 say "a large subscription (250 seats) waits durably for an approval: the run is Waiting, no worker held"
 approval_id="$(enqueue customer-provisioning "$(provisioning "Massive Dynamic" 0 0 250)")"
 approval_waiting="$(wait_status "$approval_id" Waiting)"
@@ -226,6 +242,8 @@ Demo runs (GET $base/api/workflows/<id>; attempts of steps customer, subscriptio
   $resumed_id  $failed_status -> $resumed_status  attempts $(attempts "$resumed_id")  resumed at the failed step by POST .../retry
   $fork_id  $fork_status              attempts $(attempts "$fork_id")  fork of the first run from send-welcome (earlier steps copied, never run)
   batch of 3:$batch_status
+  $group_id  $group_status              provision-subsidiaries: 3 child runs (GET /api/workflows?parentId=...: $group_children)
+  account-7:$key_status  three runs of one concurrency key, one at a time ($key_parked waited for the slot)
   $approval_id  $approval_waiting -> $approval_status  attempts $(attempts "$approval_id")  250 seats: waited for subscription-approval, approved through the API
   $undo_id  $undo_status              compensated steps $(curl -s "$base/api/workflows/$undo_id" | grep -o '"compensatedAt":"[^"]*"' | wc -l | tr -d ' ')  welcome rejected for good: admin users deleted, subscription cancelled (the customer is kept)
   $cancel_id  $cancel_status              cancelled with {"compensate": true}: its succeeded steps undone
@@ -240,6 +258,7 @@ expected=0
 [ "$ok_status" = Succeeded ] && [ "$retried_status" = Succeeded ] && [ "$failed_status" = Failed ] && [ "$resumed_status" = Succeeded ] \
   && [ "$approval_waiting" = Waiting ] && [ "$approval_status" = Succeeded ] || expected=1
 [ "$undo_status" = Compensated ] && [ "$cancel_status" = Compensated ] || expected=1
+[ "$group_status" = Succeeded ] && [ "$group_children" = 3 ] && [ "$key_status" = " Succeeded Succeeded Succeeded" ] || expected=1
 [ "$expected" = 0 ] || echo "run-sample: a demo run did not end as expected (see above and $log)" >&2
 
 if [ "$wait_for_ctrl_c" = 1 ]; then

@@ -107,7 +107,7 @@ internal sealed partial class WorkflowApiEndpoints
                     "cancel" => "Cancels every unfinished or Failed run the filters select.",
                     _ => "Hard-deletes every finished run the filters select, with its steps; jobs move to Deleted.",
                 })
-                .WithDescription("Filters as GET workflows (status, name, recurringId, errorContains, idempotencyKey, concurrencyKey, createdAfter, createdBefore, tag); "
+                .WithDescription("Filters as GET workflows (status, name, recurringId, errorContains, idempotencyKey, concurrencyKey, parentId, createdAfter, createdBefore, tag); "
                     + "without any filter, all=true must confirm that every run is meant.")
                 .Produces(StatusCodes.Status200OK, contentType: "application/json")
                 .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
@@ -283,6 +283,7 @@ internal sealed partial class WorkflowApiEndpoints
         var errorContains = ReadText(query, "errorContains", errors);
         var idempotencyKey = ReadText(query, "idempotencyKey", errors);
         var concurrencyKey = ReadText(query, "concurrencyKey", errors);
+        var parentId = ReadGuid(query, "parentId", errors);
         var createdAfter = ReadTime(query, "createdAfter", errors);
         var createdBefore = ReadTime(query, "createdBefore", errors);
         var tags = ReadTags(query, "tag", errors) ?? new Dictionary<string, string>(StringComparer.Ordinal);
@@ -299,6 +300,7 @@ internal sealed partial class WorkflowApiEndpoints
             ErrorContains = errorContains,
             IdempotencyKey = idempotencyKey,
             ConcurrencyKey = concurrencyKey,
+            ParentId = parentId,
             CreatedAfter = createdAfter,
             CreatedBefore = createdBefore,
             Tags = tags.Count == 0 ? null : tags,
@@ -336,7 +338,7 @@ internal sealed partial class WorkflowApiEndpoints
         var errors = new List<WorkflowDataError>();
         var filter = ParseQuery(request, errors);
         var everything = filter.WorkflowName is null && filter.Status is null && filter.RecurringId is null && filter.ErrorContains is null
-                         && filter.IdempotencyKey is null && filter.ConcurrencyKey is null && filter.CreatedAfter is null && filter.CreatedBefore is null && filter.Tags is null;
+                         && filter.IdempotencyKey is null && filter.ConcurrencyKey is null && filter.ParentId is null && filter.CreatedAfter is null && filter.CreatedBefore is null && filter.Tags is null;
         if (everything && request.Query["all"].ToString() != "true")
         {
             errors.Add(new WorkflowDataError("all", "No filter selects every run: add all=true to confirm, or a filter."));
@@ -773,6 +775,23 @@ internal sealed partial class WorkflowApiEndpoints
         }
 
         return text;
+    }
+
+    private static Guid? ReadGuid(IQueryCollection query, string name, List<WorkflowDataError> errors)
+    {
+        var text = query[name].ToString();
+        if (text.Length == 0)
+        {
+            return null;
+        }
+
+        if (Guid.TryParse(text, out var id))
+        {
+            return id;
+        }
+
+        errors.Add(new WorkflowDataError(name, "Expected a run id (a UUID, such as 0192f1a8-5c2e-7d4b-9a11-3f2e8c7d6b5a)."));
+        return null;
     }
 
     private static DateTimeOffset? ReadTime(IQueryCollection query, string name, List<WorkflowDataError> errors)

@@ -9,7 +9,7 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 /// parameters; shared by listings, counts and bulk actions so they select exactly the same runs. Every filter is
 /// backed by an index (see <see cref="WorkflowDbContext"/> and the migrations): status, name, recurring id and the
 /// created range by b-tree indexes on (column, created), tags by a GIN index (<c>jsonb_path_ops</c>, containment),
-/// the idempotency key by its unique index, the error text by a trigram index when <c>pg_trgm</c> is installed.
+/// the idempotency key by its unique index, the parent by the children's partial index (parent, status), the error text by a trigram index when <c>pg_trgm</c> is installed.
 /// </summary>
 internal static class WorkflowQuerySql
 {
@@ -45,6 +45,12 @@ internal static class WorkflowQuerySql
         {
             where.Append(" AND r.concurrency_key = @q_concurrency_key");
             command.Parameters.Add(NpgsqlWorkflowStore.Text("q_concurrency_key", query.ConcurrencyKey));
+        }
+
+        if (query.ParentId is { } parent)
+        {
+            where.Append(" AND r.parent_uuid = @q_parent");
+            command.Parameters.Add(new NpgsqlParameter("q_parent", NpgsqlDbType.Uuid) { Value = parent });
         }
 
         if (query.CreatedAfter is { } after)

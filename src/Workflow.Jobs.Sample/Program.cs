@@ -43,6 +43,7 @@ builder.Services.AddWorkflowJobs(options =>
     .AddWorkflow<CustomerProvisioningWorkflow>()
     .AddWorkflow<CompensatedCustomerProvisioningWorkflow>()
     .AddWorkflow<UsageReportWorkflow>()
+    .AddWorkflow<ProvisionSubsidiariesWorkflow>()
     .AddHangfireJobs(options =>
     {
         options.RunServer = settings.RunsServer;

@@ -69,6 +69,7 @@ public sealed class DashboardTestHost : IAsyncDisposable
             .AddWorkflow<HelloWorkflow>()
             .AddWorkflow<FlakyWorkflow>()
             .AddWorkflow<ApprovalWorkflow>()
+            .AddWorkflow<GreetAllWorkflow>()
             .AddHangfireJobs(o =>
             {
                 o.RunServer = runServer;

@@ -115,3 +115,31 @@ public sealed class ApprovalWorkflow : WorkflowDefinition
 {
     public override IReadOnlyList<Type> Steps => [typeof(AwaitApprovalStep)];
 }
+
+[WorkflowKey("dashboard_greet_all_input")]
+public sealed class GreetAllInput : WorkflowData
+{
+    [JsonProperty("names")] public List<string> Names { get; set; } = [];
+}
+
+[WorkflowKey("dashboard_greet_all_output")]
+public sealed class GreetAllOutput : WorkflowData
+{
+    [JsonProperty("greetings")] public List<string> Greetings { get; set; } = [];
+}
+
+/// <summary>Greets each name in a child run of <see cref="HelloWorkflow"/>.</summary>
+public sealed class GreetAllStep : WorkflowStep<GreetAllInput, GreetAllOutput>
+{
+    protected override async Task<GreetAllOutput> ProcessInputAsync(GreetAllInput input, StepContext context, CancellationToken cancellationToken)
+    {
+        var outputs = await context.RunChildrenAsync<HelloWorkflow>(input.Names.Select(n => new WorkflowInput(new GreetInput { Name = n })).ToList(), cancellationToken);
+        return new GreetAllOutput { Greetings = outputs.Select(o => o.Get<GreetOutput>()!.Greeting).ToList() };
+    }
+}
+
+[WorkflowName("greet-all")]
+public sealed class GreetAllWorkflow : WorkflowDefinition
+{
+    public override IReadOnlyList<Type> Steps => [typeof(GreetAllStep)];
+}

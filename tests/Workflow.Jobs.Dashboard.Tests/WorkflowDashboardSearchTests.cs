@@ -115,6 +115,7 @@ public sealed partial class WorkflowDashboardSearchTests
     [TestCase("?tag=customer:c-1&tag=customer:c-2", "tag")]
     [TestCase("?error=a%00b", "error")]
     [TestCase("?key=a%00b", "key")]
+    [TestCase("?parent=not-a-run", "parent")]
     public async Task ListPage_Answers400NamingTheParameter_WhenAFilterCannotBeApplied(string query, string parameter)
     {
         var (status, body, ids) = await ListAsync(query);
@@ -122,6 +123,26 @@ public sealed partial class WorkflowDashboardSearchTests
         Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(body, Does.Contain("The parameter &#39;" + parameter + "&#39;"));
         Assert.That(ids, Is.Empty);
+    }
+
+    [Test]
+    public async Task ListPage_ShowsOnlyTheRunsChildren_WhenFilteredByParent_AsTheRunPagesLinkDoes()
+    {
+        var parent = await _host.Client.EnqueueAsync<GreetAllWorkflow>(new WorkflowInput(new GreetAllInput { Names = ["x", "y", "z"] }));
+        await _host.WaitForStatusAsync(parent, WorkflowStatus.Succeeded);
+        var children = (await _host.Client.ListAsync(new WorkflowQuery { WorkflowName = "dashboard-hello", Limit = 1000 })).Where(r => r.ParentId == parent).Select(r => r.Id).ToList();
+        using var client = _host.CreateClient();
+        var (_, page, _) = await client.GetAsync("/hangfire/workflows/" + parent);
+
+        var link = ChildrenLink().Match(page);
+        Assert.That(link.Success, Is.True, "the run page links to its children");
+        var href = WebUtility.HtmlDecode(link.Groups["href"].Value);
+        Assert.That(href, Is.EqualTo("/hangfire/workflows?parent=" + parent));
+        var (status, body, ids) = await ListAsync(href["/hangfire/workflows".Length..]);
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(children, Has.Count.EqualTo(3));
+        Assert.That(ids, Is.EquivalentTo(children), "the run's three children, not the parent nor any other run");
+        Assert.That(body, Does.Contain("id=\"workflow-parent\"").And.Contain("value=\"" + parent + "\""), "the filter form keeps the parent");
     }
 
     [Test]
@@ -165,6 +186,9 @@ public sealed partial class WorkflowDashboardSearchTests
 
     [GeneratedRegex("<a rel=\"next\" class=\"js-workflow-next\" href=\"(?<href>[^\"]+)\"")]
     private static partial Regex NextLink();
+
+    [GeneratedRegex("<a id=\"workflow-children-list\" href=\"(?<href>[^\"]+)\"")]
+    private static partial Regex ChildrenLink();
 
     [GeneratedRegex("<span data-metric=\"workflows:failed\"[^>]*>\\s*(?<value>[^<]*?)\\s*</span>")]
     private static partial Regex Badge();

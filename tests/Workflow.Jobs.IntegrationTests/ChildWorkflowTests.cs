@@ -207,6 +207,38 @@ public class ChildWorkflowTests
         }
     }
 
+    [Test]
+    public async Task ParentIdFilter_SelectsOnlyTheRunsChildren_ForListingCountingAndBulkRetry()
+    {
+        var connectionString = await TestDatabases.CreateAsync(nameof(ChildWorkflowTests) + "_parent_filter");
+        var host = await TestHosts.StartHangfireHostAsync(connectionString);
+        try
+        {
+            var client = host.Services.GetRequiredService<IWorkflowClient>();
+            var id = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(3, failIndex: 1));
+            var other = await client.EnqueueAsync<ParentFanOutWorkflow>(FanOut(2, failIndex: 0));
+            await WaitForStatusAsync(client, id, WorkflowStatus.Failed);
+            await WaitForStatusAsync(client, other, WorkflowStatus.Failed);
+            var children = await ChildrenAsync(connectionString, id);
+
+            var listed = await client.ListAsync(new WorkflowQuery { ParentId = id });
+            Assert.That(listed.Select(r => r.Id), Is.EquivalentTo(children.Select(c => c.Id)), "the run's children, not the other parent's nor the parents");
+            var failed = await client.ListAsync(new WorkflowQuery { ParentId = id, Status = WorkflowStatus.Failed });
+            Assert.That(failed.Select(r => r.ChildIndex), Is.EqualTo(new int?[] { 1 }));
+            Assert.That(await client.CountAsync(new WorkflowQuery { ParentId = id }), Is.EqualTo(3));
+            Assert.That(await client.CountAsync(new WorkflowQuery { ParentId = Guid.NewGuid() }), Is.Zero);
+
+            // A bulk action with the filter touches the run's failed child alone.
+            Assert.That(await client.RetryManyAsync(new WorkflowQuery { ParentId = id, Status = WorkflowStatus.Failed }), Is.EqualTo(1));
+            var otherFailed = await client.ListAsync(new WorkflowQuery { ParentId = other, Status = WorkflowStatus.Failed });
+            Assert.That(otherFailed, Has.Count.EqualTo(1), "the other parent's failed child was not retried");
+        }
+        finally
+        {
+            await StopAsync(host);
+        }
+    }
+
     [TestCase("CancelAsync")]
     [TestCase("CancelManyAsync")]
     [TestCase("DeleteJob")]

@@ -61,7 +61,7 @@ public class WorkflowApiTests
         var body = (JArray)await SampleHost.ReadJsonAsync(response);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EqualTo(new[] { Provisioning, "customer-provisioning-compensated", "usage-report" }), "ordered by name");
+        Assert.That(body.Select(d => d["name"]!.Value<string>()), Is.EqualTo(new[] { Provisioning, "customer-provisioning-compensated", "provision-subsidiaries", "usage-report" }), "ordered by name");
         var provisioning = body.Single(d => d["name"]!.Value<string>() == Provisioning);
         Assert.That(provisioning["steps"]!.Select(s => s["name"]!.Value<string>()),
             Is.EqualTo(new[] { "get-or-create-customer", "create-subscription", "create-admin-users", "send-welcome" }));
@@ -540,6 +540,7 @@ public class WorkflowApiTests
     [TestCase("createdAfter=yesterday", "createdAfter")]
     [TestCase("tag=no-colon", "tag")]
     [TestCase("tag=a:1&tag=a:2", "tag")]
+    [TestCase("parentId=not-a-run", "parentId")]
     public async Task List_Returns400NamingTheParameter_ForABadSearchFilter(string query, string parameter)
     {
         using var response = await _client.GetAsync("/api/workflows?" + query);
@@ -547,6 +548,35 @@ public class WorkflowApiTests
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), body.ToString());
         Assert.That(body["errors"]![0]!["path"]!.Value<string>(), Is.EqualTo(parameter));
+    }
+
+    [Test]
+    public async Task List_ReturnsTheRunsChildren_WhenFilteredByParentId()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var input = new JObject
+        {
+            ["subsidiaries_input"] = new JObject
+            {
+                ["subsidiaries"] = new JArray(
+                    new JObject { ["name"] = "North " + suffix, ["email"] = $"north-{suffix}@group.test" },
+                    new JObject { ["name"] = "South " + suffix, ["email"] = $"south-{suffix}@group.test" }),
+            },
+        };
+        using var enqueued = await _client.PostAsync("/api/workflows/provision-subsidiaries", SampleHost.Json(input));
+        var id = (await SampleHost.ReadJsonAsync(enqueued))["id"]!.Value<string>();
+        Assert.That(enqueued.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+
+        var parent = await SampleHost.WaitForStatusAsync(_client, Guid.Parse(id!), WorkflowStatus.Succeeded);
+        using var listed = await _client.GetAsync($"/api/workflows?parentId={id}");
+        var items = (await SampleHost.ReadJsonAsync(listed))["items"]!;
+
+        Assert.That(listed.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(items.Select(i => i["childIndex"]!.Value<int>()).Order(), Is.EqualTo(new[] { 0, 1 }));
+        Assert.That(items.Select(i => i["workflowName"]!.Value<string>()), Is.All.EqualTo(Provisioning));
+        Assert.That(items.Select(i => i["parentId"]!.Value<string>()), Is.All.EqualTo(id));
+        Assert.That(parent["children"]!["total"]!.Value<int>(), Is.EqualTo(2));
+        Assert.That(parent["output"]!["subsidiaries_output"]!["customer_ids"]!.Count(), Is.EqualTo(2));
     }
 
     [Test]

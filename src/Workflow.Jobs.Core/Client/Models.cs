@@ -224,6 +224,12 @@ public sealed record WorkflowQuery
     /// <summary>Only runs that have all of these tags, each with the same value (<see cref="EnqueueOptions.Tags"/>).</summary>
     public IReadOnlyDictionary<string, string>? Tags { get; init; }
 
+    /// <summary>
+    /// Only the child runs of this run (<see cref="WorkflowRun.ParentId"/>: started by one of its steps with
+    /// <see cref="StepContext.RunChildrenAsync{TWorkflow}"/>), for example its children that failed.
+    /// </summary>
+    public Guid? ParentId { get; init; }
+
     /// <summary>Page size, 1 to 1000. Default 50.</summary>
     public int Limit { get; init; } = 50;
 

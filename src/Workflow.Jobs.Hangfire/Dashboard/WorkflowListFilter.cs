@@ -7,7 +7,7 @@ namespace Workflow.Jobs.Hangfire.Dashboard;
 /// The list page's filters and paging, read from the query string: <c>status</c>, <c>name</c>, <c>error</c> (text in the
 /// last error, ignoring case), <c>key</c> (idempotency key), <c>ckey</c> (concurrency key), <c>after</c> and <c>before</c> (created range, ISO 8601,
 /// UTC unless an offset is given), <c>tag</c> (<c>key:value</c>, repeatable, all must match), <c>from</c> and
-/// <c>count</c>. <see cref="Errors"/> names each parameter that cannot be applied (an unknown status, a text that
+/// <c>count</c>, and <c>parent</c> (the child runs of one run, by its id). <see cref="Errors"/> names each parameter that cannot be applied (an unknown status, a text that
 /// PostgreSQL cannot compare, a date it cannot read); the page then shows them instead of runs.
 /// </summary>
 internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, int From, int Count)
@@ -27,6 +27,9 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
     /// <summary>The run's concurrency key (exact).</summary>
     public string? ConcurrencyKey { get; init; }
 
+    /// <summary>The child runs of this run.</summary>
+    public Guid? Parent { get; init; }
+
     /// <summary>Runs created at or after this time.</summary>
     public DateTimeOffset? After { get; init; }
 
@@ -39,7 +42,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
     public static WorkflowListFilter Default { get; } = new(null, null, 0, DefaultCount);
 
     /// <summary>Whether any filter (besides paging) is set.</summary>
-    public bool IsFiltered => Status is not null || Name is not null || Error is not null || Key is not null || ConcurrencyKey is not null || After is not null || Before is not null
+    public bool IsFiltered => Status is not null || Name is not null || Error is not null || Key is not null || ConcurrencyKey is not null || Parent is not null || After is not null || Before is not null
         || Tags.Count > 0;
 
     public static WorkflowListFilter Parse(IQueryCollection query)
@@ -62,6 +65,20 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
 
         var key = Text(query, "key", "no idempotency key has", errors);
         var concurrencyKey = Text(query, "ckey", "no concurrency key has", errors);
+        var parentText = query["parent"].ToString().Trim();
+        Guid? parent = null;
+        if (parentText.Length > 0)
+        {
+            if (Guid.TryParse(parentText, out var parentId))
+            {
+                parent = parentId;
+            }
+            else
+            {
+                errors.Add($"The parameter 'parent' has the value '{Printable(parentText)}', which is not a run id.");
+            }
+        }
+
         var after = Time(query, "after", errors);
         var before = Time(query, "before", errors);
         var tags = new List<KeyValuePair<string, string>>();
@@ -95,6 +112,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
             Error = error,
             Key = key,
             ConcurrencyKey = concurrencyKey,
+            Parent = parent,
             After = after,
             Before = before,
             Tags = tags,
@@ -109,6 +127,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
         ErrorContains = Error,
         IdempotencyKey = Key,
         ConcurrencyKey = ConcurrencyKey,
+        ParentId = Parent,
         CreatedAfter = After,
         CreatedBefore = Before,
         Tags = Tags.Count == 0 ? null : Tags.ToDictionary(t => t.Key, t => t.Value, StringComparer.Ordinal),
@@ -130,6 +149,7 @@ internal sealed record WorkflowListFilter(WorkflowStatus? Status, string? Name, 
         Add(parts, "error", Error);
         Add(parts, "key", Key);
         Add(parts, "ckey", ConcurrencyKey);
+        Add(parts, "parent", Parent?.ToString());
         Add(parts, "after", FormatTime(After));
         Add(parts, "before", FormatTime(Before));
         foreach (var (key, value) in Tags)

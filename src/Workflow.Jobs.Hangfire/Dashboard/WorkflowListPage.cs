@@ -85,6 +85,7 @@ internal sealed partial class WorkflowListPage(WorkflowListFilter filter, IReadO
         WriteInput("workflow-error", "error", "Error contains", "text", filter.Error, "any");
         WriteInput("workflow-key", "key", "Idempotency key", "text", filter.Key, "any");
         WriteInput("workflow-ckey", "ckey", "Concurrency key", "text", filter.ConcurrencyKey, "any");
+        WriteInput("workflow-parent", "parent", "Children of run", "text", filter.Parent?.ToString(), "run id");
         WriteInput("workflow-after", "after", "Created after (UTC)", "datetime-local", WorkflowListFilter.FormatTime(filter.After), null);
         WriteInput("workflow-before", "before", "Created before (UTC)", "datetime-local", WorkflowListFilter.FormatTime(filter.Before), null);
         // One input per tag filter, plus an empty one to add another; every run must have all of them.

@@ -218,7 +218,7 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run, IReadOnlyDictiona
 
         if (run.Children is { } children)
         {
-            WriteChildren(children);
+            WriteChildren(run.Id, children);
         }
 
         WriteLiteral("</dl></div><div class=\"col-md-6\"><dl class=\"dl-horizontal workflow-summary\"><dt>Created</dt><dd>");
@@ -322,8 +322,11 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run, IReadOnlyDictiona
         }
     }
 
-    /// <summary>The children's progress (k of n succeeded) and the children that did not succeed, each linked to its page.</summary>
-    private void WriteChildren(WorkflowChildrenSummary children)
+    /// <summary>
+    /// The children's progress (k of n succeeded), a link to all of them on the list page (filtered by parent, where bulk
+    /// actions apply to them), and the children that did not succeed (up to 100), each linked to its page.
+    /// </summary>
+    private void WriteChildren(Guid runId, WorkflowChildrenSummary children)
     {
         WriteLiteral("<dt>Children</dt><dd id=\"workflow-children\">");
         Write(string.Create(CultureInfo.InvariantCulture, $"{children.Succeeded} of {children.Total} succeeded"));
@@ -333,6 +336,10 @@ internal sealed partial class WorkflowRunPage(WorkflowRun run, IReadOnlyDictiona
             Write(string.Create(CultureInfo.InvariantCulture, $"{children.Total - children.Finished} running or waiting"));
             WriteLiteral(")</span>");
         }
+
+        WriteLiteral(" <a id=\"workflow-children-list\" href=\"");
+        Write(Url.To(WorkflowDashboardRoutes.ListPath + (WorkflowListFilter.Default with { Parent = runId }).ToQuery()));
+        WriteLiteral("\">list them</a>");
 
         foreach (var failed in children.Failed)
         {

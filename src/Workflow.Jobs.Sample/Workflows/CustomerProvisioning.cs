@@ -24,6 +24,13 @@ public sealed class CustomerProvisioningWorkflow : WorkflowDefinition
     public override IReadOnlyList<Type> Steps { get; } =
         [typeof(GetOrCreateCustomerStep), typeof(CreateSubscriptionStep), typeof(CreateAdminUsersStep), typeof(SendWelcomeStep)];
 
+    /// <summary>
+    /// One provisioning per concurrency key at a time: runs enqueued with the same key (the <c>Concurrency-Key</c> header,
+    /// for example an account id) run one after another in creation order, the others waiting without a worker. Runs
+    /// without a key are not limited.
+    /// </summary>
+    public override int? MaxConcurrencyPerKey => 1;
+
     /// <summary>The approval of a large subscription (signals are validated against it, even one sent before the wait).</summary>
     public override IReadOnlyDictionary<string, Type> Events { get; } = new Dictionary<string, Type>
     {
