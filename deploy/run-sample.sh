@@ -192,7 +192,7 @@ say "enqueuing three runs in one call: POST /api/workflows/customer-provisioning
 batch_answer="$(curl -s -X POST "$base/api/workflows/customer-provisioning/batch" -H 'Content-Type: application/json' \
   -d "{\"items\":[{\"input\":$(provisioning "Umbrella" 0 0)},{\"input\":$(provisioning "Hooli" 0 0)},{\"input\":$(provisioning "Stark" 0 0)}]}")"
 echo "  $batch_answer"
-batch_ids="$(printf '%s' "$batch_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\}' || true)"
+batch_ids="$(printf '%s' "$batch_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\}' | awk '!seen[$0]++' || true)"
 [ "$(printf '%s\n' "$batch_ids" | grep -c .)" = 3 ] || fail "batch refused: $batch_answer"
 batch_status=""
 for id in $batch_ids; do batch_status="$batch_status $(wait_status "$id" Succeeded)"; done
@@ -206,7 +206,7 @@ echo "  $group_id is $group_status; GET /api/workflows?parentId=$group_id lists 
 say "flow control: three runs with the same Concurrency-Key run one at a time (customer-provisioning allows 1 per key)"
 key_answer="$(curl -s -X POST "$base/api/workflows/customer-provisioning/batch" -H 'Content-Type: application/json' \
   -d "{\"items\":[{\"input\":$(provisioning "Tyrell" 0 0),\"concurrencyKey\":\"account-7\"},{\"input\":$(provisioning "Tyrell Labs" 0 0),\"concurrencyKey\":\"account-7\"},{\"input\":$(provisioning "Tyrell Retail" 0 0),\"concurrencyKey\":\"account-7\"}]}")"
-key_ids="$(printf '%s' "$key_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\}' || true)"
+key_ids="$(printf '%s' "$key_answer" | grep -o '[0-9a-f]\{8\}-[0-9a-f-]\{27\}' | awk '!seen[$0]++' || true)"
 [ "$(printf '%s\n' "$key_ids" | grep -c .)" = 3 ] || fail "batch with a concurrency key refused: $key_answer"
 key_status=""
 for id in $key_ids; do key_status="$key_status $(wait_status "$id" Succeeded)"; done
