@@ -18,13 +18,14 @@ namespace Workflow.Jobs.EntityFrameworkCore;
 internal sealed partial class NpgsqlRunExecution : IRunExecution
 {
     private const string RunsTable = NpgsqlWorkflowStore.RunsTable;
+    private const string ClearWaits = NpgsqlWorkflowStore.ClearWaitsSql;
     private const string StepsTable = NpgsqlWorkflowStore.StepsTable;
     private const string AttemptsTable = NpgsqlWorkflowStore.AttemptsTable;
 
     private static readonly string StartSql =
         $"""
         UPDATE {RunsTable} SET status = '{WorkflowTransitions.For(RunOperation.Start).To}', attempts = attempts + @attempt_count, modified = @now,
-                               waiting_for = NULL, wake_at = NULL
+                               {ClearWaits}
         WHERE uuid = @run AND NOT is_removed AND status IN {WorkflowTransitions.For(RunOperation.Start).SqlFrom};
         """;
 
@@ -231,7 +232,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
         batch.BatchCommands.Add(Command(
             $"""
             UPDATE {RunsTable} SET status = '{begin.To}', compensation_requested_at = COALESCE(compensation_requested_at, @now), modified = @now,
-                                   waiting_for = NULL, wake_at = NULL
+                                   {ClearWaits}
             WHERE uuid = @run AND NOT is_removed AND status IN {begin.SqlFrom}
             """,
             RunParameter(), Now(now)));
@@ -261,7 +262,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
             // The run's exception_message keeps the original failure (when there was one); the compensation's is beside it.
             var fail = WorkflowTransitions.For(RunOperation.Fail);
             batch.BatchCommands.Add(Command(
-                $"UPDATE {RunsTable} SET status = '{fail.To}', failed_at = @now, exception_message = COALESCE(exception_message, @message), modified = @now, waiting_for = NULL, wake_at = NULL WHERE uuid = @run AND status IN {fail.SqlFrom}",
+                $"UPDATE {RunsTable} SET status = '{fail.To}', failed_at = @now, exception_message = COALESCE(exception_message, @message), modified = @now, {ClearWaits} WHERE uuid = @run AND status IN {fail.SqlFrom}",
                 RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message)));
         }
 
@@ -272,7 +273,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
     {
         var compensate = WorkflowTransitions.For(RunOperation.Compensate);
         await using var batch = NewBatch();
-        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = '{compensate.To}', modified = @now, waiting_for = NULL, wake_at = NULL WHERE uuid = @run AND status IN {compensate.SqlFrom}",
+        batch.BatchCommands.Add(Command($"UPDATE {RunsTable} SET status = '{compensate.To}', modified = @now, {ClearWaits} WHERE uuid = @run AND status IN {compensate.SqlFrom}",
             RunParameter(), Now(now)));
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -557,7 +558,7 @@ internal sealed partial class NpgsqlRunExecution : IRunExecution
         var transition = WorkflowTransitions.For(operation);
         // A run that fails for good waits for nothing any more (one that failed before its start may still have been
         // queued for a flow-control slot); one failing for a retry keeps its place.
-        var waits = WorkflowTransitions.IsFinished(transition.To) ? ", waiting_for = NULL, wake_at = NULL" : "";
+        var waits = WorkflowTransitions.IsFinished(transition.To) ? ", " + ClearWaits : "";
         return Command(
             $"UPDATE {RunsTable} SET status = '{transition.To}', failed_at = @now, exception_message = @message, modified = @now{waits} WHERE uuid = @run AND status IN {transition.SqlFrom}",
             RunParameter(), Now(now), NpgsqlWorkflowStore.Text("message", message));

@@ -35,7 +35,7 @@ internal sealed partial class NpgsqlWorkflowStore
     internal static readonly string WakeParentsSql =
         $"""
         WITH woken AS (
-            UPDATE {RunsTable} p SET status = '{WorkflowTransitions.For(RunOperation.Wake).To}', waiting_for = NULL, wake_at = NULL, modified = @now,
+            UPDATE {RunsTable} p SET status = '{WorkflowTransitions.For(RunOperation.Wake).To}', {ClearWaitsSql}, modified = @now,
                                     job_request = '{JobRequestText(JobRequestKind.Wake)}'
             WHERE p.uuid IN (SELECT c.parent_uuid FROM {RunsTable} c WHERE c.uuid = ANY(@children) AND c.status IN {FinishedSql})
               AND p.status IN {WorkflowTransitions.For(RunOperation.Wake).SqlFrom} AND p.waiting_for = '{WaitKinds.Children}' AND NOT p.is_removed
@@ -121,7 +121,7 @@ internal sealed partial class NpgsqlWorkflowStore
                 WHERE r.status IN {cancel.SqlFrom} AND NOT r.is_removed
                 ORDER BY t.depth DESC, r.uuid FOR UPDATE OF r)
             UPDATE {RunsTable} r
-            SET status = '{cancel.To}', modified = @now, waiting_for = NULL, wake_at = NULL,
+            SET status = '{cancel.To}', modified = @now, {ClearWaitsSql},
                 job_request = CASE WHEN r.job_id IS NULL THEN NULL ELSE '{JobRequestText(JobRequestKind.Delete)}' END
             FROM chosen WHERE r.uuid = chosen.uuid
             RETURNING r.uuid, r.job_request, r.workflow_name, r.queue, r.job_id, r.not_before

@@ -189,7 +189,7 @@ internal sealed partial class NpgsqlWorkflowStore
             });
             batch.BatchCommands.Add(new NpgsqlBatchCommand(
                 $"""
-                UPDATE {RunsTable} SET status = '{wake.To}', waiting_for = NULL, wake_at = NULL, modified = @now, job_request = @request
+                UPDATE {RunsTable} SET status = '{wake.To}', {ClearWaitsSql}, modified = @now, job_request = @request
                 WHERE uuid = @run AND status IN {wake.SqlFrom}
                 RETURNING workflow_name, queue, job_id, not_before
                 """)

@@ -17,6 +17,13 @@ internal sealed partial class NpgsqlWorkflowStore : IWorkflowStore, IInlineRunSt
     internal const string RunsTable = "workflow.workflow_runs";
 
     /// <summary>
+    /// The SET list that ends a run's wait: what it waited for and until when. Written by every change that stops the run
+    /// waiting (woken by an event or its children, started, finished for good, turned to compensation, cancelled); a
+    /// flow-control offer keeps <c>waiting_for</c> until the run starts.
+    /// </summary>
+    internal const string ClearWaitsSql = "waiting_for = NULL, wake_at = NULL";
+
+    /// <summary>
     /// The leader loop's probe (<see cref="WorkflowLeaderSignals"/>), one statement per tick: each part is the first
     /// entry of an index (the job-request, status and concurrency-queue indexes), so it stays cheap on large tables.
     /// </summary>
